@@ -1,0 +1,38 @@
+# loft: build, test, fuzz, bench. `make test` is what CI runs.
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X github.com/loftstore/loft/cli.version=$(VERSION)
+BIN      := bin/loft
+FUZZTIME ?= 5s
+PKGS     := ./...
+
+.PHONY: all build test vet fuzz bench clean
+
+all: build
+
+# A static binary: pure Go, no cgo (modernc.org/sqlite is a translation of C).
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) .
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet $(PKGS)
+
+# Every test under the race detector (which needs cgo and a C compiler),
+# then each fuzz target briefly.
+test: vet
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m $(PKGS)
+	$(MAKE) fuzz
+
+# Runs every Fuzz* target of every package for FUZZTIME each.
+fuzz:
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg > /dev/null || \
+				{ $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; exit 1; }; \
+		done; \
+	done
+
+clean:
+	rm -rf bin

@@ -1,0 +1,317 @@
+// Package catalog is loft's metadata plane: objects, versions, chunk
+// reference counts, the change log and write sessions, kept in SQLite
+// (modernc.org/sqlite, no cgo). It decides nothing about chunk files: the
+// node composes it with the store inside its transactions.
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"syscall"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// Format is the repository format this code writes and the newest it reads.
+const Format = 1
+
+var (
+	// ErrNoCatalog means there is no catalog file at the path.
+	ErrNoCatalog = errors.New("no catalog")
+	// ErrNewerFormat means the repository was written by a newer loft.
+	ErrNewerFormat = errors.New("repository format is newer than this loft")
+	// ErrCorrupt means SQLite found the catalog file damaged or not a database.
+	ErrCorrupt = errors.New("catalog is corrupt")
+	// ErrBusy means another process held the write lock for the whole busy timeout.
+	ErrBusy = errors.New("catalog is busy")
+	// ErrNotFound means the object or version does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrDeleted means the object's newest version is a tombstone.
+	ErrDeleted = errors.New("object is deleted")
+)
+
+// Options configure Open and Create.
+type Options struct {
+	// Origin is this node's ID, recorded with every change and version.
+	Origin string
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// BusyTimeout is how long a write waits for another writer; zero means 30s.
+	BusyTimeout time.Duration
+}
+
+// Catalog is an open catalog. It is safe for concurrent use; writes are
+// serialised by SQLite (one writer at a time, across processes too).
+type Catalog struct {
+	path   string
+	w      *sql.DB // the single writer connection: every Tx is BEGIN IMMEDIATE
+	r      *sql.DB // readers, which WAL lets run beside the writer
+	origin string
+	now    func() time.Time
+}
+
+// querier is satisfied by *sql.DB and *sql.Tx, so the same query functions
+// serve reads outside and inside a transaction.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func dsn(path string, busy time.Duration, write bool) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()))
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(FULL)")
+	if write {
+		q.Set("_txlock", "immediate")
+	} else {
+		q.Add("_pragma", "query_only(1)")
+	}
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+}
+
+// Create makes a new catalog at path with the given settings in its meta
+// table. It fails if a catalog exists there.
+func Create(ctx context.Context, path string, meta map[string]string, opts Options) (*Catalog, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("create catalog: %w", err)
+	}
+	f.Close()
+	c, err := open(ctx, path, opts)
+	if err != nil {
+		os.Remove(path)
+		return nil, err
+	}
+	err = c.Tx(ctx, func(tx *Tx) error {
+		meta["format"] = fmt.Sprint(Format)
+		for k, v := range meta {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES (?, ?)`, k, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		c.Close()
+		os.Remove(path)
+		return nil, fmt.Errorf("create catalog: %w", err)
+	}
+	return c, nil
+}
+
+// Open opens an existing catalog, applying pending migrations.
+func Open(ctx context.Context, path string, opts Options) (*Catalog, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", path, ErrNoCatalog)
+	}
+	c, err := open(ctx, path, opts)
+	if err != nil {
+		return nil, err
+	}
+	format, err := c.Meta(ctx, "format")
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("open catalog: %w", err)
+	}
+	if format != fmt.Sprint(Format) {
+		c.Close()
+		return nil, fmt.Errorf("%w: repository format %s, this loft reads format %d", ErrNewerFormat, format, Format)
+	}
+	return c, nil
+}
+
+func open(ctx context.Context, path string, opts Options) (*Catalog, error) {
+	if opts.BusyTimeout == 0 {
+		opts.BusyTimeout = 30 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	w, err := sql.Open("sqlite", dsn(path, opts.BusyTimeout, true))
+	if err != nil {
+		return nil, fmt.Errorf("open catalog: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	r, err := sql.Open("sqlite", dsn(path, opts.BusyTimeout, false))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open catalog: %w", err)
+	}
+	r.SetMaxOpenConns(8)
+	c := &Catalog{path: path, w: w, r: r, origin: opts.Origin, now: opts.Now}
+	if err := c.migrate(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("open catalog %s: %w", path, classify(err))
+	}
+	return c, nil
+}
+
+// Close closes the catalog.
+func (c *Catalog) Close() error { return errors.Join(c.r.Close(), c.w.Close()) }
+
+// Path returns the catalog file's name.
+func (c *Catalog) Path() string { return c.path }
+
+// Origin returns the node ID recorded with this catalog's changes.
+func (c *Catalog) Origin() string { return c.origin }
+
+// Meta returns a value from the meta table, or "" when the key is absent.
+func (c *Catalog) Meta(ctx context.Context, key string) (string, error) {
+	return meta(ctx, c.r, key)
+}
+
+func meta(ctx context.Context, q querier, key string) (string, error) {
+	var v string
+	err := q.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", classify(err)
+	}
+	return v, nil
+}
+
+// Tx runs fn in a write transaction (BEGIN IMMEDIATE). fn's error, or a
+// failed commit, rolls back everything fn did.
+func (c *Catalog) Tx(ctx context.Context, fn func(*Tx) error) error {
+	sqlTx, err := c.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin catalog transaction: %w", classify(err))
+	}
+	tx := &Tx{tx: sqlTx, c: c, now: c.now()}
+	if err := fn(tx); err != nil {
+		sqlTx.Rollback()
+		return classify(err)
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("commit catalog transaction: %w", classify(err))
+	}
+	return nil
+}
+
+// Tx is a write transaction. Its methods must not be called after the
+// function given to Catalog.Tx returns.
+type Tx struct {
+	tx  *sql.Tx
+	c   *Catalog
+	now time.Time
+	seq int64 // sequence of the last change this transaction logged
+
+	stmts map[string]*sql.Stmt // prepared once per transaction; closed with it
+	keep  int                  // keep-versions, read once per transaction
+}
+
+// prep returns the transaction's prepared statement for query. Preparing
+// dominates the cost of the small statements a commit runs per file.
+func (tx *Tx) prep(ctx context.Context, query string) (*sql.Stmt, error) {
+	if s, ok := tx.stmts[query]; ok {
+		return s, nil
+	}
+	s, err := tx.tx.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if tx.stmts == nil {
+		tx.stmts = make(map[string]*sql.Stmt)
+	}
+	tx.stmts[query] = s
+	return s, nil
+}
+
+// ExecContext, QueryContext and QueryRowContext run prepared statements, so
+// a *Tx is a querier.
+func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	s, err := tx.prep(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.ExecContext(ctx, args...)
+}
+
+func (tx *Tx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	s, err := tx.prep(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return s.QueryContext(ctx, args...)
+}
+
+func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	s, err := tx.prep(ctx, query)
+	if err != nil {
+		// A *sql.Row cannot carry an error of ours; the unprepared query
+		// reports the same failure through Scan.
+		return tx.QueryRowContext(ctx, query, args...)
+	}
+	return s.QueryRowContext(ctx, args...)
+}
+
+// SetMeta sets a value in the meta table.
+func (tx *Tx) SetMeta(ctx context.Context, key, value string) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES (?, ?)
+		ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, value)
+	return err
+}
+
+// Meta reads a value from the meta table inside the transaction.
+func (tx *Tx) Meta(ctx context.Context, key string) (string, error) { return meta(ctx, tx, key) }
+
+// classify maps SQLite's result codes to the package's errors, keeping the
+// original in the chain.
+func classify(err error) error {
+	var se *sqlite.Error
+	if err == nil || !errors.As(err, &se) {
+		return err
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+		return fmt.Errorf("%w (another loft process is writing): %w", ErrBusy, err)
+	case sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+	case sqlite3.SQLITE_FULL:
+		return fmt.Errorf("%w: %w", syscall.ENOSPC, err)
+	case sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM:
+		return fmt.Errorf("%w: %w", fs.ErrPermission, err)
+	}
+	return err
+}
+
+// nanos and fromNanos convert times to the catalog's Unix nanoseconds.
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// prefixEnd returns the smallest string greater than every string with
+// prefix p, or "" when there is none, so that a prefix is matched by a range
+// (name >= p AND name < prefixEnd(p)) that uses the index.
+func prefixEnd(p string) string {
+	b := []byte(p)
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] < 0xff {
+			b[i]++
+			return string(b[:i+1])
+		}
+	}
+	return "" // no upper bound
+}

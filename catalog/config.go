@@ -1,0 +1,115 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// Setting describes one repository setting kept in the catalog.
+type Setting struct {
+	Key     string
+	Default string
+	Help    string
+	check   func(string) error
+}
+
+// Settings lists every setting `loft config` accepts.
+func Settings() []Setting {
+	return []Setting{
+		{Key: "keep-versions", Default: "10", Help: "versions kept per object, tombstones included (at least 1)", check: func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return fmt.Errorf("want a whole number of at least 1, not %q", v)
+			}
+			return nil
+		}},
+		{Key: "gc-grace", Default: "24h", Help: "how long unreferenced data waits before gc removes it", check: func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil || d < 0 {
+				return fmt.Errorf("want a duration such as 24h or 30m, not %q", v)
+			}
+			return nil
+		}},
+	}
+}
+
+func setting(key string) (Setting, error) {
+	for _, s := range Settings() {
+		if s.Key == key {
+			return s, nil
+		}
+	}
+	return Setting{}, fmt.Errorf("unknown setting %q: %w", key, ErrNotFound)
+}
+
+// Config returns the value of a setting, or its default when unset.
+func (c *Catalog) Config(ctx context.Context, key string) (string, error) {
+	s, err := setting(key)
+	if err != nil {
+		return "", err
+	}
+	v, err := c.Meta(ctx, "config."+key)
+	if err != nil || v == "" {
+		return s.Default, err
+	}
+	return v, nil
+}
+
+// ConfigAll returns every setting with its current value, sorted by key.
+func (c *Catalog) ConfigAll(ctx context.Context) (map[string]string, []string, error) {
+	vals := make(map[string]string)
+	var keys []string
+	for _, s := range Settings() {
+		v, err := c.Config(ctx, s.Key)
+		if err != nil {
+			return nil, nil, err
+		}
+		vals[s.Key] = v
+		keys = append(keys, s.Key)
+	}
+	sort.Strings(keys)
+	return vals, keys, nil
+}
+
+// SetConfig validates and stores a setting.
+func (tx *Tx) SetConfig(ctx context.Context, key, value string) error {
+	s, err := setting(key)
+	if err != nil {
+		return err
+	}
+	if err := s.check(value); err != nil {
+		return fmt.Errorf("setting %s: %w", key, err)
+	}
+	if _, err := tx.logChange(ctx, "config", "", 0, key+"="+value); err != nil {
+		return err
+	}
+	return tx.SetMeta(ctx, "config."+key, value)
+}
+
+func (tx *Tx) keepVersions(ctx context.Context) (int, error) {
+	if tx.keep > 0 {
+		return tx.keep, nil
+	}
+	v, err := tx.Meta(ctx, "config.keep-versions")
+	if err != nil {
+		return 0, err
+	}
+	if v == "" {
+		s, _ := setting("keep-versions")
+		v = s.Default
+	}
+	tx.keep, err = strconv.Atoi(v)
+	return tx.keep, err
+}
+
+// GCGrace returns the configured grace period.
+func (c *Catalog) GCGrace(ctx context.Context) (time.Duration, error) {
+	v, err := c.Config(ctx, "gc-grace")
+	if err != nil {
+		return 0, err
+	}
+	return time.ParseDuration(v)
+}

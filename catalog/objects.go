@@ -1,0 +1,576 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/loftstore/loft/store"
+)
+
+// Digest is a whole-object SHA-256.
+type Digest [32]byte
+
+func (d Digest) String() string { return hex.EncodeToString(d[:]) }
+
+// MarshalText encodes the digest as hex; the zero digest (tombstones) as "".
+func (d Digest) MarshalText() ([]byte, error) {
+	if d == (Digest{}) {
+		return []byte{}, nil
+	}
+	return []byte(d.String()), nil
+}
+
+// Version is one version of an object.
+type Version struct {
+	Name         string    `json:"name"`
+	Num          int64     `json:"version"`
+	Deleted      bool      `json:"deleted,omitempty"`
+	Size         int64     `json:"size"`
+	Mode         uint32    `json:"mode"`
+	MTime        time.Time `json:"mtime"`
+	ContentType  string    `json:"content_type,omitempty"`
+	SHA256       Digest    `json:"sha256"`
+	Created      time.Time `json:"created"`
+	Origin       string    `json:"origin"`
+	RestoredFrom int64     `json:"restored_from,omitempty"`
+	Chunks       int64     `json:"chunks"`
+
+	id int64
+}
+
+// ChunkRef is one chunk of a version, in order.
+type ChunkRef struct {
+	ID     store.ID `json:"id"`
+	Plain  int64    `json:"plain"`
+	Stored int64    `json:"stored"`
+}
+
+const versionCols = `o.name, v.id, v.num, v.deleted, v.size, v.mode, v.mtime, v.content_type,
+	v.sha256, v.created, v.origin, coalesce(v.restored_from, 0),
+	(SELECT count(*) FROM version_chunks vc WHERE vc.version_id = v.id)`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanVersion(s scanner) (Version, error) {
+	var v Version
+	var mtime, created int64
+	var sum []byte
+	err := s.Scan(&v.Name, &v.id, &v.Num, &v.Deleted, &v.Size, &v.Mode, &mtime, &v.ContentType,
+		&sum, &created, &v.Origin, &v.RestoredFrom, &v.Chunks)
+	if err != nil {
+		return v, err
+	}
+	copy(v.SHA256[:], sum)
+	v.MTime, v.Created = fromNanos(mtime), fromNanos(created)
+	return v, nil
+}
+
+// NewVersion is the content of a version to add.
+type NewVersion struct {
+	Name        string
+	Size        int64
+	Mode        uint32
+	MTime       time.Time
+	ContentType string
+	SHA256      Digest
+	Chunks      []ChunkRef
+}
+
+// Added reports what AddVersion did.
+type Added struct {
+	Version Version
+	// Unchanged is set when the newest version already had this content,
+	// mode and mtime; no version was added.
+	Unchanged bool
+	// Revived lists chunks that had no row, or no references, before this
+	// transaction. Their files are not protected by any other version: the
+	// caller must make sure they exist before it lets the transaction commit.
+	Revived []store.ID
+	// Pruned lists the version numbers removed to keep the configured count.
+	Pruned []int64
+}
+
+// AddVersion adds a version of nv.Name pointing at nv.Chunks and takes one
+// reference on each chunk. Older versions beyond the keep count are pruned
+// in the same transaction.
+func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
+	if err := ValidName(nv.Name); err != nil {
+		return Added{}, err
+	}
+	obj, head, err := tx.object(ctx, nv.Name, true)
+	if err != nil {
+		return Added{}, err
+	}
+	if head > 0 {
+		hv, err := tx.version(ctx, nv.Name, head)
+		if err != nil {
+			return Added{}, err
+		}
+		if !hv.Deleted && hv.SHA256 == nv.SHA256 && hv.Size == nv.Size && hv.Mode == nv.Mode &&
+			hv.MTime.Equal(nv.MTime) && hv.ContentType == nv.ContentType {
+			return Added{Version: hv, Unchanged: true}, nil
+		}
+	}
+	num := head + 1
+	seq, err := tx.logChange(ctx, "put", nv.Name, num, "")
+	if err != nil {
+		return Added{}, err
+	}
+	var added Added
+	ids := make([]int64, len(nv.Chunks))
+	seen := make(store.IDSet)
+	for i, ref := range nv.Chunks {
+		var refs int64
+		err := tx.QueryRowContext(ctx, `INSERT INTO chunks(hash, refs, plain_size, stored_size)
+			VALUES (?, 1, ?, ?)
+			ON CONFLICT(hash) DO UPDATE SET refs = refs + 1, zero_at = NULL, zero_seq = NULL
+			RETURNING id, refs`, ref.ID[:], ref.Plain, ref.Stored).Scan(&ids[i], &refs)
+		if err != nil {
+			return Added{}, fmt.Errorf("reference chunk %s: %w", ref.ID, err)
+		}
+		if refs == 1 && !seen.Has(ref.ID) {
+			added.Revived = append(added.Revived, ref.ID)
+		}
+		seen.Add(ref.ID)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, size, mode, mtime, content_type, sha256, created, origin)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		obj, num, nv.Size, nv.Mode, nanos(nv.MTime), nv.ContentType, nv.SHA256[:], nanos(tx.now), tx.c.origin)
+	if err != nil {
+		return Added{}, fmt.Errorf("add version: %w", err)
+	}
+	vid, _ := res.LastInsertId()
+	if err := tx.insertVersionChunks(ctx, vid, ids); err != nil {
+		return Added{}, err
+	}
+	if err := tx.setHead(ctx, obj, num, true); err != nil {
+		return Added{}, err
+	}
+	if added.Pruned, err = tx.prune(ctx, obj, num, seq); err != nil {
+		return Added{}, err
+	}
+	added.Version = Version{Name: nv.Name, Num: num, Size: nv.Size, Mode: nv.Mode, MTime: nv.MTime,
+		ContentType: nv.ContentType, SHA256: nv.SHA256, Created: tx.now, Origin: tx.c.origin,
+		Chunks: int64(len(nv.Chunks)), id: vid}
+	return added, nil
+}
+
+// insertVersionChunks writes the ordered chunk list, many rows a statement.
+func (tx *Tx) insertVersionChunks(ctx context.Context, vid int64, ids []int64) error {
+	const perStmt = 200
+	var sb strings.Builder
+	args := make([]any, 0, 3*perStmt)
+	for start := 0; start < len(ids); start += perStmt {
+		end := min(start+perStmt, len(ids))
+		sb.Reset()
+		args = args[:0]
+		sb.WriteString(`INSERT INTO version_chunks(version_id, idx, chunk_id) VALUES `)
+		for i := start; i < end; i++ {
+			if i > start {
+				sb.WriteByte(',')
+			}
+			sb.WriteString("(?,?,?)")
+			args = append(args, vid, i, ids[i])
+		}
+		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+			return fmt.Errorf("add version chunks: %w", err)
+		}
+	}
+	return nil
+}
+
+// object returns the object's row id and head version number, creating the
+// object when create is set. A missing object is ErrNotFound.
+func (tx *Tx) object(ctx context.Context, name string, create bool) (id, head int64, err error) {
+	err = tx.QueryRowContext(ctx, `SELECT id, head FROM objects WHERE name = ?`, name).Scan(&id, &head)
+	if errors.Is(err, sql.ErrNoRows) {
+		if !create {
+			return 0, 0, fmt.Errorf("object %s: %w", name, ErrNotFound)
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO objects(name, head, live) VALUES (?, 0, 0)`, name)
+		if err != nil {
+			return 0, 0, fmt.Errorf("add object %s: %w", name, err)
+		}
+		id, _ = res.LastInsertId()
+		return id, 0, nil
+	}
+	return id, head, err
+}
+
+func (tx *Tx) setHead(ctx context.Context, obj, num int64, live bool) error {
+	_, err := tx.ExecContext(ctx, `UPDATE objects SET head = ?, live = ? WHERE id = ?`, num, live, obj)
+	return err
+}
+
+func (tx *Tx) version(ctx context.Context, name string, num int64) (Version, error) {
+	return version(ctx, tx, name, num)
+}
+
+func version(ctx context.Context, q querier, name string, num int64) (Version, error) {
+	row := q.QueryRowContext(ctx, `SELECT `+versionCols+` FROM objects o JOIN versions v ON v.object_id = o.id
+		WHERE o.name = ? AND v.num = ?`, name, num)
+	v, err := scanVersion(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, fmt.Errorf("%s version %d: %w", name, num, ErrNotFound)
+	}
+	return v, err
+}
+
+// prune removes the oldest versions of obj, whose newest is head, beyond
+// the keep count and drops their references. Chunks that lose their last
+// reference are stamped with the time and with seq, the change that caused it.
+func (tx *Tx) prune(ctx context.Context, obj, head, seq int64) ([]int64, error) {
+	keep, err := tx.keepVersions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if head <= int64(keep) {
+		return nil, nil // numbers start at 1, so there are at most head versions
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT id, num FROM versions WHERE object_id = ?
+		ORDER BY num DESC LIMIT -1 OFFSET ?`, obj, keep)
+	if err != nil {
+		return nil, err
+	}
+	var vids, nums []int64
+	for rows.Next() {
+		var vid, num int64
+		if err := rows.Scan(&vid, &num); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		vids, nums = append(vids, vid), append(nums, num)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, vid := range vids {
+		if err := tx.dropVersion(ctx, vid, seq); err != nil {
+			return nil, err
+		}
+	}
+	return nums, nil
+}
+
+// dropVersion deletes a version and the references it held.
+func (tx *Tx) dropVersion(ctx context.Context, vid, seq int64) error {
+	_, err := tx.ExecContext(ctx, `UPDATE chunks SET
+			refs = refs - vc.n,
+			zero_at = CASE WHEN refs = vc.n THEN ? ELSE zero_at END,
+			zero_seq = CASE WHEN refs = vc.n THEN ? ELSE zero_seq END
+		FROM (SELECT chunk_id, count(*) AS n FROM version_chunks WHERE version_id = ? GROUP BY chunk_id) AS vc
+		WHERE chunks.id = vc.chunk_id`, nanos(tx.now), seq, vid)
+	if err != nil {
+		return fmt.Errorf("drop version references: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM versions WHERE id = ?`, vid); err != nil {
+		return fmt.Errorf("drop version: %w", err)
+	}
+	return nil
+}
+
+// Delete adds a tombstone version to a live object. The older versions stay,
+// so the delete can be undone with Restore.
+func (tx *Tx) Delete(ctx context.Context, name string) (Version, error) {
+	obj, head, err := tx.object(ctx, name, false)
+	if err != nil {
+		return Version{}, err
+	}
+	hv, err := tx.version(ctx, name, head)
+	if err != nil {
+		return Version{}, err
+	}
+	if hv.Deleted {
+		return Version{}, fmt.Errorf("object %s: %w", name, ErrDeleted)
+	}
+	num := head + 1
+	seq, err := tx.logChange(ctx, "delete", name, num, "")
+	if err != nil {
+		return Version{}, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, deleted, created, origin)
+		VALUES (?, ?, 1, ?, ?)`, obj, num, nanos(tx.now), tx.c.origin); err != nil {
+		return Version{}, fmt.Errorf("add tombstone: %w", err)
+	}
+	if err := tx.setHead(ctx, obj, num, false); err != nil {
+		return Version{}, err
+	}
+	if _, err := tx.prune(ctx, obj, num, seq); err != nil {
+		return Version{}, err
+	}
+	return tx.version(ctx, name, num)
+}
+
+// Restore makes version num of name the newest again: a new version that
+// points at the same chunks, so no data is copied. num 0 means the newest
+// version that is not a tombstone (an undelete). Restoring the version that
+// is already the newest changes nothing: it is returned with added false.
+func (tx *Tx) Restore(ctx context.Context, name string, num int64) (v Version, added bool, err error) {
+	obj, head, err := tx.object(ctx, name, false)
+	if err != nil {
+		return Version{}, false, err
+	}
+	if num == 0 {
+		err := tx.QueryRowContext(ctx, `SELECT max(num) FROM versions WHERE object_id = ? AND deleted = 0`, obj).Scan(&num)
+		if err != nil || num == 0 {
+			return Version{}, false, fmt.Errorf("object %s has no version to restore: %w", name, ErrNotFound)
+		}
+	}
+	src, err := tx.version(ctx, name, num)
+	if err != nil {
+		return Version{}, false, err
+	}
+	if src.Deleted {
+		return Version{}, false, fmt.Errorf("%s version %d is a deletion, not content: %w", name, num, ErrDeleted)
+	}
+	if num == head {
+		return src, false, nil
+	}
+	newNum := head + 1
+	seq, err := tx.logChange(ctx, "restore", name, newNum, fmt.Sprintf(`{"from":%d}`, num))
+	if err != nil {
+		return Version{}, false, err
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, size, mode, mtime, content_type, sha256, created, origin, restored_from)
+		SELECT object_id, ?, size, mode, mtime, content_type, sha256, ?, ?, num FROM versions WHERE id = ?`,
+		newNum, nanos(tx.now), tx.c.origin, src.id)
+	if err != nil {
+		return Version{}, false, fmt.Errorf("restore version: %w", err)
+	}
+	vid, _ := res.LastInsertId()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO version_chunks(version_id, idx, chunk_id)
+		SELECT ?, idx, chunk_id FROM version_chunks WHERE version_id = ?`, vid, src.id); err != nil {
+		return Version{}, false, fmt.Errorf("restore version chunks: %w", err)
+	}
+	// The source version still holds its references, so every chunk here has
+	// refs > 0 already: nothing is revived.
+	if _, err := tx.ExecContext(ctx, `UPDATE chunks SET refs = refs + vc.n
+		FROM (SELECT chunk_id, count(*) AS n FROM version_chunks WHERE version_id = ? GROUP BY chunk_id) AS vc
+		WHERE chunks.id = vc.chunk_id`, src.id); err != nil {
+		return Version{}, false, fmt.Errorf("restore references: %w", err)
+	}
+	if err := tx.setHead(ctx, obj, newNum, true); err != nil {
+		return Version{}, false, err
+	}
+	if _, err := tx.prune(ctx, obj, newNum, seq); err != nil {
+		return Version{}, false, err
+	}
+	v, err = tx.version(ctx, name, newNum)
+	return v, err == nil, err
+}
+
+// Head returns the newest version of name, which may be a tombstone.
+func (c *Catalog) Head(ctx context.Context, name string) (Version, error) {
+	row := c.r.QueryRowContext(ctx, `SELECT `+versionCols+` FROM objects o JOIN versions v
+		ON v.object_id = o.id AND v.num = o.head WHERE o.name = ?`, name)
+	v, err := scanVersion(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, fmt.Errorf("object %s: %w", name, ErrNotFound)
+	}
+	return v, classify(err)
+}
+
+// Version returns version num of name.
+func (c *Catalog) Version(ctx context.Context, name string, num int64) (Version, error) {
+	v, err := version(ctx, c.r, name, num)
+	return v, classify(err)
+}
+
+// Versions returns the versions of name, newest first.
+func (c *Catalog) Versions(ctx context.Context, name string) ([]Version, error) {
+	rows, err := c.r.QueryContext(ctx, `SELECT `+versionCols+` FROM objects o JOIN versions v ON v.object_id = o.id
+		WHERE o.name = ? ORDER BY v.num DESC`, name)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	var out []Version
+	for rows.Next() {
+		v, err := scanVersion(rows)
+		if err != nil {
+			return nil, classify(err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("object %s: %w", name, ErrNotFound)
+	}
+	return out, nil
+}
+
+// chunkPage is how many chunk references Chunks reads per query, which
+// bounds its memory whatever the size of the object.
+const chunkPage = 512
+
+// Chunks calls fn with the chunks of v in order, starting at index from.
+func (c *Catalog) Chunks(ctx context.Context, v Version, from int64, fn func(idx int64, ref ChunkRef) error) error {
+	for {
+		rows, err := c.r.QueryContext(ctx, `SELECT vc.idx, c.hash, c.plain_size, c.stored_size
+			FROM version_chunks vc JOIN chunks c ON c.id = vc.chunk_id
+			WHERE vc.version_id = ? AND vc.idx >= ? ORDER BY vc.idx LIMIT ?`, v.id, from, chunkPage)
+		if err != nil {
+			return classify(err)
+		}
+		type item struct {
+			idx int64
+			ref ChunkRef
+		}
+		page := make([]item, 0, chunkPage)
+		for rows.Next() {
+			var it item
+			var h []byte
+			if err := rows.Scan(&it.idx, &h, &it.ref.Plain, &it.ref.Stored); err != nil {
+				rows.Close()
+				return classify(err)
+			}
+			copy(it.ref.ID[:], h)
+			page = append(page, it)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return classify(err)
+		}
+		for _, it := range page {
+			if err := fn(it.idx, it.ref); err != nil {
+				return err
+			}
+		}
+		if len(page) < chunkPage {
+			return nil
+		}
+		from = page[len(page)-1].idx + 1
+	}
+}
+
+// Entry is one line of a listing: an object's newest version, or a directory.
+type Entry struct {
+	Name     string  `json:"name"`
+	Dir      bool    `json:"dir,omitempty"`
+	Versions int64   `json:"versions,omitempty"`
+	Head     Version `json:"head,omitzero"`
+}
+
+// ListOptions select what List returns.
+type ListOptions struct {
+	Recursive bool // every object below the prefix, not one level
+	Deleted   bool // include objects whose newest version is a tombstone
+}
+
+// List calls fn for the entries below prefix in name order. Without
+// Recursive it returns one level, like ls: objects, and each directory once.
+// It skips over a directory's contents with one query per directory, so a
+// listing of a large tree costs what is shown, not what is below it.
+func (c *Catalog) List(ctx context.Context, prefix string, opts ListOptions, fn func(Entry) error) error {
+	p, err := CleanPrefix(prefix)
+	if err != nil {
+		return err
+	}
+	if p != "" {
+		// The prefix may name an object itself.
+		if v, err := c.Head(ctx, p); err == nil && (opts.Deleted || !v.Deleted) {
+			n, err := c.versionCount(ctx, p)
+			if err != nil {
+				return err
+			}
+			if err := fn(Entry{Name: p, Versions: n, Head: v}); err != nil {
+				return err
+			}
+		}
+		p += "/"
+	}
+	lo, hi := p, prefixEnd(p)
+	const page = 256
+	for {
+		q := `SELECT ` + versionCols + `, (SELECT count(*) FROM versions x WHERE x.object_id = o.id)
+			FROM objects o JOIN versions v ON v.object_id = o.id AND v.num = o.head
+			WHERE o.name >= ? AND (? = '' OR o.name < ?) AND (? OR o.live = 1)
+			ORDER BY o.name LIMIT ?`
+		rows, err := c.r.QueryContext(ctx, q, lo, hi, hi, opts.Deleted, page)
+		if err != nil {
+			return classify(err)
+		}
+		var batch []Entry
+		for rows.Next() {
+			var e Entry
+			var v Version
+			var mtime, created int64
+			var sum []byte
+			err := rows.Scan(&v.Name, &v.id, &v.Num, &v.Deleted, &v.Size, &v.Mode, &mtime, &v.ContentType,
+				&sum, &created, &v.Origin, &v.RestoredFrom, &v.Chunks, &e.Versions)
+			if err != nil {
+				rows.Close()
+				return classify(err)
+			}
+			copy(v.SHA256[:], sum)
+			v.MTime, v.Created = fromNanos(mtime), fromNanos(created)
+			e.Name, e.Head = v.Name, v
+			batch = append(batch, e)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return classify(err)
+		}
+		for i, e := range batch {
+			rest := e.Name[len(p):]
+			if slash := strings.IndexByte(rest, '/'); slash >= 0 && !opts.Recursive {
+				dir := p + rest[:slash+1]
+				if err := fn(Entry{Name: dir, Dir: true}); err != nil {
+					return err
+				}
+				lo = prefixEnd(dir) // skip the directory's contents
+				if lo == "" {
+					return nil
+				}
+				break
+			}
+			if err := fn(e); err != nil {
+				return err
+			}
+			lo = e.Name + "\x00"
+			if i == len(batch)-1 && len(batch) < page {
+				return nil
+			}
+		}
+		if len(batch) == 0 {
+			return nil
+		}
+	}
+}
+
+func (c *Catalog) versionCount(ctx context.Context, name string) (int64, error) {
+	var n int64
+	err := c.r.QueryRowContext(ctx, `SELECT count(*) FROM versions v JOIN objects o ON o.id = v.object_id
+		WHERE o.name = ?`, name).Scan(&n)
+	return n, classify(err)
+}
+
+// Walk calls fn with the newest version of every live object that is name or
+// lies below it ("" walks everything), in name order.
+func (c *Catalog) Walk(ctx context.Context, name string, fn func(Version) error) error {
+	return c.List(ctx, name, ListOptions{Recursive: true}, func(e Entry) error { return fn(e.Head) })
+}
+
+// MarshalJSON flattens a file entry's head version into the entry.
+func (e Entry) MarshalJSON() ([]byte, error) {
+	if e.Dir {
+		return json.Marshal(struct {
+			Name string `json:"name"`
+			Dir  bool   `json:"dir"`
+		}{e.Name, true})
+	}
+	type flat struct {
+		Version
+		Versions int64 `json:"versions"`
+	}
+	return json.Marshal(flat{e.Head, e.Versions})
+}

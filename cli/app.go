@@ -1,0 +1,181 @@
+// Package cli is loft's command line: urfave/cli/v2 commands that turn flags
+// into an options struct, call one node operation and render the result as
+// text or JSON. Output goes to the writers in Env, so tests capture it.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+)
+
+// version is set at build time by the Makefile (-ldflags -X).
+var version = "dev"
+
+// Env is what the command line needs from the process.
+type Env struct {
+	Stdin      io.Reader
+	Stdout     io.Writer
+	Stderr     io.Writer
+	Getenv     func(string) string
+	IsTerminal func(w io.Writer) bool
+}
+
+// Run runs the command line and returns the process exit code.
+func Run(ctx context.Context, args []string, env Env) int {
+	e := &runEnv{Env: env}
+	app := e.app()
+	err := app.RunContext(ctx, reorderArgs(app, args))
+	return e.report(err)
+}
+
+// runEnv carries the process environment and the global flags to commands.
+type runEnv struct {
+	Env
+	log *slog.Logger
+}
+
+func (e *runEnv) app() *ucli.App {
+	app := &ucli.App{
+		Name:      "loft",
+		Usage:     "a personal storage appliance: chunked, deduplicated, versioned storage",
+		Version:   version,
+		Reader:    e.Stdin,
+		Writer:    e.Stdout,
+		ErrWriter: e.Stderr,
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "repo", Usage: "repository directory (default $XDG_DATA_HOME/loft or ~/.local/share/loft)", EnvVars: []string{"LOFT_REPO"}},
+			&ucli.StringFlag{Name: "log-level", Value: "warn", Usage: "log level: debug, info, warn or error", EnvVars: []string{"LOFT_LOG_LEVEL"}},
+			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress display"},
+		},
+		Commands: []*ucli.Command{
+			e.initCommand(), e.putCommand(), e.getCommand(), e.lsCommand(), e.versionsCommand(),
+			e.rmCommand(), e.restoreCommand(), e.statCommand(), e.gcCommand(), e.checkCommand(),
+			e.configCommand(), e.versionCommand(),
+		},
+		HideVersion:          true,
+		EnableBashCompletion: false,
+		ExitErrHandler:       func(*ucli.Context, error) {}, // exit codes are ours: see report
+		OnUsageError: func(c *ucli.Context, err error, _ bool) error {
+			return usageErrorf("loft --help", "%v", err)
+		},
+		Before: func(c *ucli.Context) error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+				return usageErrorf("loft --log-level warn", "bad log level %q", c.String("log-level"))
+			}
+			e.log = slog.New(slog.NewTextHandler(e.Stderr, &slog.HandlerOptions{Level: lvl}))
+			return nil
+		},
+		Action: func(c *ucli.Context) error {
+			if c.Args().Present() {
+				return usageErrorf("loft --help", "unknown command %q", c.Args().First())
+			}
+			return ucli.ShowAppHelp(c)
+		},
+	}
+	for _, cmd := range app.Commands {
+		cmd.OnUsageError = func(c *ucli.Context, err error, _ bool) error {
+			return usageErrorf("loft "+cmd.Name+" --help", "%v", err)
+		}
+	}
+	return app
+}
+
+// repoDir returns the repository directory and whether it is the default
+// one, which the first write creates.
+func (e *runEnv) repoDir(c *ucli.Context) (string, bool, error) {
+	if r := c.String("repo"); r != "" {
+		return r, false, nil
+	}
+	if d := e.Getenv("XDG_DATA_HOME"); d != "" && filepath.IsAbs(d) {
+		return filepath.Join(d, "loft"), true, nil
+	}
+	home := e.Getenv("HOME")
+	if home == "" {
+		return "", false, usageErrorf("loft --repo DIR", "no repository given and HOME is not set")
+	}
+	return filepath.Join(home, ".local", "share", "loft"), true, nil
+}
+
+// jsonFlag is the --json flag every command that prints data has.
+func jsonFlag() ucli.Flag {
+	return &ucli.BoolFlag{Name: "json", Usage: "print the result as JSON"}
+}
+
+// reorderArgs moves a command's flags that follow its arguments in front of
+// them, so that `loft put FILE --as NAME` works: urfave/cli v2 stops parsing
+// flags at the first argument. Everything after "--" stays in place.
+func reorderArgs(app *ucli.App, args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	out := []string{args[0]}
+	i := 1
+	// Global flags come before the command name.
+	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "-" && args[i] != "--" {
+		out = append(out, args[i])
+		if takesValue(app.Flags, args[i]) && !strings.Contains(args[i], "=") && i+1 < len(args) {
+			i++
+			out = append(out, args[i])
+		}
+		i++
+	}
+	if i >= len(args) {
+		return out
+	}
+	cmd := app.Command(args[i])
+	out = append(out, args[i])
+	i++
+	if cmd == nil {
+		return append(out, args[i:]...)
+	}
+	var flags, rest []string
+	for ; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			rest = append(rest, args[i:]...)
+			break
+		}
+		if strings.HasPrefix(a, "-") && a != "-" {
+			flags = append(flags, a)
+			if takesValue(cmd.Flags, a) && !strings.Contains(a, "=") && i+1 < len(args) {
+				i++
+				flags = append(flags, args[i])
+			}
+			continue
+		}
+		rest = append(rest, a)
+	}
+	return append(append(out, flags...), rest...)
+}
+
+func takesValue(flags []ucli.Flag, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				if tv, ok := f.(interface{ TakesValue() bool }); ok {
+					return tv.TakesValue()
+				}
+				return false
+			}
+		}
+	}
+	return false
+}
+
+// warnf prints a warning line on stderr.
+func (e *runEnv) warnf(format string, args ...any) {
+	fmt.Fprintf(e.Stderr, "loft: warning: "+format+"\n", args...)
+}
+
+// stderrIsTerminal reports whether progress may be drawn.
+func (e *runEnv) showProgress(c *ucli.Context) bool {
+	return !c.Bool("quiet") && !c.Bool("json") && e.IsTerminal != nil && e.IsTerminal(e.Stderr)
+}

@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"fmt"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/loftstore/loft/node"
+)
+
+func (e *runEnv) getCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "get",
+		Usage:     "write an object, or every object under a prefix, to the file system",
+		ArgsUsage: "NAME [DEST]",
+		Description: "For one object, DEST is a file or an existing directory (default: the object's base name\n" +
+			"in the current directory); \"-\" writes to standard output. For a prefix, DEST is the directory\n" +
+			"that receives what is below NAME (default: NAME's base name). Files are written to a temporary\n" +
+			"name, verified, flushed and renamed, so a failed get never leaves a partial file; existing\n" +
+			"files are replaced. Mode and modification time are restored.",
+		Flags: []ucli.Flag{
+			&ucli.Int64Flag{Name: "version", Aliases: []string{"v"}, Usage: "version `N` of a single object (default: the newest)"},
+			jsonFlag(),
+		},
+		Action: func(c *ucli.Context) error {
+			args := c.Args().Slice()
+			if len(args) < 1 || len(args) > 2 {
+				return usageErrorf("loft get NAME [DEST]", "get needs a NAME and at most one DEST")
+			}
+			if c.Int64("version") < 0 {
+				return usageErrorf("loft versions NAME", "--version must be a positive number")
+			}
+			dest := ""
+			if len(args) == 2 {
+				dest = args[1]
+			}
+			n, err := e.open(c, false)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			opts := node.GetOptions{Version: c.Int64("version"), Stdout: e.Stdout}
+			if e.showProgress(c) {
+				pl := newProgressLine(e.Stderr)
+				opts.Progress = func(p node.GetProgress) {
+					if p.Done {
+						pl.clear()
+						return
+					}
+					pl.draw(pl.transferStatus("get", p.Bytes, p.BytesTotal, p.Files, p.FilesTotal))
+				}
+			}
+			res, err := n.Get(c.Context, args[0], dest, opts)
+			if err != nil {
+				return err
+			}
+			if dest != "-" && (res.Files > 0 || len(res.Failed) == 0) {
+				if c.Bool("json") {
+					if err := writeJSON(e.Stdout, res); err != nil {
+						return err
+					}
+				} else {
+					fmt.Fprintf(e.Stdout, "restored %s (%s), %s\n", plural(res.Files, "file", "files"),
+						bytes(res.Bytes), rate(res.Bytes, res.Duration))
+				}
+			}
+			return e.failures(res.Failed, int(res.Files))
+		},
+	}
+}

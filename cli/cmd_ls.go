@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"fmt"
+	"text/tabwriter"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/loftstore/loft/catalog"
+)
+
+func (e *runEnv) lsCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "ls",
+		Usage:     "list objects",
+		ArgsUsage: "[PREFIX]",
+		Description: "Lists one level below PREFIX, like ls: objects, and directories with a trailing slash.\n" +
+			"Deleted objects (whose newest version is a deletion) are hidden unless --deleted is given.",
+		Flags: []ucli.Flag{
+			&ucli.BoolFlag{Name: "long", Aliases: []string{"l"}, Usage: "show mode, size, modification time and versions"},
+			&ucli.BoolFlag{Name: "recursive", Aliases: []string{"r"}, Usage: "list every object below PREFIX"},
+			&ucli.BoolFlag{Name: "deleted", Aliases: []string{"a"}, Usage: "include deleted objects"},
+			jsonFlag(),
+		},
+		Action: func(c *ucli.Context) error {
+			if c.NArg() > 1 {
+				return usageErrorf("loft ls [PREFIX]", "ls takes at most one PREFIX")
+			}
+			n, err := e.open(c, false)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			opts := catalog.ListOptions{Recursive: c.Bool("recursive"), Deleted: c.Bool("deleted")}
+			if c.Bool("json") {
+				entries := []catalog.Entry{}
+				err := n.List(c.Context, c.Args().First(), opts, func(en catalog.Entry) error {
+					entries = append(entries, en)
+					return nil
+				})
+				if err != nil {
+					return err
+				}
+				return writeJSON(e.Stdout, entries)
+			}
+			tw := tabwriter.NewWriter(e.Stdout, 0, 8, 2, ' ', tabwriter.AlignRight)
+			err = n.List(c.Context, c.Args().First(), opts, func(en catalog.Entry) error {
+				if !c.Bool("long") {
+					_, err := fmt.Fprintln(e.Stdout, en.Name)
+					return err
+				}
+				if en.Dir {
+					_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t %s\n", "d---------", "-", "-", "-", en.Name)
+					return err
+				}
+				name := en.Name
+				if en.Head.Deleted {
+					name += " (deleted)"
+				}
+				_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t %s\n", modeString(en.Head.Mode), bytes(en.Head.Size),
+					when(en.Head.MTime), en.Versions, name)
+				return err
+			})
+			if ferr := tw.Flush(); err == nil {
+				err = ferr
+			}
+			return err
+		},
+	}
+}

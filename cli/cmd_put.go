@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/loftstore/loft/node"
+	"github.com/loftstore/loft/store"
+)
+
+func (e *runEnv) putCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "put",
+		Usage:     "store files and directories (recursively) as objects",
+		ArgsUsage: "PATH...",
+		Description: "Each file becomes a new version of the object named after it: a file's base name, or\n" +
+			"DIR/relative/path for files in a directory. --as NAME renames a single PATH; \"-\" reads\n" +
+			"standard input and needs --as. Symbolic links named on the command line are followed,\n" +
+			"inside directories they are skipped, as are devices, pipes and sockets (with a warning).\n" +
+			"A file whose newest version already has the same content, mode and mtime is left as is.",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "as", Usage: "object name for a single PATH, or for - (standard input)"},
+			jsonFlag(),
+		},
+		Action: func(c *ucli.Context) error {
+			paths := c.Args().Slice()
+			as := c.String("as")
+			switch {
+			case len(paths) == 0:
+				return usageErrorf("loft put FILE...", "put needs at least one PATH")
+			case as != "" && len(paths) > 1:
+				return usageErrorf("loft put PATH --as NAME", "--as names one PATH, not %d", len(paths))
+			}
+			n, err := e.open(c, true)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			opts := node.PutOptions{As: as, Stdin: e.Stdin}
+			if e.showProgress(c) {
+				pl := newProgressLine(e.Stderr)
+				opts.Progress = func(p node.PutProgress) {
+					if p.Done {
+						pl.clear()
+						return
+					}
+					pl.draw(pl.transferStatus("put", p.Bytes, p.BytesTotal, p.Files, p.FilesTotal))
+				}
+			}
+			res, err := n.Put(c.Context, paths, opts)
+			for _, s := range res.Skipped {
+				e.warnf("skipped %s: %s", s.Path, s.Reason)
+			}
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				if err := writeJSON(e.Stdout, res); err != nil {
+					return err
+				}
+			} else if res.Files+res.Unchanged > 0 || len(res.Failed) == 0 {
+				fmt.Fprintf(e.Stdout, "stored %s (%s), %d unchanged: %s new in %s, %s reused, %s\n",
+					plural(res.Files, "file", "files"), bytes(res.Bytes), res.Unchanged, bytes(res.NewBytes),
+					plural(res.NewChunks, "chunk", "chunks"), plural(res.ReusedChunks, "chunk", "chunks"),
+					rate(res.Bytes, res.Duration))
+				if res.Pruned > 0 {
+					fmt.Fprintf(e.Stdout, "pruned %s beyond the keep-versions setting\n", plural(res.Pruned, "old version", "old versions"))
+				}
+			}
+			return e.failures(res.Failed, int(res.Files+res.Unchanged))
+		},
+	}
+}
+
+// failures reports inputs that failed. When nothing succeeded and one input
+// failed, its own error is the command's error, with its own exit code.
+func (e *runEnv) failures(failed []node.Failure, succeeded int) error {
+	if len(failed) == 0 {
+		return nil
+	}
+	if len(failed) == 1 && succeeded == 0 {
+		return failed[0].Err
+	}
+	pe := &partialError{failed: len(failed), total: len(failed) + succeeded}
+	for _, f := range failed {
+		fmt.Fprintf(e.Stderr, "loft: %s: %s\n", f.Path, f.Msg)
+		pe.integrity = pe.integrity || errors.Is(f.Err, store.ErrIntegrity)
+	}
+	return pe
+}

@@ -1,0 +1,48 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"time"
+
+	"github.com/dustin/go-humanize"
+)
+
+// writeJSON prints v as one line of JSON.
+func writeJSON(w io.Writer, v any) error {
+	return json.NewEncoder(w).Encode(v)
+}
+
+// bytes formats a byte count in binary units, as du -h and ls -h do.
+func bytes(n int64) string {
+	if n < 0 {
+		return "-" + humanize.IBytes(uint64(-n))
+	}
+	return humanize.IBytes(uint64(n))
+}
+
+// rate formats bytes per second in decimal megabytes, as disks are rated.
+func rate(n int64, d time.Duration) string {
+	if d <= 0 || n < 1<<20 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f MB/s", float64(n)/d.Seconds()/1e6)
+}
+
+func when(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Local().Format("2006-01-02 15:04:05")
+}
+
+func modeString(m uint32) string { return fs.FileMode(m).Perm().String() }
+
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}

@@ -1,0 +1,37 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/loftstore/loft/node"
+)
+
+// open opens the repository the flags and environment choose. With
+// createDefault, the default repository is created when it does not exist
+// yet (the first write creates it); an explicitly chosen one never is, so a
+// typo in --repo is reported instead of silently starting a new repository.
+func (e *runEnv) open(c *ucli.Context, createDefault bool) (*node.Node, error) {
+	dir, isDefault, err := e.repoDir(c)
+	if err != nil {
+		return nil, err
+	}
+	opts := node.Options{Logger: e.log}
+	n, err := node.Open(c.Context, dir, opts)
+	if errors.Is(err, node.ErrNoRepository) && createDefault && isDefault {
+		n, err = node.Init(c.Context, dir, node.InitOptions{}, opts)
+		if err == nil {
+			e.log.Info("created the default repository", "dir", dir)
+		}
+	}
+	if errors.Is(err, node.ErrNoRepository) {
+		init := "loft init"
+		if !isDefault {
+			init += " --repo " + dir
+		}
+		return nil, fmt.Errorf("%w (create one with: %s)", err, init)
+	}
+	return n, err
+}

@@ -1,0 +1,412 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/store"
+)
+
+var (
+	// ErrNeedDest means a destination must be given (restoring everything).
+	ErrNeedDest = errors.New("needs a destination directory")
+	// ErrIsDir means a single-file form was used on a directory of objects.
+	ErrIsDir = errors.New("is a directory")
+	// ErrUnsafePath means a destination path goes through a symbolic link.
+	ErrUnsafePath = errors.New("refusing to write through a symbolic link")
+)
+
+// GetOptions configure Get.
+type GetOptions struct {
+	// Version selects a version of a single object; 0 means the newest.
+	Version int64
+	// Stdout receives the object for the destination "-".
+	Stdout io.Writer
+	// Progress, when set, is called from one goroutine every 100ms and once
+	// at the end.
+	Progress func(GetProgress)
+}
+
+// GetProgress is a snapshot of a running get.
+type GetProgress struct {
+	FilesTotal int64
+	BytesTotal int64
+	Files      int64
+	Bytes      int64
+	Done       bool
+}
+
+// GetResult says what a get wrote.
+type GetResult struct {
+	Files    int64         `json:"files"`
+	Bytes    int64         `json:"bytes"`
+	Failed   []Failure     `json:"failed"`
+	Duration time.Duration `json:"duration_ns"`
+}
+
+// Get writes an object, or every live object under a prefix, to dest.
+// Each file is written to a temporary name, verified (every chunk against
+// its ID, the whole against the version's size and SHA-256), flushed, given
+// its mode and mtime, and only then renamed into place: a failed get never
+// leaves a partial file under the final name. For "-" the object streams to
+// opts.Stdout, each chunk verified before it is written.
+func (n *Node) Get(ctx context.Context, name, dest string, opts GetOptions) (GetResult, error) {
+	start := n.now()
+	g := &getter{n: n, opts: opts, res: GetResult{Failed: []Failure{}}}
+	stop := g.startProgress(ctx)
+	err := g.run(ctx, name, dest)
+	stop()
+	g.res.Files, g.res.Bytes = g.files.Load(), g.bytes.Load()
+	g.res.Duration = n.now().Sub(start)
+	return g.res, err
+}
+
+type getter struct {
+	n                      *Node
+	opts                   GetOptions
+	res                    GetResult
+	files, bytes           atomic.Int64
+	filesTotal, bytesTotal atomic.Int64
+}
+
+func (g *getter) run(ctx context.Context, name, dest string) error {
+	name = strings.TrimRight(name, "/")
+	if name != "" {
+		if err := catalog.ValidName(name); err != nil {
+			return err
+		}
+		v, err := g.single(ctx, name)
+		if err == nil {
+			return g.one(ctx, v, dest)
+		}
+		if !errors.Is(err, catalog.ErrNotFound) && !errors.Is(err, catalog.ErrDeleted) {
+			return err
+		}
+		if g.opts.Version > 0 {
+			return err
+		}
+		// Not an object (or a deleted one): maybe a directory of objects.
+		has, derr := g.hasChildren(ctx, name)
+		if derr != nil {
+			return derr
+		}
+		if !has {
+			return err
+		}
+	}
+	if g.opts.Version > 0 {
+		return fmt.Errorf("%s %w: --version applies to one object", name, ErrIsDir)
+	}
+	return g.tree(ctx, name, dest)
+}
+
+// single resolves name to the version to restore.
+func (g *getter) single(ctx context.Context, name string) (catalog.Version, error) {
+	if g.opts.Version > 0 {
+		v, err := g.n.cat.Version(ctx, name, g.opts.Version)
+		if err == nil && v.Deleted {
+			err = fmt.Errorf("%s version %d is a deletion: %w", name, v.Num, catalog.ErrDeleted)
+		}
+		return v, err
+	}
+	v, err := g.n.cat.Head(ctx, name)
+	if err == nil && v.Deleted {
+		err = fmt.Errorf("object %s: %w (loft versions %s lists what can be restored)", name, catalog.ErrDeleted, name)
+	}
+	return v, err
+}
+
+func (g *getter) hasChildren(ctx context.Context, name string) (bool, error) {
+	found := false
+	err := g.n.cat.List(ctx, name+"/", catalog.ListOptions{Recursive: true}, func(catalog.Entry) error {
+		found = true
+		return errStop
+	})
+	if errors.Is(err, errStop) {
+		err = nil
+	}
+	return found, err
+}
+
+var errStop = errors.New("stop")
+
+func (g *getter) one(ctx context.Context, v catalog.Version, dest string) error {
+	g.filesTotal.Add(1)
+	g.bytesTotal.Add(v.Size)
+	if dest == "-" {
+		if g.opts.Stdout == nil {
+			return fmt.Errorf("get %s: no standard output", v.Name)
+		}
+		sum, err := g.copyVersion(ctx, v, g.opts.Stdout)
+		if err == nil {
+			err = checkWhole(v, sum)
+		}
+		if err == nil {
+			g.files.Add(1)
+		}
+		return err
+	}
+	base := path.Base(v.Name)
+	switch fi, err := os.Stat(dest); {
+	case dest == "":
+		dest = base
+	case err == nil && fi.IsDir():
+		dest = filepath.Join(dest, base)
+	}
+	return g.writeFile(ctx, v, dest)
+}
+
+// tree restores every live object below name into dest.
+func (g *getter) tree(ctx context.Context, name, dest string) error {
+	switch {
+	case dest == "-":
+		return fmt.Errorf("%s %w: cannot write a directory to standard output", name, ErrIsDir)
+	case dest == "" && name == "":
+		return fmt.Errorf("restoring everything %w", ErrNeedDest)
+	case dest == "":
+		dest = path.Base(name)
+	}
+	prefix := ""
+	if name != "" {
+		prefix = name + "/"
+	}
+	// Totals first, so progress can show them; the catalog walk is cheap.
+	if err := g.n.cat.Walk(ctx, name, func(v catalog.Version) error {
+		g.filesTotal.Add(1)
+		g.bytesTotal.Add(v.Size)
+		return nil
+	}); err != nil {
+		return err
+	}
+	if g.filesTotal.Load() == 0 {
+		return fmt.Errorf("%s: %w", name, catalog.ErrNotFound)
+	}
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return fmt.Errorf("get: %w", err)
+	}
+	return g.n.cat.Walk(ctx, name, func(v catalog.Version) error {
+		rel := strings.TrimPrefix(v.Name, prefix)
+		target, err := safeJoin(dest, rel)
+		if err == nil {
+			err = g.writeFile(ctx, v, target)
+		}
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, syscall.ENOSPC) {
+				return err // every later file would fail the same way
+			}
+			g.res.Failed = append(g.res.Failed, newFailure(v.Name, err))
+		}
+		return nil
+	})
+}
+
+// safeJoin returns root/rel after making sure every directory between
+// them exists and is a real directory, not a symbolic link that would send
+// the file elsewhere.
+func safeJoin(root, rel string) (string, error) {
+	parts := strings.Split(rel, "/")
+	dir := root
+	for _, p := range parts[:len(parts)-1] {
+		dir = filepath.Join(dir, p)
+		fi, err := os.Lstat(dir)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+				return "", err
+			}
+		case err != nil:
+			return "", err
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return "", fmt.Errorf("%s: %w", dir, ErrUnsafePath)
+		case !fi.IsDir():
+			return "", fmt.Errorf("%s: not a directory", dir)
+		}
+	}
+	return filepath.Join(dir, parts[len(parts)-1]), nil
+}
+
+// writeFile restores one version to dst through a temporary file.
+func (g *getter) writeFile(ctx context.Context, v catalog.Version, dst string) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".loft-*")
+	if err != nil {
+		return fmt.Errorf("get %s: %w", v.Name, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	sum, err := g.copyVersion(ctx, v, tmp)
+	if err != nil {
+		return err
+	}
+	if err := checkWhole(v, sum); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("get %s: %w", v.Name, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("get %s: %w", v.Name, err)
+	}
+	if err := os.Chmod(tmp.Name(), fs.FileMode(v.Mode).Perm()); err != nil {
+		return fmt.Errorf("get %s: %w", v.Name, err)
+	}
+	if !v.MTime.IsZero() {
+		if err := os.Chtimes(tmp.Name(), v.MTime, v.MTime); err != nil {
+			return fmt.Errorf("get %s: %w", v.Name, err)
+		}
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return fmt.Errorf("get %s: %w", v.Name, err)
+	}
+	g.files.Add(1)
+	return nil
+}
+
+type wholeSum struct {
+	size int64
+	sum  [32]byte
+}
+
+func checkWhole(v catalog.Version, got wholeSum) error {
+	if got.size != v.Size || got.sum != v.SHA256 {
+		return &store.IntegrityError{Object: v.Name, Reason: fmt.Sprintf(
+			"reassembled %d bytes with SHA-256 %x, version %d says %d bytes with %s",
+			got.size, got.sum[:6], v.Num, v.Size, v.SHA256.String()[:12])}
+	}
+	return nil
+}
+
+// readAhead is how many chunks are fetched ahead of the writer.
+func readAhead() int { return runtime.GOMAXPROCS(0) + 2 }
+
+type fetch struct {
+	ref  catalog.ChunkRef
+	data []byte
+	err  error
+	done chan struct{}
+}
+
+// copyVersion writes the chunks of v to w in order, fetching and verifying
+// several at once, and returns the size and SHA-256 of what it wrote.
+func (g *getter) copyVersion(ctx context.Context, v catalog.Version, w io.Writer) (wholeSum, error) {
+	var out wholeSum
+	window := readAhead()
+	jobs := make(chan *fetch, window)
+	order := make(chan *fetch, window)
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.Go(func() error {
+		defer close(jobs)
+		defer close(order)
+		return g.n.cat.Chunks(ectx, v, 0, func(_ int64, ref catalog.ChunkRef) error {
+			f := &fetch{ref: ref, done: make(chan struct{})}
+			select {
+			case jobs <- f:
+			case <-ectx.Done():
+				return ectx.Err()
+			}
+			select {
+			case order <- f:
+				return nil
+			case <-ectx.Done():
+				return ectx.Err()
+			}
+		})
+	})
+	for range window {
+		eg.Go(func() error {
+			for f := range jobs {
+				f.data, f.err = g.n.disk.Get(ectx, f.ref.ID, nil)
+				close(f.done)
+			}
+			return nil
+		})
+	}
+	h := sha256.New()
+	eg.Go(func() error {
+		for f := range order {
+			select {
+			case <-f.done:
+			case <-ectx.Done():
+				return ectx.Err()
+			}
+			if f.err != nil {
+				return chunkError(v, f.ref.ID, f.err)
+			}
+			h.Write(f.data)
+			if _, err := w.Write(f.data); err != nil {
+				return fmt.Errorf("get %s: %w", v.Name, err)
+			}
+			out.size += int64(len(f.data))
+			g.bytes.Add(int64(len(f.data)))
+			f.data = nil
+		}
+		return nil
+	})
+	if err := eg.Wait(); err != nil {
+		return out, err
+	}
+	h.Sum(out.sum[:0])
+	return out, nil
+}
+
+// chunkError names the object in errors about its chunks.
+func chunkError(v catalog.Version, id store.ID, err error) error {
+	var ie *store.IntegrityError
+	if errors.As(err, &ie) {
+		e := *ie
+		e.Object = v.Name
+		return &e
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return &store.IntegrityError{ID: id, Object: v.Name, Reason: "chunk file is missing"}
+	}
+	return fmt.Errorf("get %s: %w", v.Name, err)
+}
+
+func (g *getter) startProgress(ctx context.Context) (stop func()) {
+	if g.opts.Progress == nil {
+		return func() {}
+	}
+	snap := func(done bool) GetProgress {
+		return GetProgress{FilesTotal: g.filesTotal.Load(), BytesTotal: g.bytesTotal.Load(),
+			Files: g.files.Load(), Bytes: g.bytes.Load(), Done: done}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				g.opts.Progress(snap(false))
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-finished
+		g.opts.Progress(snap(true))
+	}
+}

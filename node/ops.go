@@ -1,0 +1,205 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/gc"
+)
+
+// List calls fn with the entries below prefix (see catalog.Catalog.List).
+func (n *Node) List(ctx context.Context, prefix string, opts catalog.ListOptions, fn func(catalog.Entry) error) error {
+	return n.cat.List(ctx, prefix, opts, fn)
+}
+
+// Versions returns the versions of an object, newest first.
+func (n *Node) Versions(ctx context.Context, name string) ([]catalog.Version, error) {
+	if err := catalog.ValidName(name); err != nil {
+		return nil, err
+	}
+	return n.cat.Versions(ctx, name)
+}
+
+// RemoveResult says what Remove deleted.
+type RemoveResult struct {
+	Deleted []catalog.Version `json:"deleted"`
+	Failed  []Failure         `json:"failed"`
+}
+
+// removeBatch bounds the objects one transaction tombstones, so that a
+// large recursive delete never holds the write lock for long.
+const removeBatch = 500
+
+// Remove adds a tombstone version to each named object; with recursive, to
+// every live object below a name too. Deleting is reversible with Restore
+// until the older versions are pruned and collected.
+func (n *Node) Remove(ctx context.Context, names []string, recursive bool) (RemoveResult, error) {
+	res := RemoveResult{Deleted: []catalog.Version{}, Failed: []Failure{}}
+	for _, raw := range names {
+		name := strings.TrimRight(raw, "/")
+		if err := catalog.ValidName(name); err != nil {
+			res.Failed = append(res.Failed, newFailure(raw, err))
+			continue
+		}
+		var targets []string
+		head, err := n.cat.Head(ctx, name)
+		if err == nil && !head.Deleted {
+			targets = append(targets, name)
+		} else if err != nil && !errors.Is(err, catalog.ErrNotFound) {
+			return res, err
+		}
+		if len(targets) == 0 || recursive {
+			var below []string
+			err := n.cat.Walk(ctx, name+"/", func(v catalog.Version) error {
+				below = append(below, v.Name)
+				return nil
+			})
+			if err != nil {
+				return res, err
+			}
+			switch {
+			case len(below) > 0 && !recursive:
+				res.Failed = append(res.Failed, newFailure(raw, fmt.Errorf("%s %w: use -r to delete what is below it", name, ErrIsDir)))
+				continue
+			case len(below) == 0 && len(targets) == 0:
+				if err == nil && head.Deleted {
+					err = fmt.Errorf("object %s: %w", name, catalog.ErrDeleted)
+				} else {
+					err = fmt.Errorf("%s: %w", name, catalog.ErrNotFound)
+				}
+				res.Failed = append(res.Failed, newFailure(raw, err))
+				continue
+			}
+			targets = append(targets, below...)
+		}
+		for start := 0; start < len(targets); start += removeBatch {
+			part := targets[start:min(start+removeBatch, len(targets))]
+			var done []catalog.Version
+			err := n.cat.Tx(ctx, func(tx *catalog.Tx) error {
+				done = done[:0]
+				for _, t := range part {
+					v, err := tx.Delete(ctx, t)
+					if errors.Is(err, catalog.ErrDeleted) || errors.Is(err, catalog.ErrNotFound) {
+						continue // deleted meanwhile by someone else
+					}
+					if err != nil {
+						return err
+					}
+					done = append(done, v)
+				}
+				return nil
+			})
+			if err != nil {
+				return res, err
+			}
+			res.Deleted = append(res.Deleted, done...)
+		}
+	}
+	return res, nil
+}
+
+// RestoreResult says what Restore did.
+type RestoreResult struct {
+	catalog.Version
+	// Unchanged is set when the version asked for already was the newest.
+	Unchanged bool `json:"unchanged"`
+}
+
+// Restore makes version num of name the newest again (num 0: the newest
+// version that is not a deletion). No data is copied.
+func (n *Node) Restore(ctx context.Context, name string, num int64) (RestoreResult, error) {
+	if err := catalog.ValidName(name); err != nil {
+		return RestoreResult{}, err
+	}
+	var r RestoreResult
+	err := n.cat.Tx(ctx, func(tx *catalog.Tx) error {
+		v, added, err := tx.Restore(ctx, name, num)
+		r = RestoreResult{Version: v, Unchanged: !added}
+		return err
+	})
+	return r, err
+}
+
+// StatResult describes the repository.
+type StatResult struct {
+	Info
+	catalog.Stats
+	Grace       time.Duration `json:"gc_grace_ns"`
+	DedupRatio  float64       `json:"dedup_ratio"`
+	Compression float64       `json:"compression_ratio"`
+}
+
+// Stat returns repository totals.
+func (n *Node) Stat(ctx context.Context) (StatResult, error) {
+	info, err := n.Info(ctx)
+	if err != nil {
+		return StatResult{}, err
+	}
+	grace, err := n.cat.GCGrace(ctx)
+	if err != nil {
+		return StatResult{}, err
+	}
+	st, err := n.cat.Stats(ctx, catalog.SweepRule{Before: n.now().Add(-grace)})
+	if err != nil {
+		return StatResult{}, err
+	}
+	r := StatResult{Info: info, Stats: st, Grace: grace}
+	if st.PlainBytes > 0 {
+		r.DedupRatio = float64(st.LogicalBytes) / float64(st.PlainBytes)
+	}
+	if st.StoredBytes > 0 {
+		r.Compression = float64(st.PlainBytes) / float64(st.StoredBytes)
+	}
+	return r, nil
+}
+
+// GCOptions configure GC.
+type GCOptions struct {
+	Grace    time.Duration // negative: the configured gc-grace
+	DryRun   bool
+	Progress func(gc.Progress)
+}
+
+// GC runs garbage collection.
+func (n *Node) GC(ctx context.Context, opts GCOptions) (gc.Result, error) {
+	grace := opts.Grace
+	if grace < 0 {
+		var err error
+		if grace, err = n.cat.GCGrace(ctx); err != nil {
+			return gc.Result{}, err
+		}
+	}
+	return gc.Run(ctx, n.cat, n.disk, gc.Options{Grace: grace, DryRun: opts.DryRun, Now: n.now, Progress: opts.Progress})
+}
+
+// GCRuns returns recent GC runs, newest first.
+func (n *Node) GCRuns(ctx context.Context, limit int) ([]catalog.GCRun, error) {
+	return n.cat.GCRuns(ctx, limit)
+}
+
+// Check audits the repository (see gc.Check).
+func (n *Node) Check(ctx context.Context, opts gc.CheckOptions) (gc.Report, error) {
+	if opts.Now == nil {
+		opts.Now = n.now
+	}
+	return gc.Check(ctx, n.cat, n.disk, opts)
+}
+
+// Config returns every setting and its value, keys sorted.
+func (n *Node) Config(ctx context.Context) (map[string]string, []string, error) {
+	return n.cat.ConfigAll(ctx)
+}
+
+// ConfigGet returns one setting.
+func (n *Node) ConfigGet(ctx context.Context, key string) (string, error) {
+	return n.cat.Config(ctx, key)
+}
+
+// ConfigSet changes a setting.
+func (n *Node) ConfigSet(ctx context.Context, key, value string) error {
+	return n.cat.Tx(ctx, func(tx *catalog.Tx) error { return tx.SetConfig(ctx, key, value) })
+}

@@ -1,0 +1,683 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"mime"
+	"net/http"
+	"path"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/store"
+)
+
+// Limits of the put pipeline. Memory is bounded by these, never by the size
+// of a file or of the repository.
+const (
+	// chunkBudget bounds the bytes of chunk data in flight.
+	chunkBudget = 24 << 20
+	// filesInFlight bounds files read but not yet committed.
+	filesInFlight = 256
+	// readers is how many files are read and chunked at once.
+	readers = 2
+	// SyncEvery is how many staged bytes wait before the store makes them
+	// durable, so that writeback overlaps reading instead of following it.
+	SyncEvery = 64 << 20
+	// commitFiles, commitBytes and commitDelay say when finished files are
+	// committed to the catalog: one transaction (and one flush) covers many
+	// small files.
+	commitFiles = 1000
+	commitBytes = 256 << 20
+	commitDelay = time.Second
+	// progressEvery is how often Progress is called.
+	progressEvery = 100 * time.Millisecond
+)
+
+// PutOptions configure Put.
+type PutOptions struct {
+	// As names the object for a single path or for stdin.
+	As string
+	// Stdin is read for the path "-".
+	Stdin io.Reader
+	// Progress, when set, is called from one goroutine every 100ms and once
+	// at the end.
+	Progress func(PutProgress)
+}
+
+// PutProgress is a snapshot of a running put.
+type PutProgress struct {
+	FilesTotal int64 // found so far by a walk that runs ahead
+	BytesTotal int64
+	Files      int64 // committed or unchanged
+	Bytes      int64 // read
+	NewBytes   int64 // written to the chunk store
+	Done       bool
+}
+
+// PutResult says what a put did.
+type PutResult struct {
+	Files        int64         `json:"files"`
+	Unchanged    int64         `json:"unchanged"`
+	Bytes        int64         `json:"bytes"`
+	NewBytes     int64         `json:"new_bytes"`
+	NewChunks    int64         `json:"new_chunks"`
+	ReusedChunks int64         `json:"reused_chunks"`
+	Pruned       int64         `json:"pruned_versions"`
+	Skipped      []Skip        `json:"skipped"`
+	Failed       []Failure     `json:"failed"`
+	Duration     time.Duration `json:"duration_ns"`
+}
+
+// Put stores files and directory trees (recursively) as objects. A path
+// "-" reads opts.Stdin and needs opts.As. Inputs that cannot be read are
+// listed in Failed and the others are still stored; an error return means
+// the put as a whole failed (the store, the catalog, cancellation), and
+// nothing of it is left half-committed.
+func (n *Node) Put(ctx context.Context, paths []string, opts PutOptions) (PutResult, error) {
+	start := n.now()
+	p, err := n.newPutter(ctx, opts)
+	if err != nil {
+		return PutResult{}, err
+	}
+	err = p.run(paths)
+	p.res.Duration = n.now().Sub(start)
+	return p.res, err
+}
+
+type putter struct {
+	n      *Node
+	opts   PutOptions
+	ctx    context.Context
+	sess   *catalog.Session
+	filter *catalog.Filter
+	batch  store.Batch
+	budget *semaphore.Weighted
+	files  *semaphore.Weighted
+
+	work    chan *chunkTask
+	done    chan *fileTask // finished files, to the committer
+	syncReq chan struct{}
+
+	claimsMu sync.Mutex
+	claims   map[store.ID]*claim
+
+	unsynced atomic.Int64
+	prog     struct{ filesTotal, bytesTotal, files, bytes, newBytes atomic.Int64 }
+
+	cancel   context.CancelCauseFunc
+	fatalErr atomic.Pointer[error]
+
+	resMu sync.Mutex
+	res   PutResult
+}
+
+// claim is the first decision about a chunk in this put; later sightings
+// of the same chunk wait for it instead of deciding again.
+type claim struct {
+	done    chan struct{}
+	written bool // staged by this put (and durable once a store commit covers it)
+	err     error
+}
+
+type chunkTask struct {
+	file   *fileTask
+	data   []byte
+	buf    *[]byte
+	id     store.ID
+	stored int64
+	wrote  bool
+	done   chan struct{}
+	err    error
+}
+
+type fileTask struct {
+	src     *source
+	order   chan *chunkTask
+	readErr error
+	changed bool
+	ctype   string
+	nv      catalog.NewVersion
+	newB    int64
+	newC    int64
+	reused  int64
+}
+
+func (n *Node) newPutter(ctx context.Context, opts PutOptions) (*putter, error) {
+	filter, err := n.chunkFilter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &putter{
+		n: n, opts: opts, filter: filter,
+		budget:  semaphore.NewWeighted(max(chunkBudget, 2*int64(n.params.Max))),
+		files:   semaphore.NewWeighted(filesInFlight),
+		work:    make(chan *chunkTask, 2*runtime.GOMAXPROCS(0)),
+		done:    make(chan *fileTask, filesInFlight),
+		syncReq: make(chan struct{}, 1),
+		claims:  make(map[store.ID]*claim),
+		res:     PutResult{Skipped: []Skip{}, Failed: []Failure{}},
+	}, nil
+}
+
+func (p *putter) run(paths []string) (err error) {
+	ctx, cancel := context.WithCancelCause(p.ctxOrBackground())
+	defer cancel(nil)
+	p.ctx, p.cancel = ctx, cancel
+	p.sess, err = p.n.cat.BeginSession(ctx, "put")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if eerr := p.sess.End(context.WithoutCancel(ctx)); err == nil {
+			err = eerr
+		}
+	}()
+	p.batch = p.n.disk.NewBatch()
+	defer p.batch.Abort()
+
+	stopProgress := p.startProgress(ctx, paths)
+	defer stopProgress()
+
+	g, gctx := errgroup.WithContext(ctx)
+	p.ctx = gctx
+	sources := make(chan *source)
+	g.Go(func() error {
+		defer close(sources)
+		return walk(gctx, paths, p.opts.As, func(s *source) error {
+			if s.path == "-" {
+				s.path, s.r, s.mode, s.size = "", p.opts.Stdin, 0o644, -1
+			}
+			select {
+			case sources <- s:
+				return nil
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}, p.skip, p.fail)
+	})
+	var readersWG sync.WaitGroup
+	for range readers {
+		readersWG.Add(1)
+		g.Go(func() error {
+			defer readersWG.Done()
+			ch := store.NewChunker(nil, p.n.params) // one buffer per reader, reused
+			for s := range sources {
+				if err := p.read(s, ch); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	var workersWG sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) + 2 {
+		workersWG.Add(1)
+		g.Go(func() error {
+			defer workersWG.Done()
+			for t := range p.work {
+				p.storeChunk(t)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		readersWG.Wait()
+		close(p.work)
+		// Every file's assembler sends to p.done before releasing its slot,
+		// so once all slots are free again no send is left.
+		if err := p.files.Acquire(gctx, filesInFlight); err != nil {
+			return err
+		}
+		close(p.done)
+		return nil
+	})
+	g.Go(p.commitLoop)
+	err = g.Wait()
+	workersWG.Wait()
+	if fe := p.fatalErr.Load(); fe != nil {
+		err = *fe // the cause, not the cancellation it led to
+	}
+	if err == nil {
+		p.n.saveFilter(ctx)
+	}
+	return err
+}
+
+// fatal records the first error that ends the whole put and stops it.
+func (p *putter) fatal(err error) {
+	if p.fatalErr.CompareAndSwap(nil, &err) {
+		p.cancel(err)
+	}
+}
+
+func (p *putter) ctxOrBackground() context.Context {
+	if p.ctx != nil {
+		return p.ctx
+	}
+	return context.Background()
+}
+
+func (p *putter) skip(s Skip) {
+	p.resMu.Lock()
+	p.res.Skipped = append(p.res.Skipped, s)
+	p.resMu.Unlock()
+}
+
+func (p *putter) fail(f Failure) {
+	p.resMu.Lock()
+	p.res.Failed = append(p.res.Failed, f)
+	p.resMu.Unlock()
+}
+
+// read chunks one source and hands the chunks to the workers and, in order,
+// to the file's assembler. It returns an error only for fatal conditions;
+// a file that cannot be read is a Failure.
+func (p *putter) read(s *source, ch *store.Chunker) error {
+	ctx := p.ctx
+	r := s.r
+	var before fs.FileInfo
+	label := s.path
+	if s.path != "" {
+		f, fi, err := openRegular(s.path)
+		if err != nil {
+			p.fail(newFailure(s.path, err))
+			return nil
+		}
+		defer f.Close()
+		r, before = f, fi
+		s.mode = fi.Mode()
+	} else {
+		label = "-"
+	}
+	if err := p.files.Acquire(ctx, 1); err != nil {
+		return err
+	}
+	ft := &fileTask{src: s, order: make(chan *chunkTask, 64), ctype: contentType(s.name, nil)}
+	go p.assemble(ft, label)
+
+	ch.Reset(r, p.n.params)
+	for first := true; ; first = false {
+		data, err := ch.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			ft.readErr = fmt.Errorf("read %s: %w", label, err)
+			break
+		}
+		if first {
+			ft.ctype = contentType(s.name, data)
+		}
+		if err := p.budget.Acquire(ctx, int64(len(data))); err != nil {
+			close(ft.order)
+			return err
+		}
+		buf := p.n.bufs.get(len(data))
+		t := &chunkTask{file: ft, buf: buf, data: (*buf)[:len(data)], done: make(chan struct{})}
+		copy(t.data, data)
+		p.prog.bytes.Add(int64(len(data)))
+		// To the workers first: once the assembler has a task, a worker
+		// must be bound to finish it.
+		select {
+		case p.work <- t:
+		case <-ctx.Done():
+			p.release(t)
+			close(ft.order)
+			return ctx.Err()
+		}
+		select {
+		case ft.order <- t:
+		case <-ctx.Done():
+			close(ft.order)
+			return ctx.Err()
+		}
+	}
+	if before != nil && ft.readErr == nil {
+		if f, ok := r.(interface{ Stat() (fs.FileInfo, error) }); ok {
+			if after, err := f.Stat(); err == nil && !sameFile(before, after) {
+				ft.changed = true
+			}
+		}
+	}
+	if before != nil {
+		ft.nv.MTime = before.ModTime()
+	} else {
+		ft.nv.MTime = p.n.now()
+	}
+	close(ft.order)
+	return nil
+}
+
+// assemble hashes the whole file in order, collects its chunk references
+// once each chunk is stored, and passes the finished file to the committer.
+func (p *putter) assemble(ft *fileTask, label string) {
+	defer p.files.Release(1)
+	h := sha256.New()
+	var size int64
+	var refs []catalog.ChunkRef
+	var failed error
+	for t := range ft.order {
+		h.Write(t.data)
+		size += int64(len(t.data))
+		<-t.done // workers finish every task, also after cancellation
+		if t.err != nil && failed == nil {
+			failed = t.err
+		}
+		refs = append(refs, catalog.ChunkRef{ID: t.id, Plain: int64(len(t.data)), Stored: t.stored})
+		if t.wrote {
+			ft.newB += t.stored
+			ft.newC++
+		} else {
+			ft.reused++
+		}
+		p.release(t)
+	}
+	if failed != nil {
+		return // fatal: the worker reported it and the put is stopping
+	}
+	if ft.readErr != nil {
+		p.fail(newFailure(label, ft.readErr))
+		return
+	}
+	ft.nv.Name = ft.src.name
+	ft.nv.Size = size
+	ft.nv.Mode = uint32(ft.src.mode.Perm())
+	ft.nv.ContentType = ft.ctype
+	ft.nv.SHA256 = catalog.Digest(sumOf(h))
+	ft.nv.Chunks = refs
+	if ft.changed {
+		p.skip(Skip{Path: label, Reason: "changed while it was read; stored as read"})
+	}
+	select {
+	case p.done <- ft:
+	case <-p.ctx.Done():
+	}
+}
+
+func sumOf(h hash.Hash) (d [32]byte) {
+	h.Sum(d[:0])
+	return d
+}
+
+func (p *putter) release(t *chunkTask) {
+	p.budget.Release(int64(len(t.data)))
+	p.n.bufs.put(t.buf)
+	t.buf, t.data = nil, nil
+}
+
+// storeChunk hashes a chunk and stores it unless the repository has it.
+func (p *putter) storeChunk(t *chunkTask) {
+	defer close(t.done)
+	if err := p.ctx.Err(); err != nil {
+		t.err = err
+		return
+	}
+	t.id = store.Sum(t.data)
+	p.claimsMu.Lock()
+	c, seen := p.claims[t.id]
+	if !seen {
+		c = &claim{done: make(chan struct{})}
+		p.claims[t.id] = c
+	}
+	p.claimsMu.Unlock()
+	if seen {
+		<-c.done
+		t.err = c.err
+		return
+	}
+	defer close(c.done)
+	have, err := p.have(t.id)
+	if err == nil && !have {
+		t.stored, err = p.batch.Add(p.ctx, t.id, t.data)
+	}
+	if err != nil {
+		c.err, t.err = err, err
+		p.fatal(err)
+		return
+	}
+	if have {
+		return
+	}
+	c.written, t.wrote = true, true
+	p.filter.Add(t.id)
+	p.prog.newBytes.Add(t.stored)
+	if p.unsynced.Add(t.stored) >= SyncEvery {
+		p.unsynced.Store(0)
+		select {
+		case p.syncReq <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// have reports whether the repository holds the chunk in a way this put may
+// rely on without writing it: referenced (GC spares anything that loses its
+// references after this session began), or unreferenced but protected for
+// this session with its file present.
+func (p *putter) have(id store.ID) (bool, error) {
+	if !p.filter.MayHave(id) {
+		return false, nil
+	}
+	st, err := p.n.cat.Lookup(p.ctx, id)
+	if err != nil || !st.Known {
+		return false, err
+	}
+	if st.Refs > 0 {
+		return true, nil
+	}
+	var ok bool
+	err = p.n.cat.Tx(p.ctx, func(tx *catalog.Tx) error {
+		known, err := tx.Protect(p.ctx, id, p.sess.StartSeq)
+		if err != nil || !known {
+			return err
+		}
+		_, err = p.n.disk.Stat(p.ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil // a sweep removed the file but not the row: write it again
+		}
+		ok = err == nil
+		return err
+	})
+	return ok, err
+}
+
+// commitLoop commits finished files in batches: one store commit makes their
+// chunks durable, then one catalog transaction adds their versions.
+func (p *putter) commitLoop() error {
+	var pending []*fileTask
+	var pendingBytes int64
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	flush := func() error {
+		if err := p.commit(pending); err != nil {
+			return err
+		}
+		pending, pendingBytes = pending[:0], 0
+		return nil
+	}
+	for {
+		select {
+		case ft, ok := <-p.done:
+			if !ok {
+				return flush()
+			}
+			if len(pending) == 0 {
+				timer.Reset(commitDelay)
+			}
+			pending = append(pending, ft)
+			pendingBytes += ft.nv.Size
+			if len(pending) >= commitFiles || pendingBytes >= commitBytes {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		case <-timer.C:
+			if err := flush(); err != nil {
+				return err
+			}
+		case <-p.syncReq:
+			if err := p.batch.Commit(p.ctx); err != nil {
+				return err
+			}
+		case <-p.ctx.Done():
+			return p.ctx.Err()
+		}
+	}
+}
+
+func (p *putter) commit(files []*fileTask) error {
+	if len(files) == 0 {
+		return nil
+	}
+	if err := p.batch.Commit(p.ctx); err != nil {
+		return err
+	}
+	added := make([]catalog.Added, len(files))
+	err := p.n.cat.Tx(p.ctx, func(tx *catalog.Tx) error {
+		for i, ft := range files {
+			a, err := tx.AddVersion(p.ctx, ft.nv)
+			if err != nil {
+				return fmt.Errorf("add %s: %w", ft.nv.Name, err)
+			}
+			if err := p.checkRevived(a.Revived); err != nil {
+				return fmt.Errorf("add %s: %w", ft.nv.Name, err)
+			}
+			added[i] = a
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	p.claimsMu.Lock()
+	for _, ft := range files {
+		for _, r := range ft.nv.Chunks {
+			delete(p.claims, r.ID) // committed: later sightings find the row
+		}
+	}
+	p.claimsMu.Unlock()
+	p.resMu.Lock()
+	defer p.resMu.Unlock()
+	for i, ft := range files {
+		if added[i].Unchanged {
+			p.res.Unchanged++
+		} else {
+			p.res.Files++
+		}
+		p.res.Bytes += ft.nv.Size
+		p.res.NewBytes += ft.newB
+		p.res.NewChunks += ft.newC
+		p.res.ReusedChunks += ft.reused
+		p.res.Pruned += int64(len(added[i].Pruned))
+		p.prog.files.Add(1)
+	}
+	return nil
+}
+
+// checkRevived makes sure that every chunk the transaction gave its first
+// reference has a durable file: staged by this put (and the store commit
+// before the transaction covered it) or, for a protected chunk, present.
+// It runs inside the transaction, where no sweep can interleave.
+func (p *putter) checkRevived(ids []store.ID) error {
+	for _, id := range ids {
+		p.claimsMu.Lock()
+		c := p.claims[id]
+		p.claimsMu.Unlock()
+		if c != nil && c.written {
+			continue
+		}
+		if _, err := p.n.disk.Stat(p.ctx, id); err != nil {
+			return fmt.Errorf("chunk %s was removed while this put ran: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// startProgress runs the progress reporter and the walk that counts totals.
+func (p *putter) startProgress(ctx context.Context, paths []string) (stop func()) {
+	if p.opts.Progress == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		countInputs(ctx, paths, func(files, bytes int64) {
+			p.prog.filesTotal.Add(files)
+			p.prog.bytesTotal.Add(bytes)
+		})
+	}()
+	snap := func(done bool) PutProgress {
+		return PutProgress{FilesTotal: p.prog.filesTotal.Load(), BytesTotal: p.prog.bytesTotal.Load(),
+			Files: p.prog.files.Load(), Bytes: p.prog.bytes.Load(), NewBytes: p.prog.newBytes.Load(), Done: done}
+	}
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(progressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				p.opts.Progress(snap(false))
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		wg.Wait()
+		p.opts.Progress(snap(true))
+	}
+}
+
+// contentType guesses from the name, then from the first bytes.
+func contentType(name string, head []byte) string {
+	if t := mime.TypeByExtension(path.Ext(name)); t != "" {
+		return t
+	}
+	if len(head) == 0 {
+		return ""
+	}
+	return http.DetectContentType(head[:min(len(head), 512)])
+}
+
+// bufferPool hands out chunk buffers by size classes of powers of two, so
+// that a put of many chunks allocates a handful of buffers, not one per chunk.
+type bufferPool struct{ classes [25]sync.Pool }
+
+func (bp *bufferPool) get(n int) *[]byte {
+	c := sizeClass(n)
+	if b, ok := bp.classes[c].Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 1<<c)
+	return &b
+}
+
+func (bp *bufferPool) put(b *[]byte) {
+	if b != nil {
+		bp.classes[sizeClass(cap(*b))].Put(b)
+	}
+}
+
+func sizeClass(n int) int {
+	c := 12 // 4 KiB at least
+	for 1<<c < n {
+		c++
+	}
+	return c
+}

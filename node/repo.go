@@ -1,0 +1,220 @@
+// Package node is the local node: it opens a repository and composes the
+// chunk store, the catalog and garbage collection into the operations the
+// CLI and the dashboard use. (Serving peers comes with the peers work.)
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/store"
+	"github.com/loftstore/loft/transfer"
+)
+
+// Repository layout, relative to its directory.
+const (
+	catalogFile = "catalog.db"
+	chunksDir   = "chunks"
+	filterFile  = "chunks.filter"
+	keyFile     = "node.key"
+)
+
+var (
+	// ErrNoRepository means the directory holds no loft repository.
+	ErrNoRepository = errors.New("no loft repository")
+	// ErrExists means init found a repository already there.
+	ErrExists = errors.New("a loft repository already exists")
+)
+
+// Options configure a node.
+type Options struct {
+	Logger *slog.Logger
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+	// CreateTemp, when set, stages chunk files; tests inject faults with it.
+	CreateTemp func(dir, pattern string) (store.TempFile, error)
+}
+
+// Node is an open repository.
+type Node struct {
+	dir    string
+	cat    *catalog.Catalog
+	disk   *store.Disk
+	codecs *store.Codecs
+	params store.Params
+	id     store.PeerID
+	log    *slog.Logger
+	now    func() time.Time
+
+	filterOnce sync.Once
+	filter     *catalog.Filter
+	filterErr  error
+
+	bufs bufferPool
+}
+
+// InitOptions configure a new repository.
+type InitOptions struct {
+	Params store.Params // zero means store.DefaultParams()
+}
+
+// Init creates a repository in dir, which may exist but must not hold one.
+func Init(ctx context.Context, dir string, iopts InitOptions, opts Options) (*Node, error) {
+	p := iopts.Params
+	if p == (store.Params{}) {
+		p = store.DefaultParams()
+	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, catalogFile)); err == nil {
+		return nil, fmt.Errorf("%s: %w", dir, ErrExists)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create repository: %w", err)
+	}
+	ident, err := transfer.NewIdentity()
+	if err != nil {
+		return nil, err
+	}
+	keyPath := filepath.Join(dir, keyFile)
+	if err := ident.Save(keyPath); err != nil {
+		return nil, err
+	}
+	pj, _ := json.Marshal(p)
+	meta := map[string]string{
+		"chunking": string(pj),
+		"node_id":  ident.ID().String(),
+		"created":  time.Now().UTC().Format(time.RFC3339),
+	}
+	cat, err := catalog.Create(ctx, filepath.Join(dir, catalogFile), meta, catalog.Options{Origin: ident.ID().String(), Now: opts.Now})
+	if err != nil {
+		os.Remove(keyPath)
+		return nil, err
+	}
+	cat.Close()
+	return Open(ctx, dir, opts)
+}
+
+// Open opens the repository in dir.
+func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	n := &Node{dir: dir, log: opts.Logger, now: opts.Now}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("%s: %w", dir, ErrNoRepository)
+	}
+	ident, err := transfer.LoadIdentity(filepath.Join(dir, keyFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", dir, ErrNoRepository)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open repository %s: %w", dir, err)
+	}
+	n.id = ident.ID()
+	n.cat, err = catalog.Open(ctx, filepath.Join(dir, catalogFile), catalog.Options{Origin: n.id.String(), Now: opts.Now})
+	if errors.Is(err, catalog.ErrNoCatalog) {
+		return nil, fmt.Errorf("%s: %w", dir, ErrNoRepository)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := n.loadParams(ctx); err != nil {
+		n.cat.Close()
+		return nil, err
+	}
+	n.codecs, err = store.NewCodecs(0)
+	if err != nil {
+		n.cat.Close()
+		return nil, err
+	}
+	n.disk, err = store.OpenDisk(filepath.Join(dir, chunksDir), n.codecs, store.DiskOptions{CreateTemp: opts.CreateTemp})
+	if err != nil {
+		n.codecs.Close()
+		n.cat.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+func (n *Node) loadParams(ctx context.Context) error {
+	pj, err := n.cat.Meta(ctx, "chunking")
+	if err != nil {
+		return fmt.Errorf("open repository: %w", err)
+	}
+	if err := json.Unmarshal([]byte(pj), &n.params); err != nil {
+		return fmt.Errorf("open repository: chunking parameters %q: %w", pj, err)
+	}
+	if err := n.params.Validate(); err != nil {
+		return fmt.Errorf("open repository: %w", err)
+	}
+	return nil
+}
+
+// Close releases the repository.
+func (n *Node) Close() error {
+	err := n.disk.Close()
+	n.codecs.Close()
+	return errors.Join(err, n.cat.Close())
+}
+
+// Dir returns the repository directory.
+func (n *Node) Dir() string { return n.dir }
+
+// ID returns the node ID.
+func (n *Node) ID() store.PeerID { return n.id }
+
+// Params returns the repository's chunking parameters.
+func (n *Node) Params() store.Params { return n.params }
+
+// Catalog and Store expose the parts, for tests and the dashboard.
+func (n *Node) Catalog() *catalog.Catalog { return n.cat }
+func (n *Node) Store() store.Store        { return n.disk }
+
+// chunkFilter loads the Bloom filter on first use: only writers need it.
+func (n *Node) chunkFilter(ctx context.Context) (*catalog.Filter, error) {
+	n.filterOnce.Do(func() {
+		n.filter, n.filterErr = n.cat.LoadFilter(ctx, filepath.Join(n.dir, filterFile))
+	})
+	return n.filter, n.filterErr
+}
+
+func (n *Node) saveFilter(ctx context.Context) {
+	if n.filter == nil {
+		return
+	}
+	if err := n.cat.SaveFilter(ctx, n.filter, filepath.Join(n.dir, filterFile)); err != nil {
+		n.log.Warn("chunk filter not saved; it will be rebuilt", "err", err)
+	}
+}
+
+// Info describes the repository for `loft version` and `loft stat`.
+type Info struct {
+	Dir      string       `json:"repository"`
+	NodeID   string       `json:"node_id"`
+	Format   int          `json:"format"`
+	Chunking store.Params `json:"chunking"`
+	Created  string       `json:"created"`
+}
+
+// Info returns the repository's identity and format.
+func (n *Node) Info(ctx context.Context) (Info, error) {
+	created, err := n.cat.Meta(ctx, "created")
+	if err != nil {
+		return Info{}, err
+	}
+	return Info{Dir: n.dir, NodeID: n.id.String(), Format: catalog.Format, Chunking: n.params, Created: created}, nil
+}

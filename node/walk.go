@@ -1,0 +1,214 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/loftstore/loft/catalog"
+)
+
+// source is one thing to put: a regular file, or a reader such as stdin.
+type source struct {
+	name string    // object name
+	path string    // file to open; "" when r is set
+	r    io.Reader // stdin
+	mode fs.FileMode
+	size int64 // -1 when unknown
+}
+
+// Skip is an input put passed over on purpose, with the reason.
+type Skip struct {
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+// Failure is an input put could not store.
+type Failure struct {
+	Path string `json:"path"`
+	Err  error  `json:"-"`
+	Msg  string `json:"error"`
+}
+
+func newFailure(p string, err error) Failure { return Failure{Path: p, Err: err, Msg: err.Error()} }
+
+// ErrNeedName means a source has no name of its own (stdin, "/").
+var ErrNeedName = errors.New("needs a name: use --as NAME")
+
+// rootName returns the object name for a command-line path.
+func rootName(p, as string) (string, error) {
+	if as != "" {
+		return as, catalog.ValidName(as)
+	}
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	base := filepath.Base(abs)
+	if base == string(filepath.Separator) || base == "." {
+		return "", fmt.Errorf("%s %w", p, ErrNeedName)
+	}
+	return base, catalog.ValidName(base)
+}
+
+// walk turns command-line paths into sources in a stable order. Symlinks
+// named on the command line are followed; inside directories they are
+// skipped with a warning, as are devices, pipes and sockets. Directories
+// themselves are not objects: an empty directory stores nothing.
+func walk(ctx context.Context, paths []string, as string, emit func(*source) error, skip func(Skip), fail func(Failure)) error {
+	for _, p := range paths {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if p == "-" {
+			if as == "" {
+				fail(newFailure(p, fmt.Errorf("standard input %w", ErrNeedName)))
+			} else if err := catalog.ValidName(as); err != nil {
+				fail(newFailure(p, err))
+			} else if err := emit(&source{name: as, path: "-"}); err != nil {
+				return err
+			}
+			continue
+		}
+		name, err := rootName(p, as)
+		if err != nil {
+			fail(newFailure(p, err))
+			continue
+		}
+		fi, err := os.Stat(p)
+		if err != nil {
+			fail(newFailure(p, err))
+			continue
+		}
+		switch {
+		case fi.Mode().IsRegular():
+			if err := emit(&source{name: name, path: p, mode: fi.Mode(), size: fi.Size()}); err != nil {
+				return err
+			}
+			continue
+		case !fi.IsDir():
+			skip(Skip{Path: p, Reason: "not a regular file or directory (" + fileKind(fi.Mode()) + ")"})
+			continue
+		}
+		err = filepath.WalkDir(p, func(fp string, d fs.DirEntry, err error) error {
+			if err != nil {
+				fail(newFailure(fp, err))
+				if d != nil && d.IsDir() && fp != p {
+					return fs.SkipDir
+				}
+				return nil
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			t := d.Type()
+			switch {
+			case t.IsDir():
+				return nil
+			case t&fs.ModeSymlink != 0:
+				skip(Skip{Path: fp, Reason: "symbolic link, not followed"})
+				return nil
+			case !t.IsRegular():
+				skip(Skip{Path: fp, Reason: "not a regular file (" + fileKind(t) + ")"})
+				return nil
+			}
+			rel, err := filepath.Rel(p, fp)
+			if err != nil {
+				fail(newFailure(fp, err))
+				return nil
+			}
+			objName := path.Join(name, filepath.ToSlash(rel))
+			if err := catalog.ValidName(objName); err != nil {
+				fail(newFailure(fp, err))
+				return nil
+			}
+			info, err := d.Info()
+			if err != nil {
+				fail(newFailure(fp, err))
+				return nil
+			}
+			return emit(&source{name: objName, path: fp, mode: info.Mode(), size: info.Size()})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case m&fs.ModeIrregular != 0:
+		return "irregular file"
+	}
+	return strings.TrimSpace(m.Type().String())
+}
+
+// openRegular opens a file for reading and checks, on the open descriptor,
+// that it is a regular file: a path swapped for a pipe between the walk and
+// the open must not hang the put. O_NONBLOCK keeps the open itself from
+// blocking on a pipe; it does not affect reads of regular files.
+func openRegular(p string) (*os.File, fs.FileInfo, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: not a regular file (%s)", p, fileKind(fi.Mode()))
+	}
+	return f, fi, nil
+}
+
+// sameFile reports whether a file looks unchanged between two stats.
+func sameFile(a, b fs.FileInfo) bool {
+	return a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
+}
+
+// countInputs sums the regular files and bytes under paths, for progress.
+// It stops early when ctx ends.
+func countInputs(ctx context.Context, paths []string, add func(files, bytes int64)) {
+	for _, p := range paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		if fi.Mode().IsRegular() {
+			add(1, fi.Size())
+			continue
+		}
+		filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if err == nil && d.Type().IsRegular() {
+				if info, err := d.Info(); err == nil {
+					add(1, info.Size())
+				}
+			}
+			return nil
+		})
+	}
+}

@@ -1,0 +1,351 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// TempFile is the part of *os.File that staging a chunk uses.
+type TempFile interface {
+	io.Writer
+	Sync() error
+	Close() error
+	Name() string
+}
+
+// DiskOptions configure a Disk store.
+type DiskOptions struct {
+	// CreateTemp creates a file for staging a chunk. Nil means os.CreateTemp.
+	// Tests inject faults, a full disk for one, through it.
+	CreateTemp func(dir, pattern string) (TempFile, error)
+}
+
+// Disk stores chunks as files under root: root/ab/cd/<64 hex>, written to
+// root/tmp first. Every file under its final name is complete and durable:
+// Batch.Commit flushes staged files before it renames them.
+type Disk struct {
+	root   string
+	tmp    string
+	codecs *Codecs
+	create func(dir, pattern string) (TempFile, error)
+	flush  flusher
+}
+
+const tmpPrefix = "w-"
+
+// OpenDisk opens (creating if needed) a disk store rooted at root.
+func OpenDisk(root string, codecs *Codecs, opts DiskOptions) (*Disk, error) {
+	d := &Disk{root: root, tmp: filepath.Join(root, "tmp"), codecs: codecs, create: opts.CreateTemp}
+	if d.create == nil {
+		d.create = func(dir, pattern string) (TempFile, error) { return os.CreateTemp(dir, pattern) }
+	}
+	if err := os.MkdirAll(d.tmp, 0o755); err != nil {
+		return nil, fmt.Errorf("open chunk store: %w", err)
+	}
+	fl, err := newFlusher(root)
+	if err != nil {
+		return nil, fmt.Errorf("open chunk store: %w", err)
+	}
+	d.flush = fl
+	return d, nil
+}
+
+// Close releases the store's resources.
+func (d *Disk) Close() error { return d.flush.Close() }
+
+// Path returns the file name of a chunk.
+func (d *Disk) Path(id ID) string {
+	h := id.String()
+	return filepath.Join(d.root, h[0:2], h[2:4], h)
+}
+
+// Get reads, decodes and verifies a chunk.
+func (d *Disk) Get(ctx context.Context, id ID, buf []byte) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	stored, err := os.ReadFile(d.Path(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("chunk %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read chunk %s: %w", id, err)
+	}
+	plain, err := d.codecs.Decode(buf, stored)
+	if err != nil {
+		return nil, &IntegrityError{ID: id, Reason: err.Error()}
+	}
+	if err := Verify(id, plain); err != nil {
+		return nil, err
+	}
+	return plain, nil
+}
+
+// Stat reports a chunk's stored size and modification time.
+func (d *Disk) Stat(ctx context.Context, id ID) (Info, error) {
+	fi, err := os.Stat(d.Path(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return Info{}, fmt.Errorf("chunk %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Info{}, fmt.Errorf("stat chunk %s: %w", id, err)
+	}
+	return Info{ID: id, Stored: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
+// Remove removes a chunk file.
+func (d *Disk) Remove(ctx context.Context, id ID) error {
+	if err := os.Remove(d.Path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove chunk %s: %w", id, err)
+	}
+	return nil
+}
+
+// RemoveIfOlder moves the chunk aside first, then decides on what it moved:
+// a copy renamed into place by a concurrent writer either arrived before the
+// move (it is new, so it goes back) or after it (it stays). Either way the
+// name ends up holding a complete copy whenever a writer put one there.
+func (d *Disk) RemoveIfOlder(ctx context.Context, id ID, cutoff time.Time) (bool, error) {
+	p := d.Path(id)
+	aside := filepath.Join(d.tmp, "rm-"+id.String()+"-"+randomSuffix())
+	if err := os.Rename(p, aside); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("remove chunk %s: %w", id, err)
+	}
+	fi, err := os.Stat(aside)
+	if err == nil && !fi.ModTime().Before(cutoff) {
+		// Hard-linking back never replaces a copy that a writer has put in
+		// place since the move; both hold the same bytes.
+		if err := os.Link(aside, p); err != nil && !errors.Is(err, fs.ErrExist) {
+			return false, fmt.Errorf("put back chunk %s: %w", id, err)
+		}
+		os.Remove(aside)
+		return false, nil
+	}
+	if err := os.Remove(aside); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("remove chunk %s: %w", id, err)
+	}
+	return true, nil
+}
+
+// Walk lists the chunk files. Files whose names are not chunk IDs are skipped.
+func (d *Disk) Walk(ctx context.Context, fn func(Info) error) error {
+	top, err := readDirNames(d.root)
+	if err != nil {
+		return fmt.Errorf("walk chunk store: %w", err)
+	}
+	for _, a := range top {
+		if !isHexPair(a) {
+			continue
+		}
+		mid, err := readDirNames(filepath.Join(d.root, a))
+		if err != nil {
+			return fmt.Errorf("walk chunk store: %w", err)
+		}
+		for _, b := range mid {
+			if !isHexPair(b) {
+				continue
+			}
+			dir := filepath.Join(d.root, a, b)
+			ents, err := os.ReadDir(dir)
+			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("walk chunk store: %w", err)
+			}
+			for _, e := range ents {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				id, err := ParseID(e.Name())
+				if err != nil || !strings.HasPrefix(e.Name(), a+b) || !e.Type().IsRegular() {
+					continue
+				}
+				fi, err := e.Info()
+				if errors.Is(err, fs.ErrNotExist) {
+					continue
+				}
+				if err != nil {
+					return fmt.Errorf("walk chunk store: %w", err)
+				}
+				if err := fn(Info{ID: id, Stored: fi.Size(), ModTime: fi.ModTime()}); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// CleanTemp removes staged files older than cutoff.
+func (d *Disk) CleanTemp(ctx context.Context, cutoff time.Time) (int, error) {
+	ents, err := os.ReadDir(d.tmp)
+	if err != nil {
+		return 0, fmt.Errorf("clean temporary chunks: %w", err)
+	}
+	n := 0
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil || !fi.ModTime().Before(cutoff) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(d.tmp, e.Name())); err == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func readDirNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+func isHexPair(s string) bool {
+	return len(s) == 2 && strings.IndexFunc(s, func(r rune) bool {
+		return !('0' <= r && r <= '9' || 'a' <= r && r <= 'f')
+	}) < 0
+}
+
+func randomSuffix() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// NewBatch starts a batch of writes.
+func (d *Disk) NewBatch() Batch { return &diskBatch{d: d} }
+
+type staged struct {
+	id   ID
+	temp string
+}
+
+type diskBatch struct {
+	d      *Disk
+	mu     sync.Mutex
+	staged []staged
+	failed error
+}
+
+var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+func (b *diskBatch) Add(ctx context.Context, id ID, plain []byte) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	bp := encodeBufs.Get().(*[]byte)
+	defer encodeBufs.Put(bp)
+	hdr, payload, codec := b.d.codecs.EncodeParts(*bp, plain)
+	if codec != CodecPlain && cap(payload) > cap(*bp) {
+		*bp = payload[:0] // keep the grown buffer for the next chunk
+	}
+
+	f, err := b.d.create(b.d.tmp, tmpPrefix+id.Short()+"-*")
+	if err != nil {
+		return 0, fmt.Errorf("stage chunk %s: %w", id, err)
+	}
+	_, werr := f.Write(hdr[:])
+	if werr == nil {
+		_, werr = f.Write(payload)
+	}
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(f.Name())
+		return 0, fmt.Errorf("stage chunk %s: %w", id, err)
+	}
+	b.mu.Lock()
+	b.staged = append(b.staged, staged{id: id, temp: f.Name()})
+	b.mu.Unlock()
+	return int64(len(hdr) + len(payload)), nil
+}
+
+// Commit flushes the staged files, renames them into place and flushes the
+// renames. A crash before the second flush leaves complete files under final
+// names, or staged files that CleanTemp removes later; never a torn chunk.
+func (b *diskBatch) Commit(ctx context.Context) error {
+	b.mu.Lock()
+	todo := b.staged
+	b.staged = nil
+	failed := b.failed
+	b.mu.Unlock()
+	if failed != nil {
+		return failed
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	err := b.commit(ctx, todo)
+	if err != nil {
+		b.mu.Lock()
+		b.failed = err
+		b.staged = append(b.staged, todo...)
+		b.mu.Unlock()
+	}
+	return err
+}
+
+func (b *diskBatch) commit(ctx context.Context, todo []staged) error {
+	temps := make([]string, len(todo))
+	for i, s := range todo {
+		temps[i] = s.temp
+	}
+	if err := b.d.flush.Files(temps); err != nil {
+		return fmt.Errorf("flush chunks: %w", err)
+	}
+	dirs := make(map[string]struct{})
+	for i, s := range todo {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		p := b.d.Path(s.id)
+		dir := filepath.Dir(p)
+		err := os.Rename(s.temp, p)
+		if errors.Is(err, fs.ErrNotExist) {
+			if err = os.MkdirAll(dir, 0o755); err == nil {
+				dirs[filepath.Dir(dir)] = struct{}{}
+				dirs[filepath.Dir(filepath.Dir(dir))] = struct{}{}
+				err = os.Rename(s.temp, p)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("store chunk %s: %w", s.id, err)
+		}
+		todo[i].temp = ""
+		dirs[dir] = struct{}{}
+	}
+	dirs[b.d.tmp] = struct{}{}
+	if err := b.d.flush.Dirs(dirs); err != nil {
+		return fmt.Errorf("flush chunk directories: %w", err)
+	}
+	return nil
+}
+
+func (b *diskBatch) Abort() {
+	b.mu.Lock()
+	todo := b.staged
+	b.staged = nil
+	b.mu.Unlock()
+	for _, s := range todo {
+		if s.temp != "" {
+			os.Remove(s.temp)
+		}
+	}
+}

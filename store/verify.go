@@ -1,0 +1,39 @@
+package store
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+)
+
+// ErrIntegrity marks data that does not match its ID. Callers test for it with
+// errors.Is; the concrete error is *IntegrityError.
+var ErrIntegrity = errors.New("integrity error")
+
+// IntegrityError says that the bytes named by ID hash to something else, or
+// could not be decoded. Object is filled in by callers that know which object
+// the chunk belongs to.
+type IntegrityError struct {
+	ID     ID
+	Object string
+	Reason string
+}
+
+func (e *IntegrityError) Error() string {
+	if e.Object != "" {
+		return fmt.Sprintf("object %s: chunk %s is corrupt: %s", e.Object, e.ID, e.Reason)
+	}
+	return fmt.Sprintf("chunk %s is corrupt: %s", e.ID, e.Reason)
+}
+
+func (e *IntegrityError) Is(target error) bool { return target == ErrIntegrity }
+
+// Verify checks that data hashes to id. It is the one check applied to every
+// chunk that crosses a boundary: read from disk, received from a peer, or
+// about to be stored under a name.
+func Verify(id ID, data []byte) error {
+	if got := sha256.Sum256(data); got != id {
+		return &IntegrityError{ID: id, Reason: fmt.Sprintf("content hashes to %s", ID(got).Short())}
+	}
+	return nil
+}

@@ -111,10 +111,7 @@ func (c *Chunker) Next() ([]byte, error) {
 		c.fill()
 	}
 	if c.start == c.end {
-		if c.err == nil {
-			c.err = io.ErrNoProgress
-		}
-		return nil, c.err
+		return nil, c.err // fill returns only when the buffer is full or err is set
 	}
 	n := c.cut(c.buf[c.start:c.end])
 	chunk := c.buf[c.start : c.start+n : c.start+n]
@@ -127,12 +124,21 @@ func (c *Chunker) fill() {
 		c.end = copy(c.buf, c.buf[c.start:c.end])
 		c.start = 0
 	}
-	for c.end < len(c.buf) && c.err == nil {
+	for empty := 0; c.end < len(c.buf) && c.err == nil; {
 		var n int
 		n, c.err = c.r.Read(c.buf[c.end:])
 		c.end += n
+		if n > 0 {
+			empty = 0
+		} else if empty++; empty >= maxEmptyReads {
+			c.err = io.ErrNoProgress // as bufio does with a reader that never delivers
+		}
 	}
 }
+
+// maxEmptyReads is how many reads returning nothing and no error in a row
+// the chunker tolerates.
+const maxEmptyReads = 100
 
 // cut returns the length of the chunk at the start of data.
 func (c *Chunker) cut(data []byte) int {

@@ -111,25 +111,36 @@ func worthTrying(plain []byte) bool {
 // Encode appends the stored form of plain to dst[:0] and returns it with the
 // codec chosen: zstd when it saves at least 1/32 of the size, else plain.
 func (c *Codecs) Encode(dst, plain []byte) ([]byte, Codec) {
-	hdr, payload, codec := c.EncodeParts(dst, plain)
-	out := append(dst[:0], hdr[:]...)
-	return append(out, payload...), codec
+	out := appendHeader(dst[:0], CodecPlain, len(plain))
+	if z, ok := c.compress(out, plain); ok {
+		z[4] = byte(CodecZstd)
+		return z, CodecZstd
+	}
+	return append(out, plain...), CodecPlain
 }
 
 // EncodeParts is Encode without the copy of incompressible data: it returns
 // the header and the payload, which is plain itself when compression does not
 // pay, and otherwise lives in buf.
 func (c *Codecs) EncodeParts(buf, plain []byte) (hdr [headerSize]byte, payload []byte, codec Codec) {
-	codec = CodecPlain
-	payload = plain
-	if worthTrying(plain) {
-		z := c.enc.EncodeAll(plain, buf[:0])
-		if saved := len(plain) - len(z); saved >= len(plain)/32 && saved > 0 {
-			codec, payload = CodecZstd, z
-		}
+	codec, payload = CodecPlain, plain
+	if z, ok := c.compress(buf[:0], plain); ok {
+		codec, payload = CodecZstd, z
 	}
 	appendHeader(hdr[:0], codec, len(plain))
 	return hdr, payload, codec
+}
+
+// compress appends the zstd frame of plain to dst and reports whether it
+// saves at least 1/32 of the size. Chunks that look incompressible from a
+// sample are not compressed at all.
+func (c *Codecs) compress(dst, plain []byte) ([]byte, bool) {
+	if !worthTrying(plain) {
+		return dst, false
+	}
+	z := c.enc.EncodeAll(plain, dst)
+	saved := len(plain) - (len(z) - len(dst))
+	return z, saved > 0 && saved >= len(plain)/32
 }
 
 func appendHeader(dst []byte, codec Codec, n int) []byte {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -151,6 +152,9 @@ func (d *Disk) Walk(ctx context.Context, fn func(Info) error) error {
 			continue
 		}
 		mid, err := readDirNames(filepath.Join(d.root, a))
+		if errors.Is(err, syscall.ENOTDIR) {
+			continue // a stray file with a directory's name
+		}
 		if err != nil {
 			return fmt.Errorf("walk chunk store: %w", err)
 		}
@@ -160,7 +164,7 @@ func (d *Disk) Walk(ctx context.Context, fn func(Info) error) error {
 			}
 			dir := filepath.Join(d.root, a, b)
 			ents, err := os.ReadDir(dir)
-			if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 				return fmt.Errorf("walk chunk store: %w", err)
 			}
 			for _, e := range ents {
@@ -168,8 +172,8 @@ func (d *Disk) Walk(ctx context.Context, fn func(Info) error) error {
 					return err
 				}
 				id, err := ParseID(e.Name())
-				if err != nil || !strings.HasPrefix(e.Name(), a+b) || !e.Type().IsRegular() {
-					continue
+				if err != nil || e.Name() != id.String() || !strings.HasPrefix(e.Name(), a+b) || !e.Type().IsRegular() {
+					continue // not a chunk: only the canonical name is one
 				}
 				fi, err := e.Info()
 				if errors.Is(err, fs.ErrNotExist) {
@@ -239,10 +243,11 @@ type staged struct {
 }
 
 type diskBatch struct {
-	d      *Disk
-	mu     sync.Mutex
-	staged []staged
-	failed error
+	d        *Disk
+	commitMu sync.Mutex // one Commit at a time: a later one waits for an earlier
+	mu       sync.Mutex // guards staged and failed
+	staged   []staged
+	failed   error
 }
 
 var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
@@ -250,6 +255,9 @@ var encodeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); retur
 func (b *diskBatch) Add(ctx context.Context, id ID, plain []byte) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
+	}
+	if len(plain) > MaxChunkSize {
+		return 0, fmt.Errorf("stage chunk %s: %d bytes is above the chunk limit %d", id, len(plain), MaxChunkSize)
 	}
 	bp := encodeBufs.Get().(*[]byte)
 	defer encodeBufs.Put(bp)
@@ -281,14 +289,16 @@ func (b *diskBatch) Add(ctx context.Context, id ID, plain []byte) (int64, error)
 // renames. A crash before the second flush leaves complete files under final
 // names, or staged files that CleanTemp removes later; never a torn chunk.
 func (b *diskBatch) Commit(ctx context.Context) error {
+	b.commitMu.Lock()
+	defer b.commitMu.Unlock()
 	b.mu.Lock()
+	if b.failed != nil {
+		defer b.mu.Unlock()
+		return b.failed
+	}
 	todo := b.staged
 	b.staged = nil
-	failed := b.failed
 	b.mu.Unlock()
-	if failed != nil {
-		return failed
-	}
 	if len(todo) == 0 {
 		return nil
 	}

@@ -49,10 +49,10 @@ var ErrBadID = errors.New("not a chunk id")
 func ParseID(s string) (ID, error) {
 	var id ID
 	if len(s) != 2*IDSize {
-		return id, fmt.Errorf("%w: %q has %d characters, want %d", ErrBadID, s, len(s), 2*IDSize)
+		return ID{}, fmt.Errorf("%w: %q has %d characters, want %d", ErrBadID, s, len(s), 2*IDSize)
 	}
 	if _, err := hex.Decode(id[:], []byte(s)); err != nil {
-		return id, fmt.Errorf("%w: %q: %v", ErrBadID, s, err)
+		return ID{}, fmt.Errorf("%w: %q: %v", ErrBadID, s, err)
 	}
 	return id, nil
 }
@@ -81,13 +81,23 @@ func (p PeerID) String() string { return strings.ToLower(peerEncoding.EncodeToSt
 // Short returns the first 8 characters, for display.
 func (p PeerID) Short() string { return p.String()[:8] }
 
-// ParsePeerID parses the base32 form, in either case.
+// ParsePeerID parses the base32 form, in either case. Only the canonical
+// spelling is accepted, so that one node has one textual ID.
 func ParsePeerID(s string) (PeerID, error) {
 	var p PeerID
+	bad := fmt.Errorf("%w: %q is not a node id", ErrBadID, s)
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return p, bad
+		}
+	}
 	b, err := peerEncoding.DecodeString(strings.ToUpper(s))
 	if err != nil || len(b) != len(p) {
-		return p, fmt.Errorf("%w: %q is not a node id", ErrBadID, s)
+		return p, bad
 	}
 	copy(p[:], b)
+	if p.String() != strings.ToLower(s) {
+		return PeerID{}, bad
+	}
 	return p, nil
 }

@@ -98,9 +98,10 @@ func (m *Mem) Corrupt(id ID, data []byte) {
 func (m *Mem) NewBatch() Batch { return &memBatch{m: m} }
 
 type memBatch struct {
-	m      *Mem
-	mu     sync.Mutex
-	staged map[ID][]byte
+	m        *Mem
+	commitMu sync.Mutex
+	mu       sync.Mutex
+	staged   map[ID][]byte
 }
 
 func (b *memBatch) Add(ctx context.Context, id ID, plain []byte) (int64, error) {
@@ -117,6 +118,8 @@ func (b *memBatch) Add(ctx context.Context, id ID, plain []byte) (int64, error) 
 }
 
 func (b *memBatch) Commit(ctx context.Context) error {
+	b.commitMu.Lock()
+	defer b.commitMu.Unlock()
 	b.mu.Lock()
 	staged := b.staged
 	b.staged = nil

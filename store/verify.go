@@ -29,8 +29,9 @@ func (e *IntegrityError) Error() string {
 func (e *IntegrityError) Is(target error) bool { return target == ErrIntegrity }
 
 // Verify checks that data hashes to id. It is the one check applied to every
-// chunk that crosses a boundary: read from disk, received from a peer, or
-// about to be stored under a name.
+// chunk that crosses a boundary into loft's trust: read from disk or
+// received from a peer. (Batch.Add trusts its caller, which computed the ID
+// from the bytes it holds.)
 func Verify(id ID, data []byte) error {
 	if got := sha256.Sum256(data); got != id {
 		return &IntegrityError{ID: id, Reason: fmt.Sprintf("content hashes to %s", ID(got).Short())}

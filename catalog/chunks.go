@@ -15,6 +15,7 @@ import (
 type ChunkState struct {
 	Known   bool // a row exists
 	Refs    int64
+	Stored  int64 // bytes of its file
 	ZeroSeq int64 // with Refs == 0: the change that dropped the last reference
 }
 
@@ -22,7 +23,7 @@ type ChunkState struct {
 func (c *Catalog) Lookup(ctx context.Context, id store.ID) (ChunkState, error) {
 	var st ChunkState
 	var zs sql.NullInt64
-	err := c.r.QueryRowContext(ctx, `SELECT refs, zero_seq FROM chunks WHERE hash = ?`, id[:]).Scan(&st.Refs, &zs)
+	err := c.r.QueryRowContext(ctx, `SELECT refs, stored_size, zero_seq FROM chunks WHERE hash = ?`, id[:]).Scan(&st.Refs, &st.Stored, &zs)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ChunkState{}, nil
 	}

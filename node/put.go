@@ -32,9 +32,6 @@ const (
 	filesInFlight = 256
 	// readers is how many files are read and chunked at once.
 	readers = 2
-	// SyncEvery is how many staged bytes wait before the store makes them
-	// durable, so that writeback overlaps reading instead of following it.
-	SyncEvery = 64 << 20
 	// commitFiles, commitBytes and commitDelay say when finished files are
 	// committed to the catalog: one transaction (and one flush) covers many
 	// small files.
@@ -106,15 +103,13 @@ type putter struct {
 	budget *semaphore.Weighted
 	files  *semaphore.Weighted
 
-	work    chan *chunkTask
-	done    chan *fileTask // finished files, to the committer
-	syncReq chan struct{}
+	work chan *chunkTask
+	done chan *fileTask // finished files, to the committer
 
 	claimsMu sync.Mutex
 	claims   map[store.ID]*claim
 
-	unsynced atomic.Int64
-	prog     struct{ filesTotal, bytesTotal, files, bytes, newBytes atomic.Int64 }
+	prog struct{ filesTotal, bytesTotal, files, bytes, newBytes atomic.Int64 }
 
 	cancel   context.CancelCauseFunc
 	fatalErr atomic.Pointer[error]
@@ -127,19 +122,25 @@ type putter struct {
 // of the same chunk wait for it instead of deciding again.
 type claim struct {
 	done    chan struct{}
-	written bool // staged by this put (and durable once a store commit covers it)
+	written bool  // staged by this put (and durable once a store commit covers it)
+	stored  int64 // size of the chunk's file, whoever wrote it
 	err     error
 }
 
+// chunkTask is one chunk on its way through the pipeline. Its buffer has
+// two holders, the worker that stores it and the assembler that hashes the
+// whole file; the last to let go returns it to the pool.
 type chunkTask struct {
-	file   *fileTask
-	data   []byte
-	buf    *[]byte
-	id     store.ID
-	stored int64
-	wrote  bool
-	done   chan struct{}
-	err    error
+	file    *fileTask
+	data    []byte
+	buf     *[]byte
+	size    int64
+	holders atomic.Int32
+	id      store.ID
+	stored  int64
+	wrote   bool
+	done    chan struct{} // closed by the worker once id, stored and err are set
+	err     error
 }
 
 type fileTask struct {
@@ -161,13 +162,12 @@ func (n *Node) newPutter(ctx context.Context, opts PutOptions) (*putter, error) 
 	}
 	return &putter{
 		n: n, opts: opts, filter: filter,
-		budget:  semaphore.NewWeighted(max(chunkBudget, 2*int64(n.params.Max))),
-		files:   semaphore.NewWeighted(filesInFlight),
-		work:    make(chan *chunkTask, 2*runtime.GOMAXPROCS(0)),
-		done:    make(chan *fileTask, filesInFlight),
-		syncReq: make(chan struct{}, 1),
-		claims:  make(map[store.ID]*claim),
-		res:     PutResult{Skipped: []Skip{}, Failed: []Failure{}},
+		budget: semaphore.NewWeighted(max(chunkBudget, 2*int64(n.params.Max))),
+		files:  semaphore.NewWeighted(filesInFlight),
+		work:   make(chan *chunkTask, 2*runtime.GOMAXPROCS(0)),
+		done:   make(chan *fileTask, filesInFlight),
+		claims: make(map[store.ID]*claim),
+		res:    PutResult{Skipped: []Skip{}, Failed: []Failure{}},
 	}, nil
 }
 
@@ -320,12 +320,13 @@ func (p *putter) read(s *source, ch *store.Chunker) error {
 		if first {
 			ft.ctype = contentType(s.name, data)
 		}
-		if err := p.budget.Acquire(ctx, int64(len(data))); err != nil {
+		if err := p.budget.Acquire(ctx, bufferSize(len(data))); err != nil {
 			close(ft.order)
 			return err
 		}
 		buf := p.n.bufs.get(len(data))
-		t := &chunkTask{file: ft, buf: buf, data: (*buf)[:len(data)], done: make(chan struct{})}
+		t := &chunkTask{file: ft, buf: buf, data: (*buf)[:len(data)], size: int64(len(data)), done: make(chan struct{})}
+		t.holders.Store(2)
 		copy(t.data, data)
 		p.prog.bytes.Add(int64(len(data)))
 		// To the workers first: once the assembler has a task, a worker
@@ -340,6 +341,7 @@ func (p *putter) read(s *source, ch *store.Chunker) error {
 		select {
 		case ft.order <- t:
 		case <-ctx.Done():
+			p.drop(t) // the assembler's hold
 			close(ft.order)
 			return ctx.Err()
 		}
@@ -360,29 +362,34 @@ func (p *putter) read(s *source, ch *store.Chunker) error {
 	return nil
 }
 
-// assemble hashes the whole file in order, collects its chunk references
-// once each chunk is stored, and passes the finished file to the committer.
+// assemble hashes the whole file as its chunks arrive, in order and
+// without waiting for the workers, then collects the chunk references once
+// each chunk is stored and passes the finished file to the committer.
 func (p *putter) assemble(ft *fileTask, label string) {
 	defer p.files.Release(1)
 	h := sha256.New()
 	var size int64
-	var refs []catalog.ChunkRef
-	var failed error
+	var tasks []*chunkTask
 	for t := range ft.order {
 		h.Write(t.data)
-		size += int64(len(t.data))
+		size += t.size
+		tasks = append(tasks, t)
+		p.drop(t)
+	}
+	refs := make([]catalog.ChunkRef, 0, len(tasks))
+	var failed error
+	for _, t := range tasks {
 		<-t.done // workers finish every task, also after cancellation
 		if t.err != nil && failed == nil {
 			failed = t.err
 		}
-		refs = append(refs, catalog.ChunkRef{ID: t.id, Plain: int64(len(t.data)), Stored: t.stored})
+		refs = append(refs, catalog.ChunkRef{ID: t.id, Plain: t.size, Stored: t.stored})
 		if t.wrote {
 			ft.newB += t.stored
 			ft.newC++
 		} else {
 			ft.reused++
 		}
-		p.release(t)
 	}
 	if failed != nil {
 		return // fatal: the worker reported it and the put is stopping
@@ -411,14 +418,22 @@ func sumOf(h hash.Hash) (d [32]byte) {
 	return d
 }
 
+// drop lets go of one hold on the task's buffer.
+func (p *putter) drop(t *chunkTask) {
+	if t.holders.Add(-1) == 0 {
+		p.release(t)
+	}
+}
+
 func (p *putter) release(t *chunkTask) {
-	p.budget.Release(int64(len(t.data)))
+	p.budget.Release(bufferSize(int(t.size)))
 	p.n.bufs.put(t.buf)
 	t.buf, t.data = nil, nil
 }
 
 // storeChunk hashes a chunk and stores it unless the repository has it.
 func (p *putter) storeChunk(t *chunkTask) {
+	defer p.drop(t)
 	defer close(t.done)
 	if err := p.ctx.Err(); err != nil {
 		t.err = err
@@ -434,14 +449,15 @@ func (p *putter) storeChunk(t *chunkTask) {
 	p.claimsMu.Unlock()
 	if seen {
 		<-c.done
-		t.err = c.err
+		t.stored, t.err = c.stored, c.err
 		return
 	}
 	defer close(c.done)
-	have, err := p.have(t.id)
+	have, stored, err := p.have(t.id)
 	if err == nil && !have {
-		t.stored, err = p.batch.Add(p.ctx, t.id, t.data)
+		stored, err = p.batch.Add(p.ctx, t.id, t.data)
 	}
+	t.stored, c.stored = stored, stored
 	if err != nil {
 		c.err, t.err = err, err
 		p.fatal(err)
@@ -453,29 +469,22 @@ func (p *putter) storeChunk(t *chunkTask) {
 	c.written, t.wrote = true, true
 	p.filter.Add(t.id)
 	p.prog.newBytes.Add(t.stored)
-	if p.unsynced.Add(t.stored) >= SyncEvery {
-		p.unsynced.Store(0)
-		select {
-		case p.syncReq <- struct{}{}:
-		default:
-		}
-	}
 }
 
 // have reports whether the repository holds the chunk in a way this put may
-// rely on without writing it: referenced (GC spares anything that loses its
-// references after this session began), or unreferenced but protected for
-// this session with its file present.
-func (p *putter) have(id store.ID) (bool, error) {
+// rely on without writing it, and the size of its file: referenced (GC
+// spares anything that loses its references after this session began), or
+// unreferenced but protected for this session with its file present.
+func (p *putter) have(id store.ID) (bool, int64, error) {
 	if !p.filter.MayHave(id) {
-		return false, nil
+		return false, 0, nil
 	}
 	st, err := p.n.cat.Lookup(p.ctx, id)
 	if err != nil || !st.Known {
-		return false, err
+		return false, 0, err
 	}
 	if st.Refs > 0 {
-		return true, nil
+		return true, st.Stored, nil
 	}
 	var ok bool
 	err = p.n.cat.Tx(p.ctx, func(tx *catalog.Tx) error {
@@ -490,7 +499,7 @@ func (p *putter) have(id store.ID) (bool, error) {
 		ok = err == nil
 		return err
 	})
-	return ok, err
+	return ok, st.Stored, err
 }
 
 // commitLoop commits finished files in batches: one store commit makes their
@@ -525,10 +534,6 @@ func (p *putter) commitLoop() error {
 			}
 		case <-timer.C:
 			if err := flush(); err != nil {
-				return err
-			}
-		case <-p.syncReq:
-			if err := p.batch.Commit(p.ctx); err != nil {
 				return err
 			}
 		case <-p.ctx.Done():
@@ -673,6 +678,10 @@ func (bp *bufferPool) put(b *[]byte) {
 		bp.classes[sizeClass(cap(*b))].Put(b)
 	}
 }
+
+// bufferSize is the capacity of the buffer a chunk of n bytes gets, which
+// is what the memory budget counts.
+func bufferSize(n int) int64 { return 1 << sizeClass(n) }
 
 func sizeClass(n int) int {
 	c := 12 // 4 KiB at least

@@ -19,3 +19,11 @@ func newFlusher(root string) (flusher, error) {
 func (f flusher) Files([]string) error           { return unix.Syncfs(int(f.root.Fd())) }
 func (f flusher) Dirs(map[string]struct{}) error { return unix.Syncfs(int(f.root.Fd())) }
 func (f flusher) Close() error                   { return f.root.Close() }
+
+// startWriteback asks the kernel to begin writing a staged file now, without
+// waiting, so that the flush at commit finds little left to do.
+func startWriteback(f TempFile) {
+	if osf, ok := f.(*os.File); ok {
+		unix.SyncFileRange(int(osf.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
+	}
+}

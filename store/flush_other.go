@@ -10,6 +10,8 @@ type flusher struct{}
 
 func newFlusher(string) (flusher, error) { return flusher{}, nil }
 
+func startWriteback(TempFile) {}
+
 func (flusher) Files(names []string) error {
 	for _, n := range names {
 		if err := syncPath(n); err != nil {

@@ -1,0 +1,151 @@
+// Command bench measures loft end to end and prints every figure next to the
+// limit it is bounded by, measured on the same machine in the same run. It
+// runs the real binary as separate processes on generated data. `make bench`
+// runs it; it is not a test and asserts nothing.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+type bench struct {
+	loft  string // the binary under test
+	dir   string // scratch space
+	quick bool
+	out   *tabwriter.Writer
+	rows  []row
+}
+
+// row is one printed figure.
+type row struct {
+	name, value, limit, target, verdict string
+}
+
+func main() {
+	b := &bench{}
+	flag.StringVar(&b.loft, "loft", "bin/loft", "loft binary to measure")
+	flag.StringVar(&b.dir, "dir", ".bench", "scratch directory (several GiB)")
+	flag.BoolVar(&b.quick, "quick", false, "smaller sizes, for trying the harness")
+	only := flag.String("only", "", "comma-separated sections to run (limits,params,put,small,edit,get,rss,million)")
+	flag.Parse()
+	if err := b.run(*only); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func (b *bench) run(only string) error {
+	ctx := context.Background()
+	abs, err := filepath.Abs(b.loft)
+	if err != nil {
+		return err
+	}
+	b.loft = abs
+	if err := os.RemoveAll(b.dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(b.dir, 0o755); err != nil {
+		return err
+	}
+	defer os.RemoveAll(b.dir)
+	fmt.Printf("loft bench: %s, %d CPUs, %s, scratch %s\n", time.Now().Format(time.DateTime), runtime.NumCPU(), runtime.Version(), b.dir)
+	want := func(s string) bool { return only == "" || strings.Contains(","+only+",", ","+s+",") }
+
+	sz := b.sizes()
+	lim, err := b.limits(ctx, sz)
+	if err != nil {
+		return err
+	}
+	if want("params") {
+		if err := b.params(ctx, sz); err != nil {
+			return err
+		}
+	}
+	e2e := &e2eState{}
+	steps := []struct {
+		name string
+		fn   func(context.Context, sizes, *limits, *e2eState) error
+	}{
+		{"put", b.putNew}, {"small", b.putSmall}, {"edit", b.putEdited}, {"get", b.get},
+		{"rss", b.rss}, {"million", b.million},
+	}
+	for _, s := range steps {
+		if !want(s.name) {
+			continue
+		}
+		if err := s.fn(ctx, sz, lim, e2e); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+	b.print()
+	return nil
+}
+
+type sizes struct {
+	big      int64 // the "1 GiB" file
+	huge     int64 // the "4 GiB" file
+	small    int   // number of small files
+	million  int   // chunks in the big repository
+	paramLen int64 // data per chunking candidate
+}
+
+func (b *bench) sizes() sizes {
+	if b.quick {
+		return sizes{big: 128 << 20, huge: 256 << 20, small: 2000, million: 20000, paramLen: 64 << 20}
+	}
+	return sizes{big: 1 << 30, huge: 4 << 30, small: 20000, million: 1000000, paramLen: 256 << 20}
+}
+
+func (b *bench) add(r row) {
+	b.rows = append(b.rows, r)
+	fmt.Printf("  %-52s %s\n", r.name, r.value)
+}
+
+func (b *bench) print() {
+	fmt.Println()
+	tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "FIGURE\tVALUE\tLIMIT (same run)\tTARGET\tRESULT")
+	for _, r := range b.rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.name, r.value, r.limit, r.target, r.verdict)
+	}
+	tw.Flush()
+}
+
+// runLoft runs the binary and returns its wall time and peak RSS in bytes.
+func (b *bench) runLoft(ctx context.Context, repo string, args ...string) (time.Duration, int64, []byte, error) {
+	cmd := exec.CommandContext(ctx, b.loft, append([]string{"--repo", repo, "--quiet"}, args...)...)
+	cmd.Env = append(os.Environ(), "LOFT_LOG_LEVEL=warn")
+	var out strings.Builder
+	cmd.Stdout = &out
+	cmd.Stderr = os.Stderr
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, nil, err
+	}
+	peak := watchPeakRSS(cmd.Process.Pid)
+	err := cmd.Wait()
+	el := time.Since(start)
+	rss := peak()
+	if err != nil {
+		return el, rss, []byte(out.String()), fmt.Errorf("loft %s: %w\n%s", strings.Join(args, " "), err, out.String())
+	}
+	return el, rss, []byte(out.String()), nil
+}
+
+func mbps(n int64, d time.Duration) float64 { return float64(n) / d.Seconds() / 1e6 }
+
+func verdict(ok bool, detail string) string {
+	if ok {
+		return "ok (" + detail + ")"
+	}
+	return "MISSED (" + detail + ")"
+}

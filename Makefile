@@ -6,6 +6,8 @@ BIN      := bin/loft
 FUZZTIME ?= 5s
 PKGS     := ./...
 
+BENCHDIR ?= .bench
+
 .PHONY: all build test vet fuzz bench clean
 
 all: build
@@ -34,5 +36,11 @@ fuzz:
 		done; \
 	done
 
+# Go micro-benchmarks, then the end-to-end figures of the real binary, each
+# printed next to the limit measured in the same run.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./store/
+	$(GO) run ./bench -loft $(BIN) -dir $(BENCHDIR)
+
 clean:
-	rm -rf bin
+	rm -rf bin $(BENCHDIR)

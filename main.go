@@ -4,13 +4,10 @@ package main
 
 import (
 	"context"
-	"io"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
-
-	"golang.org/x/term"
 
 	"github.com/loftstore/loft/cli"
 )
@@ -22,16 +19,7 @@ func main() {
 		debug.SetMemoryLimit(48 << 20)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Run(ctx, os.Args, cli.Env{
-		Stdin:  os.Stdin,
-		Stdout: os.Stdout,
-		Stderr: os.Stderr,
-		Getenv: os.Getenv,
-		IsTerminal: func(w io.Writer) bool {
-			f, ok := w.(*os.File)
-			return ok && term.IsTerminal(int(f.Fd()))
-		},
-	})
+	code := cli.Run(ctx, os.Args, cli.OSEnv())
 	stop()
 	os.Exit(code)
 }

@@ -86,7 +86,7 @@ func Create(ctx context.Context, path string, meta map[string]string, opts Optio
 		return nil, fmt.Errorf("create catalog: %w", err)
 	}
 	f.Close()
-	c, err := open(ctx, path, opts)
+	c, err := open(ctx, path, opts, true)
 	if err != nil {
 		os.Remove(path)
 		return nil, err
@@ -108,12 +108,18 @@ func Create(ctx context.Context, path string, meta map[string]string, opts Optio
 	return c, nil
 }
 
-// Open opens an existing catalog, applying pending migrations.
+// Open opens an existing catalog, applying pending migrations. A file
+// without a loft schema (empty, or some other database) is refused as
+// corrupt and left untouched.
 func Open(ctx context.Context, path string, opts Options) (*Catalog, error) {
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", path, ErrNoCatalog)
 	}
-	c, err := open(ctx, path, opts)
+	if err == nil && fi.Size() == 0 {
+		return nil, fmt.Errorf("%w: %s is empty", ErrCorrupt, path)
+	}
+	c, err := open(ctx, path, opts, false)
 	if err != nil {
 		return nil, err
 	}
@@ -129,7 +135,7 @@ func Open(ctx context.Context, path string, opts Options) (*Catalog, error) {
 	return c, nil
 }
 
-func open(ctx context.Context, path string, opts Options) (*Catalog, error) {
+func open(ctx context.Context, path string, opts Options, create bool) (*Catalog, error) {
 	if opts.BusyTimeout == 0 {
 		opts.BusyTimeout = 30 * time.Second
 	}
@@ -149,7 +155,7 @@ func open(ctx context.Context, path string, opts Options) (*Catalog, error) {
 	}
 	r.SetMaxOpenConns(8)
 	c := &Catalog{path: path, w: w, r: r, origin: opts.Origin, now: opts.Now}
-	if err := c.migrate(ctx); err != nil {
+	if err := c.migrate(ctx, create); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("open catalog %s: %w", path, classify(err))
 	}

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -36,13 +37,16 @@ func Settings() []Setting {
 	}
 }
 
+// ErrBadSetting means an unknown setting or a value it does not accept.
+var ErrBadSetting = errors.New("bad setting")
+
 func setting(key string) (Setting, error) {
 	for _, s := range Settings() {
 		if s.Key == key {
 			return s, nil
 		}
 	}
-	return Setting{}, fmt.Errorf("unknown setting %q: %w", key, ErrNotFound)
+	return Setting{}, fmt.Errorf("%w: unknown setting %q", ErrBadSetting, key)
 }
 
 // Config returns the value of a setting, or its default when unset.
@@ -81,7 +85,7 @@ func (tx *Tx) SetConfig(ctx context.Context, key, value string) error {
 		return err
 	}
 	if err := s.check(value); err != nil {
-		return fmt.Errorf("setting %s: %w", key, err)
+		return fmt.Errorf("%w %s: %v", ErrBadSetting, key, err)
 	}
 	if _, err := tx.logChange(ctx, "config", "", 0, key+"="+value); err != nil {
 		return err

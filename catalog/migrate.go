@@ -30,17 +30,22 @@ func migrations() ([]string, error) {
 }
 
 // migrate sets WAL mode and applies pending migrations in one transaction.
-func (c *Catalog) migrate(ctx context.Context) error {
+// Only a catalog being created starts from an empty schema: an existing file
+// without one is not a loft catalog, and is not written to.
+func (c *Catalog) migrate(ctx context.Context, create bool) error {
+	var have int
+	if err := c.w.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&have); err != nil {
+		return err
+	}
+	if have == 0 && !create {
+		return fmt.Errorf("%w: no loft schema in the file", ErrCorrupt)
+	}
 	var mode string
 	if err := c.w.QueryRowContext(ctx, `PRAGMA journal_mode = WAL`).Scan(&mode); err != nil {
 		return err
 	}
 	ms, err := migrations()
 	if err != nil {
-		return err
-	}
-	var have int
-	if err := c.w.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&have); err != nil {
 		return err
 	}
 	if have > len(ms) {

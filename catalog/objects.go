@@ -468,6 +468,8 @@ type ListOptions struct {
 
 // List calls fn for the entries below prefix in name order. Without
 // Recursive it returns one level, like ls: objects, and each directory once.
+// A prefix that names an object lists that object too, unless the prefix
+// ends with a slash, which means only what is below it.
 // It skips over a directory's contents with one query per directory, so a
 // listing of a large tree costs what is shown, not what is below it.
 func (c *Catalog) List(ctx context.Context, prefix string, opts ListOptions, fn func(Entry) error) error {
@@ -477,7 +479,7 @@ func (c *Catalog) List(ctx context.Context, prefix string, opts ListOptions, fn 
 	}
 	if p != "" {
 		// The prefix may name an object itself.
-		if v, err := c.Head(ctx, p); err == nil && (opts.Deleted || !v.Deleted) {
+		if v, err := c.Head(ctx, p); err == nil && (opts.Deleted || !v.Deleted) && !strings.HasSuffix(prefix, "/") {
 			n, err := c.versionCount(ctx, p)
 			if err != nil {
 				return err

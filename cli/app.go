@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
+	"golang.org/x/term"
 )
 
 // version is set at build time by the Makefile (-ldflags -X).
@@ -26,11 +28,29 @@ type Env struct {
 	IsTerminal func(w io.Writer) bool
 }
 
+// OSEnv returns the Env of this process: its standard streams and
+// environment, with terminals detected on the file descriptors.
+func OSEnv() Env {
+	return Env{
+		Stdin:  os.Stdin,
+		Stdout: os.Stdout,
+		Stderr: os.Stderr,
+		Getenv: os.Getenv,
+		IsTerminal: func(w io.Writer) bool {
+			f, ok := w.(*os.File)
+			return ok && term.IsTerminal(int(f.Fd()))
+		},
+	}
+}
+
 // Run runs the command line and returns the process exit code.
 func Run(ctx context.Context, args []string, env Env) int {
 	e := &runEnv{Env: env}
 	app := e.app()
-	err := app.RunContext(ctx, reorderArgs(app, args))
+	args, err := reorderArgs(app, args)
+	if err == nil {
+		err = app.RunContext(ctx, args)
+	}
 	return e.report(err)
 }
 
@@ -65,8 +85,12 @@ func (e *runEnv) app() *ucli.App {
 			return usageErrorf("loft --help", "%v", err)
 		},
 		Before: func(c *ucli.Context) error {
+			level := c.String("log-level")
+			if level == "" {
+				level = "warn" // LOFT_LOG_LEVEL set but empty
+			}
 			var lvl slog.Level
-			if err := lvl.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+			if err := lvl.UnmarshalText([]byte(level)); err != nil {
 				return usageErrorf("loft --log-level warn", "bad log level %q", c.String("log-level"))
 			}
 			e.log = slog.New(slog.NewTextHandler(e.Stderr, &slog.HandlerOptions{Level: lvl}))
@@ -110,52 +134,73 @@ func jsonFlag() ucli.Flag {
 
 // reorderArgs moves a command's flags that follow its arguments in front of
 // them, so that `loft put FILE --as NAME` works: urfave/cli v2 stops parsing
-// flags at the first argument. Everything after "--" stays in place.
-func reorderArgs(app *ucli.App, args []string) []string {
+// flags at the first argument. The arguments then follow a "--", so that
+// ones starting with a dash stay arguments; an explicit "--" ends the flags
+// as usual. A value flag with no value after it is a usage error here,
+// before it could take an argument as its value.
+func reorderArgs(app *ucli.App, args []string) ([]string, error) {
 	if len(args) < 2 {
-		return args
+		return args, nil
 	}
 	out := []string{args[0]}
 	i := 1
 	// Global flags come before the command name.
-	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "-" && args[i] != "--" {
+	for i < len(args) && isFlag(args[i]) {
 		out = append(out, args[i])
-		if takesValue(app.Flags, args[i]) && !strings.Contains(args[i], "=") && i+1 < len(args) {
+		if takesValue(app.Flags, args[i]) {
+			if i+1 >= len(args) {
+				return nil, usageErrorf("loft --help", "flag needs an argument: -%s", strings.TrimLeft(args[i], "-"))
+			}
 			i++
 			out = append(out, args[i])
 		}
 		i++
 	}
 	if i >= len(args) {
-		return out
+		return out, nil
 	}
 	cmd := app.Command(args[i])
 	out = append(out, args[i])
 	i++
 	if cmd == nil {
-		return append(out, args[i:]...)
+		return append(out, args[i:]...), nil
 	}
-	var flags, rest []string
+	var pos []string
 	for ; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
-			rest = append(rest, args[i:]...)
+			pos = append(pos, args[i+1:]...)
 			break
 		}
-		if strings.HasPrefix(a, "-") && a != "-" {
-			flags = append(flags, a)
-			if takesValue(cmd.Flags, a) && !strings.Contains(a, "=") && i+1 < len(args) {
-				i++
-				flags = append(flags, args[i])
-			}
+		if !isFlag(a) {
+			pos = append(pos, a)
 			continue
 		}
-		rest = append(rest, a)
+		out = append(out, a)
+		if takesValue(cmd.Flags, a) {
+			if i+1 >= len(args) {
+				return nil, usageErrorf("loft "+cmd.Name+" --help", "flag needs an argument: -%s", strings.TrimLeft(a, "-"))
+			}
+			i++
+			out = append(out, args[i])
+		}
 	}
-	return append(append(out, flags...), rest...)
+	if len(pos) > 0 {
+		out = append(append(out, "--"), pos...)
+	}
+	return out, nil
 }
 
+// isFlag reports whether a command-line word is a flag ("-" alone is
+// standard input, "--" ends the flags).
+func isFlag(a string) bool { return strings.HasPrefix(a, "-") && a != "-" && a != "--" }
+
+// takesValue reports whether arg is a flag of flags that takes a value in
+// the next word (not given inline as --flag=value).
 func takesValue(flags []ucli.Flag, arg string) bool {
+	if strings.Contains(arg, "=") {
+		return false
+	}
 	name := strings.TrimLeft(arg, "-")
 	for _, f := range flags {
 		for _, n := range f.Names() {

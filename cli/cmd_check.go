@@ -92,5 +92,6 @@ func summary(r gc.Report) string {
 	if problems == 0 && repaired == 0 && notes == 0 {
 		return "no problems"
 	}
-	return fmt.Sprintf("%d problems, %d repaired, %d harmless leftovers", problems, repaired, notes)
+	return fmt.Sprintf("%s, %d repaired, %s", plural(int64(problems), "problem", "problems"), repaired,
+		plural(int64(notes), "harmless leftover", "harmless leftovers"))
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -85,7 +86,11 @@ func (e *runEnv) failures(failed []node.Failure, succeeded int) error {
 	}
 	pe := &partialError{failed: len(failed), total: len(failed) + succeeded}
 	for _, f := range failed {
-		fmt.Fprintf(e.Stderr, "loft: %s: %s\n", f.Path, f.Msg)
+		if strings.Contains(f.Msg, f.Path) {
+			fmt.Fprintf(e.Stderr, "loft: %s\n", f.Msg)
+		} else {
+			fmt.Fprintf(e.Stderr, "loft: %s: %s\n", f.Path, f.Msg)
+		}
 		pe.integrity = pe.integrity || errors.Is(f.Err, store.ErrIntegrity)
 	}
 	return pe

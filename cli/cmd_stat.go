@@ -40,8 +40,8 @@ func (e *runEnv) statCommand() *ucli.Command {
 			row("stored bytes", "%s in %d chunks (%s before compression)", bytes(s.StoredBytes), s.Chunks, bytes(s.PlainBytes))
 			row("dedup ratio", "%.2fx", s.DedupRatio)
 			row("compression", "%.2fx", s.Compression)
-			row("garbage pending", "%s in %d chunks, %s reclaimable now (grace %s)", bytes(s.Garbage.Bytes),
-				s.Garbage.Chunks, bytes(s.Garbage.ReclaimBytes), s.Grace)
+			row("garbage pending", "%s in %s, %s reclaimable now (grace %s)", bytes(s.Garbage.Bytes),
+				plural(s.Garbage.Chunks, "chunk", "chunks"), bytes(s.Garbage.ReclaimBytes), s.Grace)
 			return tw.Flush()
 		},
 	}

@@ -75,7 +75,8 @@ func exitCode(err error) int {
 	case errors.Is(err, syscall.ENOSPC):
 		return ExitNoSpace
 	case errors.As(err, &ue), errors.Is(err, catalog.ErrBadName), errors.Is(err, node.ErrNeedName),
-		errors.Is(err, node.ErrNeedDest), errors.Is(err, node.ErrIsDir), errors.Is(err, store.ErrBadParams):
+		errors.Is(err, node.ErrNeedDest), errors.Is(err, node.ErrIsDir), errors.Is(err, store.ErrBadParams),
+		errors.Is(err, catalog.ErrBadSetting), errors.Is(err, node.ErrDestination):
 		return ExitUsage
 	case errors.Is(err, store.ErrIntegrity), errors.As(err, &ce):
 		return ExitIntegrity

@@ -71,7 +71,7 @@ const usersShown = 5
 // removes anything a version references.
 func Check(ctx context.Context, cat *catalog.Catalog, st store.Store, opts CheckOptions) (Report, error) {
 	gopts := Options{Now: opts.Now, Progress: opts.Progress}
-	rep := Report{ReadData: opts.ReadData}
+	rep := Report{ReadData: opts.ReadData, Findings: []Finding{}}
 	add := func(f Finding) { rep.Findings = append(rep.Findings, f) }
 
 	complaints, err := cat.QuickCheck(ctx)

@@ -97,9 +97,6 @@ func (g *getter) run(ctx context.Context, name, dest string) error {
 		if !errors.Is(err, catalog.ErrNotFound) && !errors.Is(err, catalog.ErrDeleted) {
 			return err
 		}
-		if g.opts.Version > 0 {
-			return err
-		}
 		// Not an object (or a deleted one): maybe a directory of objects.
 		has, derr := g.hasChildren(ctx, name)
 		if derr != nil {
@@ -242,6 +239,9 @@ func safeJoin(root, rel string) (string, error) {
 
 // writeFile restores one version to dst through a temporary file.
 func (g *getter) writeFile(ctx context.Context, v catalog.Version, dst string) (err error) {
+	if err := replaceable(dst); err != nil { // before any work; checked again at the end
+		return fmt.Errorf("get %s: %w", v.Name, err)
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".loft-*")
 	if err != nil {
 		return fmt.Errorf("get %s: %w", v.Name, err)
@@ -273,10 +273,32 @@ func (g *getter) writeFile(ctx context.Context, v catalog.Version, dst string) (
 			return fmt.Errorf("get %s: %w", v.Name, err)
 		}
 	}
+	if err := replaceable(dst); err != nil {
+		return fmt.Errorf("get %s: %w", v.Name, err)
+	}
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return fmt.Errorf("get %s: %w", v.Name, err)
 	}
 	g.files.Add(1)
+	return nil
+}
+
+// ErrDestination means something other than a regular file is in the way.
+var ErrDestination = errors.New("destination exists and is not a regular file")
+
+// replaceable checks that dst is absent or a regular file: get replaces
+// files, never a directory, a link, a device or a pipe that happens to be
+// at the destination.
+func replaceable(dst string) error {
+	fi, err := os.Lstat(dst)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%s: %w (%s)", dst, ErrDestination, fileKind(fi.Mode()))
+	}
 	return nil
 }
 
@@ -299,6 +321,7 @@ func readAhead() int { return runtime.GOMAXPROCS(0) + 2 }
 
 type fetch struct {
 	ref  catalog.ChunkRef
+	buf  *[]byte
 	data []byte
 	err  error
 	done chan struct{}
@@ -333,7 +356,8 @@ func (g *getter) copyVersion(ctx context.Context, v catalog.Version, w io.Writer
 	for range window {
 		eg.Go(func() error {
 			for f := range jobs {
-				f.data, f.err = g.n.disk.Get(ectx, f.ref.ID, nil)
+				f.buf = g.n.bufs.get(int(f.ref.Stored))
+				f.data, f.err = g.n.disk.Get(ectx, f.ref.ID, *f.buf)
 				close(f.done)
 			}
 			return nil
@@ -356,7 +380,8 @@ func (g *getter) copyVersion(ctx context.Context, v catalog.Version, w io.Writer
 			}
 			out.size += int64(len(f.data))
 			g.bytes.Add(int64(len(f.data)))
-			f.data = nil
+			g.n.bufs.put(f.buf)
+			f.buf, f.data = nil, nil
 		}
 		return nil
 	})

@@ -12,8 +12,18 @@ import (
 )
 
 // List calls fn with the entries below prefix (see catalog.Catalog.List).
+// A prefix that names neither an object nor a directory of objects is
+// ErrNotFound, as a missing path is for ls; the root always exists.
 func (n *Node) List(ctx context.Context, prefix string, opts catalog.ListOptions, fn func(catalog.Entry) error) error {
-	return n.cat.List(ctx, prefix, opts, fn)
+	found := false
+	err := n.cat.List(ctx, prefix, opts, func(e catalog.Entry) error {
+		found = true
+		return fn(e)
+	})
+	if err == nil && !found && strings.Trim(prefix, "/") != "" {
+		err = fmt.Errorf("%s: %w", prefix, catalog.ErrNotFound)
+	}
+	return err
 }
 
 // Versions returns the versions of an object, newest first.

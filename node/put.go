@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"io/fs"
+	"math/bits"
 	"mime"
 	"net/http"
 	"path"
@@ -88,7 +89,7 @@ func (n *Node) Put(ctx context.Context, paths []string, opts PutOptions) (PutRes
 	if err != nil {
 		return PutResult{}, err
 	}
-	err = p.run(paths)
+	err = p.run(ctx, paths)
 	p.res.Duration = n.now().Sub(start)
 	return p.res, err
 }
@@ -171,8 +172,8 @@ func (n *Node) newPutter(ctx context.Context, opts PutOptions) (*putter, error) 
 	}, nil
 }
 
-func (p *putter) run(paths []string) (err error) {
-	ctx, cancel := context.WithCancelCause(p.ctxOrBackground())
+func (p *putter) run(parent context.Context, paths []string) (err error) {
+	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	p.ctx, p.cancel = ctx, cancel
 	p.sess, err = p.n.cat.BeginSession(ctx, "put")
@@ -260,13 +261,6 @@ func (p *putter) fatal(err error) {
 	if p.fatalErr.CompareAndSwap(nil, &err) {
 		p.cancel(err)
 	}
-}
-
-func (p *putter) ctxOrBackground() context.Context {
-	if p.ctx != nil {
-		return p.ctx
-	}
-	return context.Background()
 }
 
 func (p *putter) skip(s Skip) {
@@ -660,33 +654,44 @@ func contentType(name string, head []byte) string {
 	return http.DetectContentType(head[:min(len(head), 512)])
 }
 
-// bufferPool hands out chunk buffers by size classes of powers of two, so
-// that a put of many chunks allocates a handful of buffers, not one per chunk.
-type bufferPool struct{ classes [25]sync.Pool }
+// bufferPool hands out chunk buffers by size class, so that moving many
+// chunks allocates a handful of buffers, not one per chunk. Classes are 4
+// KiB, then quarter steps between powers of two: at most 25% is wasted.
+type bufferPool struct{ classes [4 * 26]sync.Pool }
 
 func (bp *bufferPool) get(n int) *[]byte {
-	c := sizeClass(n)
-	if b, ok := bp.classes[c].Get().(*[]byte); ok {
+	size, i := sizeClass(n)
+	if b, ok := bp.classes[i].Get().(*[]byte); ok {
 		return b
 	}
-	b := make([]byte, 1<<c)
+	b := make([]byte, size)
 	return &b
 }
 
 func (bp *bufferPool) put(b *[]byte) {
-	if b != nil {
-		bp.classes[sizeClass(cap(*b))].Put(b)
+	if b == nil {
+		return
+	}
+	if size, i := sizeClass(cap(*b)); size == cap(*b) {
+		bp.classes[i].Put(b)
 	}
 }
 
 // bufferSize is the capacity of the buffer a chunk of n bytes gets, which
-// is what the memory budget counts.
-func bufferSize(n int) int64 { return 1 << sizeClass(n) }
+// is what memory budgets count.
+func bufferSize(n int) int64 {
+	size, _ := sizeClass(n)
+	return int64(size)
+}
 
-func sizeClass(n int) int {
-	c := 12 // 4 KiB at least
-	for 1<<c < n {
-		c++
+// sizeClass returns the size of the smallest class that holds n bytes and
+// the class's index.
+func sizeClass(n int) (size, index int) {
+	if n <= 4096 {
+		return 4096, 0
 	}
-	return c
+	e := bits.Len(uint(n - 1)) // 2^(e-1) < n <= 2^e, e >= 13
+	step := 1 << (e - 3)       // a quarter of 2^(e-1)
+	q := (n - 1 - 1<<(e-1)) / step
+	return 1<<(e-1) + (q+1)*step, (e-12)*4 + q
 }

@@ -97,10 +97,19 @@ func walk(ctx context.Context, paths []string, as string, emit func(*source) err
 			skip(Skip{Path: p, Reason: "not a regular file or directory (" + fileKind(fi.Mode()) + ")"})
 			continue
 		}
-		err = filepath.WalkDir(p, func(fp string, d fs.DirEntry, err error) error {
+		// A directory named through a symbolic link is walked where the
+		// link points; names stay relative to the path given.
+		root := p
+		if li, err := os.Lstat(p); err == nil && li.Mode()&fs.ModeSymlink != 0 {
+			if root, err = filepath.EvalSymlinks(p); err != nil {
+				fail(newFailure(p, err))
+				continue
+			}
+		}
+		err = filepath.WalkDir(root, func(fp string, d fs.DirEntry, err error) error {
 			if err != nil {
 				fail(newFailure(fp, err))
-				if d != nil && d.IsDir() && fp != p {
+				if d != nil && d.IsDir() && fp != root {
 					return fs.SkipDir
 				}
 				return nil
@@ -119,7 +128,7 @@ func walk(ctx context.Context, paths []string, as string, emit func(*source) err
 				skip(Skip{Path: fp, Reason: "not a regular file (" + fileKind(t) + ")"})
 				return nil
 			}
-			rel, err := filepath.Rel(p, fp)
+			rel, err := filepath.Rel(root, fp)
 			if err != nil {
 				fail(newFailure(fp, err))
 				return nil
@@ -145,6 +154,8 @@ func walk(ctx context.Context, paths []string, as string, emit func(*source) err
 
 func fileKind(m fs.FileMode) string {
 	switch {
+	case m.IsDir():
+		return "directory"
 	case m&fs.ModeNamedPipe != 0:
 		return "named pipe"
 	case m&fs.ModeSocket != 0:
@@ -198,6 +209,9 @@ func countInputs(ctx context.Context, paths []string, add func(files, bytes int6
 		if fi.Mode().IsRegular() {
 			add(1, fi.Size())
 			continue
+		}
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			p = r
 		}
 		filepath.WalkDir(p, func(_ string, d fs.DirEntry, err error) error {
 			if ctx.Err() != nil {

@@ -27,3 +27,39 @@ func BenchmarkChunker(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkEncodeIncompressible(b *testing.B) {
+	c, err := NewCodecs(1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	data := randomBytes(2, 1<<20)
+	b.SetBytes(int64(len(data)))
+	buf := make([]byte, 0, 2<<20)
+	for b.Loop() {
+		c.EncodeParts(buf, data)
+	}
+}
+
+func BenchmarkEncodeText(b *testing.B) {
+	c, err := NewCodecs(1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	data := bytes.Repeat([]byte("loft stores files as content-defined chunks. "), 1<<20/45)
+	b.SetBytes(int64(len(data)))
+	buf := make([]byte, 0, 2<<20)
+	for b.Loop() {
+		c.EncodeParts(buf, data)
+	}
+}
+
+func BenchmarkSHA256(b *testing.B) {
+	data := randomBytes(3, 1<<20)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		Sum(data)
+	}
+}

@@ -70,19 +70,50 @@ func (d *Disk) Path(id ID) string {
 	return filepath.Join(d.root, h[0:2], h[2:4], h)
 }
 
-// Get reads, decodes and verifies a chunk.
+// Get reads, decodes and verifies a chunk. A plain chunk is read into buf
+// and returned in place when buf can hold its file; a compressed one is
+// decoded into new memory.
 func (d *Disk) Get(ctx context.Context, id ID, buf []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	stored, err := os.ReadFile(d.Path(id))
+	f, err := os.Open(d.Path(id))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("chunk %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read chunk %s: %w", id, err)
 	}
-	plain, err := d.codecs.Decode(buf, stored)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read chunk %s: %w", id, err)
+	}
+	size := fi.Size()
+	if size < headerSize || size > maxStoredSize {
+		return nil, &IntegrityError{ID: id, Reason: fmt.Sprintf("file is %d bytes", size)}
+	}
+	if int64(cap(buf)) < size {
+		buf = make([]byte, size)
+	}
+	stored := buf[:size]
+	if _, err := io.ReadFull(f, stored); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil, &IntegrityError{ID: id, Reason: "file shrank while it was read"}
+		}
+		return nil, fmt.Errorf("read chunk %s: %w", id, err)
+	}
+	h, err := ParseHeader(stored)
+	var plain []byte
+	switch {
+	case err != nil:
+	case h.Codec == CodecPlain && int(size)-headerSize != h.PlainSize:
+		err = fmt.Errorf("%w: payload is %d bytes, header says %d", ErrFormat, int(size)-headerSize, h.PlainSize)
+	case h.Codec == CodecPlain:
+		plain = stored[headerSize:]
+	default:
+		plain, err = d.codecs.Decode(nil, stored)
+	}
 	if err != nil {
 		return nil, &IntegrityError{ID: id, Reason: err.Error()}
 	}
@@ -91,6 +122,10 @@ func (d *Disk) Get(ctx context.Context, id ID, buf []byte) ([]byte, error) {
 	}
 	return plain, nil
 }
+
+// maxStoredSize bounds a chunk file: the largest chunk plus the header and
+// zstd's worst-case growth, with room to spare.
+const maxStoredSize = MaxChunkSize + MaxChunkSize/64 + 4096
 
 // Stat reports a chunk's stored size and modification time.
 func (d *Disk) Stat(ctx context.Context, id ID) (Info, error) {

@@ -36,7 +36,7 @@ func (m *Mem) Get(ctx context.Context, id ID, buf []byte) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("chunk %s: %w", id, ErrNotFound)
 	}
-	out := append(buf[:0], c.data...)
+	out := append(buf[:0], c.data...) // a copy: callers own what Get returns
 	if err := Verify(id, out); err != nil {
 		return nil, err
 	}

@@ -20,9 +20,9 @@ type Info struct {
 // chunk that is already present is not an error. Implementations are safe
 // for concurrent use.
 type Store interface {
-	// Get returns the plain bytes of a chunk, appended to buf[:0], after
-	// verifying them against id. A chunk whose bytes do not match is an
-	// *IntegrityError, never returned data.
+	// Get returns the plain bytes of a chunk after verifying them against
+	// id; it may use buf's storage for them. A chunk whose bytes do not
+	// match is an *IntegrityError, never returned data.
 	Get(ctx context.Context, id ID, buf []byte) ([]byte, error)
 	// Stat returns ErrNotFound when the chunk is absent.
 	Stat(ctx context.Context, id ID) (Info, error)

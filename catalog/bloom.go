@@ -31,6 +31,7 @@ const (
 // lookup, and nothing is ever deleted because of it. It is safe for
 // concurrent use.
 type Filter struct {
+	catchUp   sync.Mutex // one catch-up at a time
 	mu        sync.RWMutex
 	f         *bloom.BloomFilter
 	capacity  uint64
@@ -93,8 +94,13 @@ func (c *Catalog) LoadFilter(ctx context.Context, path string) (*Filter, error) 
 // catchUp adds the chunks whose row id is above the filter's watermark. Row
 // ids only grow (AUTOINCREMENT), so this finds every row added since.
 func (c *Catalog) catchUp(ctx context.Context, f *Filter) error {
+	f.catchUp.Lock()
+	defer f.catchUp.Unlock()
 	for {
-		rows, err := c.r.QueryContext(ctx, `SELECT id, hash FROM chunks WHERE id > ? ORDER BY id LIMIT 10000`, f.watermark)
+		f.mu.RLock()
+		from := f.watermark
+		f.mu.RUnlock()
+		rows, err := c.r.QueryContext(ctx, `SELECT id, hash FROM chunks WHERE id > ? ORDER BY id LIMIT 10000`, from)
 		if err != nil {
 			return fmt.Errorf("load chunk filter: %w", classify(err))
 		}
@@ -106,8 +112,11 @@ func (c *Catalog) catchUp(ctx context.Context, f *Filter) error {
 				rows.Close()
 				return fmt.Errorf("load chunk filter: %w", classify(err))
 			}
-			f.Add(store.ID(h))
+			f.mu.Lock()
+			f.f.Add(h)
+			f.n++
 			f.watermark = id
+			f.mu.Unlock()
 			n++
 		}
 		rows.Close()

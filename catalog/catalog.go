@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -86,22 +87,14 @@ func Create(ctx context.Context, path string, meta map[string]string, opts Optio
 		return nil, fmt.Errorf("create catalog: %w", err)
 	}
 	f.Close()
-	c, err := open(ctx, path, opts, true)
-	if err != nil {
-		os.Remove(path)
-		return nil, err
-	}
-	err = c.Tx(ctx, func(tx *Tx) error {
-		meta["format"] = fmt.Sprint(Format)
-		for k, v := range meta {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES (?, ?)`, k, v); err != nil {
-				return err
-			}
+	all := map[string]string{"format": fmt.Sprint(Format)}
+	for k, v := range meta {
+		if k != "format" {
+			all[k] = v
 		}
-		return nil
-	})
+	}
+	c, err := open(ctx, path, opts, all)
 	if err != nil {
-		c.Close()
 		os.Remove(path)
 		return nil, fmt.Errorf("create catalog: %w", err)
 	}
@@ -119,7 +112,7 @@ func Open(ctx context.Context, path string, opts Options) (*Catalog, error) {
 	if err == nil && fi.Size() == 0 {
 		return nil, fmt.Errorf("%w: %s is empty", ErrCorrupt, path)
 	}
-	c, err := open(ctx, path, opts, false)
+	c, err := open(ctx, path, opts, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -128,14 +121,24 @@ func Open(ctx context.Context, path string, opts Options) (*Catalog, error) {
 		c.Close()
 		return nil, fmt.Errorf("open catalog: %w", err)
 	}
-	if format != fmt.Sprint(Format) {
+	switch f, perr := strconv.Atoi(format); {
+	case perr != nil || f < 1:
+		err = fmt.Errorf("%w: repository format %q is not a number", ErrCorrupt, format)
+	case f > Format:
+		err = fmt.Errorf("%w: repository format %d, this loft reads format %d", ErrNewerFormat, f, Format)
+	case f < Format:
+		err = fmt.Errorf("%w: repository format %d is older than any this loft reads", ErrCorrupt, f)
+	}
+	if err != nil {
 		c.Close()
-		return nil, fmt.Errorf("%w: repository format %s, this loft reads format %d", ErrNewerFormat, format, Format)
+		return nil, err
 	}
 	return c, nil
 }
 
-func open(ctx context.Context, path string, opts Options, create bool) (*Catalog, error) {
+// open opens the catalog file. With createMeta it creates the schema and
+// writes createMeta into the meta table, in one transaction.
+func open(ctx context.Context, path string, opts Options, createMeta map[string]string) (*Catalog, error) {
 	if opts.BusyTimeout == 0 {
 		opts.BusyTimeout = 30 * time.Second
 	}
@@ -155,7 +158,7 @@ func open(ctx context.Context, path string, opts Options, create bool) (*Catalog
 	}
 	r.SetMaxOpenConns(8)
 	c := &Catalog{path: path, w: w, r: r, origin: opts.Origin, now: opts.Now}
-	if err := c.migrate(ctx, create); err != nil {
+	if err := c.migrate(ctx, createMeta); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("open catalog %s: %w", path, classify(err))
 	}
@@ -196,6 +199,14 @@ func (c *Catalog) Tx(ctx context.Context, fn func(*Tx) error) error {
 		return fmt.Errorf("begin catalog transaction: %w", classify(err))
 	}
 	tx := &Tx{tx: sqlTx, c: c, now: c.now()}
+	defer func() {
+		// A panic in fn must not keep the one writer connection: every
+		// later transaction would wait for it forever.
+		if p := recover(); p != nil {
+			sqlTx.Rollback()
+			panic(p)
+		}
+	}()
 	if err := fn(tx); err != nil {
 		sqlTx.Rollback()
 		return classify(err)
@@ -258,7 +269,7 @@ func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *s
 	if err != nil {
 		// A *sql.Row cannot carry an error of ours; the unprepared query
 		// reports the same failure through Scan.
-		return tx.QueryRowContext(ctx, query, args...)
+		return tx.tx.QueryRowContext(ctx, query, args...)
 	}
 	return s.QueryRowContext(ctx, args...)
 }

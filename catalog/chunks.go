@@ -61,7 +61,9 @@ type Garbage struct {
 	Stored int64
 	ZeroAt time.Time
 
-	row int64
+	row     int64
+	zeroAt  int64
+	zeroSeq int64
 }
 
 // SweepRule says which garbage may be removed: unreferenced since before
@@ -95,7 +97,7 @@ func (c *Catalog) Garbage(ctx context.Context, rule SweepRule, limit int) ([]Gar
 
 func garbage(ctx context.Context, q querier, rule SweepRule, limit int) ([]Garbage, error) {
 	where, args := rule.where()
-	rows, err := q.QueryContext(ctx, `SELECT id, hash, stored_size, zero_at FROM chunks WHERE `+where+`
+	rows, err := q.QueryContext(ctx, `SELECT id, hash, stored_size, zero_at, coalesce(zero_seq, 0) FROM chunks WHERE `+where+`
 		ORDER BY zero_at LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, err
@@ -105,24 +107,25 @@ func garbage(ctx context.Context, q querier, rule SweepRule, limit int) ([]Garba
 	for rows.Next() {
 		var g Garbage
 		var h []byte
-		var at int64
-		if err := rows.Scan(&g.row, &h, &g.Stored, &at); err != nil {
+		if err := rows.Scan(&g.row, &h, &g.Stored, &g.zeroAt, &g.zeroSeq); err != nil {
 			return nil, err
 		}
 		copy(g.ID[:], h)
-		g.ZeroAt = fromNanos(at)
+		g.ZeroAt = fromNanos(g.zeroAt)
 		out = append(out, g)
 	}
 	return out, rows.Err()
 }
 
 // DeleteGarbage deletes the rows of the given garbage chunks that are still
-// unreferenced, and returns those it deleted. The foreign key from
+// unreferenced with the same stamps Garbage saw (not referenced and dropped
+// again since), and returns those it deleted. The foreign key from
 // version_chunks makes deleting a referenced chunk impossible besides.
 func (tx *Tx) DeleteGarbage(ctx context.Context, gs []Garbage) ([]Garbage, error) {
 	var out []Garbage
 	for _, g := range gs {
-		res, err := tx.ExecContext(ctx, `DELETE FROM chunks WHERE id = ? AND refs = 0`, g.row)
+		res, err := tx.ExecContext(ctx, `DELETE FROM chunks WHERE id = ? AND refs = 0
+			AND zero_at = ? AND coalesce(zero_seq, 0) = ?`, g.row, g.zeroAt, g.zeroSeq)
 		if err != nil {
 			return nil, fmt.Errorf("delete chunk %s: %w", g.ID, err)
 		}

@@ -90,6 +90,7 @@ func (tx *Tx) SetConfig(ctx context.Context, key, value string) error {
 	if _, err := tx.logChange(ctx, "config", "", 0, key+"="+value); err != nil {
 		return err
 	}
+	tx.keep = 0 // read again if this transaction prunes
 	return tx.SetMeta(ctx, "config."+key, value)
 }
 

@@ -30,14 +30,15 @@ func migrations() ([]string, error) {
 }
 
 // migrate sets WAL mode and applies pending migrations in one transaction.
-// Only a catalog being created starts from an empty schema: an existing file
-// without one is not a loft catalog, and is not written to.
-func (c *Catalog) migrate(ctx context.Context, create bool) error {
+// Only a catalog being created starts from an empty schema, and its meta
+// rows are written in the same transaction as the schema: an existing file
+// without a schema is not a loft catalog, and is not written to.
+func (c *Catalog) migrate(ctx context.Context, createMeta map[string]string) error {
 	var have int
 	if err := c.w.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&have); err != nil {
 		return err
 	}
-	if have == 0 && !create {
+	if have == 0 && createMeta == nil {
 		return fmt.Errorf("%w: no loft schema in the file", ErrCorrupt)
 	}
 	var mode string
@@ -59,9 +60,19 @@ func (c *Catalog) migrate(ctx context.Context, create bool) error {
 		if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&have); err != nil {
 			return err
 		}
+		if have == 0 && createMeta == nil {
+			return fmt.Errorf("%w: no loft schema in the file", ErrCorrupt)
+		}
 		for i := have; i < len(ms); i++ {
 			if _, err := tx.tx.ExecContext(ctx, ms[i]); err != nil {
 				return fmt.Errorf("migration %d: %w", i+1, err)
+			}
+		}
+		if have == 0 {
+			for k, v := range createMeta {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES (?, ?)`, k, v); err != nil {
+					return err
+				}
 			}
 		}
 		_, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, len(ms)))

@@ -67,8 +67,18 @@ func scanVersion(s scanner) (Version, error) {
 		return v, err
 	}
 	copy(v.SHA256[:], sum)
-	v.MTime, v.Created = fromNanos(mtime), fromNanos(created)
+	v.MTime, v.Created = mtimeFrom(mtime, v.Deleted), fromNanos(created)
 	return v, nil
+}
+
+// mtimeFrom reads a stored mtime. Modification times are kept as exact
+// nanoseconds, the Unix epoch included (reproducible builds use it);
+// tombstones have none.
+func mtimeFrom(n int64, deleted bool) time.Time {
+	if deleted {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }
 
 // NewVersion is the content of a version to add.
@@ -113,7 +123,7 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 			return Added{}, err
 		}
 		if !hv.Deleted && hv.SHA256 == nv.SHA256 && hv.Size == nv.Size && hv.Mode == nv.Mode &&
-			hv.MTime.Equal(nv.MTime) && hv.ContentType == nv.ContentType {
+			hv.MTime.UnixNano() == nv.MTime.UnixNano() && hv.ContentType == nv.ContentType {
 			return Added{Version: hv, Unchanged: true}, nil
 		}
 	}
@@ -126,6 +136,9 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 	ids := make([]int64, len(nv.Chunks))
 	seen := make(store.IDSet)
 	for i, ref := range nv.Chunks {
+		if ref.Stored <= 0 || ref.Plain < 0 {
+			return Added{}, fmt.Errorf("add %s: chunk %s has stored size %d, plain size %d", nv.Name, ref.ID, ref.Stored, ref.Plain)
+		}
 		var refs int64
 		err := tx.QueryRowContext(ctx, `INSERT INTO chunks(hash, refs, plain_size, stored_size)
 			VALUES (?, 1, ?, ?)
@@ -141,7 +154,7 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, size, mode, mtime, content_type, sha256, created, origin)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		obj, num, nv.Size, nv.Mode, nanos(nv.MTime), nv.ContentType, nv.SHA256[:], nanos(tx.now), tx.c.origin)
+		obj, num, nv.Size, nv.Mode, nv.MTime.UnixNano(), nv.ContentType, nv.SHA256[:], nanos(tx.now), tx.c.origin)
 	if err != nil {
 		return Added{}, fmt.Errorf("add version: %w", err)
 	}
@@ -155,7 +168,7 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 	if added.Pruned, err = tx.prune(ctx, obj, num, seq); err != nil {
 		return Added{}, err
 	}
-	added.Version = Version{Name: nv.Name, Num: num, Size: nv.Size, Mode: nv.Mode, MTime: nv.MTime,
+	added.Version = Version{Name: nv.Name, Num: num, Size: nv.Size, Mode: nv.Mode, MTime: time.Unix(0, nv.MTime.UnixNano()),
 		ContentType: nv.ContentType, SHA256: nv.SHA256, Created: tx.now, Origin: tx.c.origin,
 		Chunks: int64(len(nv.Chunks)), id: vid}
 	return added, nil
@@ -514,7 +527,7 @@ func (c *Catalog) List(ctx context.Context, prefix string, opts ListOptions, fn 
 				return classify(err)
 			}
 			copy(v.SHA256[:], sum)
-			v.MTime, v.Created = fromNanos(mtime), fromNanos(created)
+			v.MTime, v.Created = mtimeFrom(mtime, v.Deleted), fromNanos(created)
 			e.Name, e.Head = v.Name, v
 			batch = append(batch, e)
 		}

@@ -20,11 +20,12 @@ import (
 
 // limits are the ceilings measured in this run.
 type limits struct {
-	sha      float64 // MB/s, one core
-	chunker  float64 // MB/s, one core
-	pipeline float64 // MB/s: read + chunk + hash each chunk + hash the whole, all cores
-	write    float64 // MB/s: durable writes of files of the average chunk size, as the store makes them
-	bigFile  string
+	sha        float64 // MB/s, one core
+	chunker    float64 // MB/s, one core
+	pipeline   float64 // MB/s: read + chunk + hash each chunk + hash the whole, all cores
+	write      float64 // MB/s: durable writes of files of the average chunk size, as the store makes them
+	smallWrite float64 // files/s: the same for files of 1-64 KiB
+	bigFile    string
 }
 
 func (b *bench) limits(ctx context.Context, sz sizes) (*limits, error) {
@@ -56,6 +57,13 @@ func (b *bench) limits(ctx context.Context, sz sizes) (*limits, error) {
 		return nil, err
 	}
 	b.add(row{name: fmt.Sprintf("limit: durable write of %s files", human(int64(p.Avg))), value: fmt.Sprintf("%.0f MB/s", l.write)})
+	files, bytes, el, err := writeSmallLimit(ctx, filepath.Join(b.dir, "smalllimit"), sz.small)
+	if err != nil {
+		return nil, err
+	}
+	l.smallWrite = float64(files) / el.Seconds()
+	b.add(row{name: fmt.Sprintf("limit: durable write of %d files of 1-64 KiB", files),
+		value: fmt.Sprintf("%.0f files/s, %.0f MB/s", l.smallWrite, mbps(bytes, el))})
 	return l, nil
 }
 
@@ -163,6 +171,64 @@ func writeLimit(ctx context.Context, dir string, total int64, size int) (float64
 		return 0, err
 	}
 	return mbps(total, time.Since(start)), nil
+}
+
+// writeSmallLimit writes n files of 1-64 KiB through the store's batch,
+// committed every 1000 files as put commits small files, with put's number
+// of writers: the file system's ceiling for many small new files.
+func writeSmallLimit(ctx context.Context, dir string, n int) (int, int64, time.Duration, error) {
+	codecs, err := store.NewCodecs(0)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer codecs.Close()
+	d, err := store.OpenDisk(dir, codecs, store.DiskOptions{})
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer d.Close()
+	defer os.RemoveAll(dir)
+	pool := randomBytes(16<<20, 4)
+	rng := rand.New(rand.NewPCG(4, 4))
+	sizes := make([]int, n)
+	var total int64
+	for i := range sizes {
+		sizes[i] = 1024 + rng.IntN(63*1024+1)
+		total += int64(sizes[i])
+	}
+	start := time.Now()
+	for lo := 0; lo < n; lo += 1000 {
+		batch := d.NewBatch()
+		var next atomic.Int64
+		next.Store(int64(lo))
+		hi := min(lo+1000, n)
+		g, gctx := errgroup.WithContext(ctx)
+		for range runtime.GOMAXPROCS(0) + 2 {
+			g.Go(func() error {
+				for {
+					i := next.Add(1) - 1
+					if i >= int64(hi) {
+						return nil
+					}
+					var id store.ID
+					binary.LittleEndian.PutUint64(id[:], uint64(i))
+					id[31] = 0x5a
+					off := (i * 7919) % int64(len(pool)-sizes[i])
+					if _, err := batch.Add(gctx, id, pool[off:off+int64(sizes[i])]); err != nil {
+						return err
+					}
+				}
+			})
+		}
+		if err := g.Wait(); err != nil {
+			batch.Abort()
+			return 0, 0, 0, err
+		}
+		if err := batch.Commit(ctx); err != nil {
+			return 0, 0, 0, err
+		}
+	}
+	return n, total, time.Since(start), nil
 }
 
 func randomBytes(n int, seed uint64) []byte {

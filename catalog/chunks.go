@@ -66,16 +66,16 @@ type Garbage struct {
 	zeroSeq int64
 }
 
-// SweepRule says which garbage may be removed: unreferenced since before
-// Before (the grace period) and since before change BelowSeq (the oldest
-// live write session; 0 means no session is live).
+// SweepRule says which garbage may be removed: unreferenced since Before
+// or earlier (now less the grace period) and since before change BelowSeq
+// (the oldest live write session; 0 means no session is live).
 type SweepRule struct {
 	Before   time.Time
 	BelowSeq int64
 }
 
 func (r SweepRule) where() (string, []any) {
-	q := `refs = 0 AND zero_at < ?`
+	q := `refs = 0 AND zero_at <= ?`
 	args := []any{nanos(r.Before)}
 	if r.BelowSeq > 0 {
 		q += ` AND coalesce(zero_seq, 0) < ?`

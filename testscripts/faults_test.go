@@ -143,6 +143,10 @@ func TestKillPut(t *testing.T) {
 
 	const kills = 24
 	interrupted := 0
+	// The kill moment is uniform in a window that adapts: it shrinks after
+	// a kill that came too late and grows after one that hit, so that most
+	// kills land inside a put whatever the machine's speed.
+	window := full
 	for k := range kills {
 		// New content in some files each round, so every put has work.
 		randFile(t, filepath.Join(src, "big"), 6<<20, uint64(2000+k))
@@ -154,11 +158,13 @@ func TestKillPut(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		delay := time.Duration(rng.Int64N(int64(full + full/4)))
-		time.Sleep(delay)
+		time.Sleep(time.Duration(rng.Int64N(int64(window) + 1)))
 		cmd.Process.Signal(syscall.SIGKILL)
 		if err := cmd.Wait(); err != nil && strings.Contains(err.Error(), "killed") {
 			interrupted++
+			window = min(window+window/10, 2*full)
+		} else {
+			window = window * 6 / 10
 		}
 
 		checkPasses(t, repo)

@@ -28,7 +28,7 @@ import (
 // of a file or of the repository.
 const (
 	// chunkBudget bounds the bytes of chunk data in flight.
-	chunkBudget = 24 << 20
+	chunkBudget = 16 << 20
 	// filesInFlight bounds files read but not yet committed.
 	filesInFlight = 256
 	// readers is how many files are read and chunked at once.
@@ -36,7 +36,7 @@ const (
 	// commitFiles, commitBytes and commitDelay say when finished files are
 	// committed to the catalog: one transaction (and one flush) covers many
 	// small files.
-	commitFiles = 1000
+	commitFiles = 4000
 	commitBytes = 256 << 20
 	commitDelay = time.Second
 	// progressEvery is how often Progress is called.
@@ -496,44 +496,70 @@ func (p *putter) have(id store.ID) (bool, int64, error) {
 	return ok, st.Stored, err
 }
 
-// commitLoop commits finished files in batches: one store commit makes their
-// chunks durable, then one catalog transaction adds their versions.
+// commitLoop collects finished files into batches and hands each to a
+// committer goroutine, so that collecting, and with it the pipeline, goes
+// on while a batch commits: one store commit makes a batch's chunks
+// durable, then one catalog transaction adds its versions. At most one
+// batch waits while another commits. A failed commit stops the put.
 func (p *putter) commitLoop() error {
+	batches := make(chan []*fileTask, 1)
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		for files := range batches {
+			if err := p.commit(files); err != nil {
+				p.fatal(err)
+				for range batches {
+				}
+				return
+			}
+		}
+	}()
 	var pending []*fileTask
 	var pendingBytes int64
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	flush := func() error {
-		if err := p.commit(pending); err != nil {
-			return err
+	hand := func() error {
+		if len(pending) == 0 {
+			return nil
 		}
-		pending, pendingBytes = pending[:0], 0
-		return nil
-	}
-	for {
 		select {
-		case ft, ok := <-p.done:
-			if !ok {
-				return flush()
-			}
-			if len(pending) == 0 {
-				timer.Reset(commitDelay)
-			}
-			pending = append(pending, ft)
-			pendingBytes += ft.nv.Size
-			if len(pending) >= commitFiles || pendingBytes >= commitBytes {
-				if err := flush(); err != nil {
-					return err
-				}
-			}
-		case <-timer.C:
-			if err := flush(); err != nil {
-				return err
-			}
+		case batches <- pending:
+			pending, pendingBytes = nil, 0
+			return nil
 		case <-p.ctx.Done():
 			return p.ctx.Err()
 		}
 	}
+	err := func() error {
+		for {
+			select {
+			case ft, ok := <-p.done:
+				if !ok {
+					return hand()
+				}
+				if len(pending) == 0 {
+					timer.Reset(commitDelay)
+				}
+				pending = append(pending, ft)
+				pendingBytes += ft.nv.Size
+				if len(pending) >= commitFiles || pendingBytes >= commitBytes {
+					if err := hand(); err != nil {
+						return err
+					}
+				}
+			case <-timer.C:
+				if err := hand(); err != nil {
+					return err
+				}
+			case <-p.ctx.Done():
+				return p.ctx.Err()
+			}
+		}
+	}()
+	close(batches)
+	<-committed
+	return err
 }
 
 func (p *putter) commit(files []*fileTask) error {

@@ -23,6 +23,7 @@ import (
 // e2eState carries results between sections.
 type e2eState struct {
 	putNew float64 // MB/s of the new-data put into an empty repository
+	write  float64 // MB/s of the durable-write limit
 }
 
 type putJSON struct {
@@ -47,27 +48,56 @@ func (b *bench) initRepo(ctx context.Context, name string, extra ...string) (str
 	return repo, err
 }
 
+// rounds is how many times a figure and its limit are measured, in turn;
+// the medians are reported, which keeps a slow spell of a shared disk from
+// deciding a ratio.
+const rounds = 3
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
 func (b *bench) putNew(ctx context.Context, sz sizes, l *limits, st *e2eState) error {
 	fmt.Println("put:")
-	repo, err := b.initRepo(ctx, "repo")
-	if err != nil {
-		return err
+	var limit, put, reput []float64
+	var reputNew int64
+	for r := range rounds {
+		w, err := writeLimit(ctx, filepath.Join(b.dir, "writelimit"), sz.big, store.DefaultParams().Avg)
+		if err != nil {
+			return err
+		}
+		limit = append(limit, w)
+		repo, err := b.initRepo(ctx, fmt.Sprintf("repo-new-%d", r))
+		if err != nil {
+			return err
+		}
+		_, rate, _, err := b.put(ctx, repo, l.bigFile, "--as", "big.bin")
+		if err != nil {
+			return err
+		}
+		put = append(put, rate)
+		res, rate, _, err := b.put(ctx, repo, l.bigFile, "--as", "big.bin")
+		if err != nil {
+			return err
+		}
+		reput, reputNew = append(reput, rate), res.NewBytes
+		if r < rounds-1 {
+			os.RemoveAll(repo)
+		} else if err := os.Rename(repo, filepath.Join(b.dir, "repo")); err != nil {
+			return err
+		}
+		fmt.Printf("  round %d: durable write %.0f MB/s, put %.0f MB/s, re-put %.0f MB/s\n", r+1, w, put[r], reput[r])
 	}
-	r, rate, _, err := b.put(ctx, repo, l.bigFile, "--as", "big.bin")
-	if err != nil {
-		return err
-	}
-	st.putNew = rate
-	ratio := rate / l.write
-	b.add(row{name: fmt.Sprintf("put %s new incompressible data", human(sz.big)), value: fmt.Sprintf("%.0f MB/s", rate),
-		limit: fmt.Sprintf("%.0f MB/s durable write", l.write), target: ">= 85% of limit",
+	lw, pn, rp := median(limit), median(put), median(reput)
+	st.putNew, st.write = pn, lw
+	ratio := pn / lw
+	b.add(row{name: fmt.Sprintf("put %s new incompressible data", human(sz.big)), value: fmt.Sprintf("%.0f MB/s", pn),
+		limit: fmt.Sprintf("%.0f MB/s durable write", lw), target: ">= 85% of limit",
 		verdict: verdict(ratio >= 0.85, fmt.Sprintf("%.0f%%", 100*ratio))})
-	r, rate, _, err = b.put(ctx, repo, l.bigFile, "--as", "big.bin")
-	if err != nil {
-		return err
-	}
-	ratio = rate / l.pipeline
-	b.add(row{name: fmt.Sprintf("put the same %s again", human(sz.big)), value: fmt.Sprintf("%.0f MB/s, %s new", rate, human(r.NewBytes)),
+	ratio = rp / l.pipeline
+	b.add(row{name: fmt.Sprintf("put the same %s again", human(sz.big)), value: fmt.Sprintf("%.0f MB/s, %s new", rp, human(reputNew)),
 		limit: fmt.Sprintf("%.0f MB/s chunk+hash", l.pipeline), target: ">= 70% of limit",
 		verdict: verdict(ratio >= 0.70, fmt.Sprintf("%.0f%%", 100*ratio))})
 	return nil
@@ -110,31 +140,43 @@ func (b *bench) putSmall(ctx context.Context, sz sizes, l *limits, st *e2eState)
 		return err
 	}
 	defer os.RemoveAll(dir)
-	repo, err := b.initRepo(ctx, "repo-small")
-	if err != nil {
-		return err
+	var limit, rates, fps []float64
+	for r := range rounds {
+		files, bytes, lel, err := writeSmallLimit(ctx, filepath.Join(b.dir, "smalllimit"), sz.small)
+		if err != nil {
+			return err
+		}
+		limit = append(limit, float64(files)/lel.Seconds())
+		repo, err := b.initRepo(ctx, "repo-small")
+		if err != nil {
+			return err
+		}
+		el, _, out, err := b.runLoft(ctx, repo, "put", "--json", dir)
+		os.RemoveAll(repo)
+		if err != nil {
+			return err
+		}
+		var res putJSON
+		if err := json.Unmarshal(out, &res); err != nil {
+			return err
+		}
+		rates = append(rates, mbps(total, el))
+		fps = append(fps, float64(res.Files)/el.Seconds())
+		fmt.Printf("  round %d: durable small writes %.0f files/s (%.0f MB/s), put %.0f files/s (%.0f MB/s)\n",
+			r+1, limit[r], mbps(bytes, lel), fps[r], rates[r])
 	}
-	defer os.RemoveAll(repo)
-	el, _, out, err := b.runLoft(ctx, repo, "put", "--json", dir)
-	if err != nil {
-		return err
-	}
-	var r putJSON
-	if err := json.Unmarshal(out, &r); err != nil {
-		return err
-	}
-	rate := mbps(total, el)
+	rate, lim := median(rates), median(limit)
 	target := "no base"
 	ok := true
 	detail := "no new-data put in this run"
 	if st.putNew > 0 {
 		ok = rate >= st.putNew/2
 		target = fmt.Sprintf(">= %.0f MB/s (half of new-data put)", st.putNew/2)
-		detail = fmt.Sprintf("%.0f%% of new-data put", 100*rate/st.putNew)
+		detail = fmt.Sprintf("%.0f%% of new-data put, %.0f%% of small-write limit", 100*rate/st.putNew, 100*median(fps)/lim)
 	}
 	b.add(row{name: fmt.Sprintf("put %d small files of 1-64 KiB (%s)", sz.small, human(total)),
-		value:  fmt.Sprintf("%.0f files/s, %.0f MB/s", float64(r.Files)/el.Seconds(), rate),
-		limit:  fmt.Sprintf("%.0f MB/s new-data put; %.0f files/s durable small writes", st.putNew, l.smallWrite),
+		value:  fmt.Sprintf("%.0f files/s, %.0f MB/s", median(fps), rate),
+		limit:  fmt.Sprintf("%.0f MB/s new-data put; %.0f files/s durable small writes", st.putNew, lim),
 		target: target, verdict: verdict(ok, detail)})
 	return nil
 }
@@ -158,7 +200,7 @@ func (b *bench) get(ctx context.Context, sz sizes, l *limits, st *e2eState) erro
 	os.Remove(dst)
 	rate := mbps(sz.big, el)
 	b.add(row{name: fmt.Sprintf("get the %s file", human(sz.big)), value: fmt.Sprintf("%.0f MB/s", rate),
-		limit: fmt.Sprintf("%.0f MB/s write, %.0f MB/s SHA-256", l.write, l.sha), target: "-", verdict: "-"})
+		limit: fmt.Sprintf("%.0f MB/s durable write, %.0f MB/s SHA-256", st.write, l.sha), target: "-", verdict: "-"})
 	return nil
 }
 
@@ -200,29 +242,41 @@ func (b *bench) million(ctx context.Context, sz sizes, l *limits, st *e2eState) 
 	fmt.Println("large repository:")
 	repo := filepath.Join(b.dir, "repo-million")
 	defer os.RemoveAll(repo)
+	start := time.Now()
 	if err := seed(ctx, repo, sz.million); err != nil {
 		return err
 	}
+	fmt.Printf("  seeded %d chunks in %v\n", sz.million, time.Since(start).Round(time.Second))
 	tiny := filepath.Join(b.dir, "tiny")
 	os.WriteFile(tiny, []byte("tiny"), 0o644)
 	if _, _, _, err := b.put(ctx, repo, tiny); err != nil {
 		return err
 	}
-	base := st.putNew
-	if base == 0 {
-		empty, err := b.initRepo(ctx, "repo-empty")
+	// New data each round, into the big repository and into an empty one.
+	var empty, full []float64
+	for r := range rounds {
+		f := filepath.Join(b.dir, fmt.Sprintf("new-%d.bin", r))
+		if err := writeRandomFile(f, sz.big, uint64(100+r)); err != nil {
+			return err
+		}
+		e, err := b.initRepo(ctx, "repo-empty")
 		if err != nil {
 			return err
 		}
-		if _, base, _, err = b.put(ctx, empty, l.bigFile, "--as", "big.bin"); err != nil {
+		_, rate, _, err := b.put(ctx, e, f)
+		os.RemoveAll(e)
+		if err != nil {
 			return err
 		}
-		os.RemoveAll(empty)
+		empty = append(empty, rate)
+		if _, rate, _, err = b.put(ctx, repo, f); err != nil {
+			return err
+		}
+		full = append(full, rate)
+		os.Remove(f)
+		fmt.Printf("  round %d: empty repository %.0f MB/s, %d chunks %.0f MB/s\n", r+1, empty[r], sz.million, full[r])
 	}
-	_, rate, _, err := b.put(ctx, repo, l.bigFile, "--as", "big.bin")
-	if err != nil {
-		return err
-	}
+	base, rate := median(empty), median(full)
 	slower := 1 - rate/base
 	b.add(row{name: fmt.Sprintf("put %s into a repository of %d chunks", human(sz.big), sz.million), value: fmt.Sprintf("%.0f MB/s", rate),
 		limit: fmt.Sprintf("%.0f MB/s into an empty one", base), target: "<= 20% slower",

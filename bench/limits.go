@@ -20,12 +20,10 @@ import (
 
 // limits are the ceilings measured in this run.
 type limits struct {
-	sha        float64 // MB/s, one core
-	chunker    float64 // MB/s, one core
-	pipeline   float64 // MB/s: read + chunk + hash each chunk + hash the whole, all cores
-	write      float64 // MB/s: durable writes of files of the average chunk size, as the store makes them
-	smallWrite float64 // files/s: the same for files of 1-64 KiB
-	bigFile    string
+	sha      float64 // MB/s, one core
+	chunker  float64 // MB/s, one core
+	pipeline float64 // MB/s: read + chunk + hash each chunk + hash the whole, all cores
+	bigFile  string
 }
 
 func (b *bench) limits(ctx context.Context, sz sizes) (*limits, error) {
@@ -53,17 +51,6 @@ func (b *bench) limits(ctx context.Context, sz sizes) (*limits, error) {
 		return nil, err
 	}
 	b.add(row{name: "limit: read+chunk+hash pipeline, all cores", value: fmt.Sprintf("%.0f MB/s", l.pipeline)})
-	if l.write, err = writeLimit(ctx, filepath.Join(b.dir, "writelimit"), sz.big, p.Avg); err != nil {
-		return nil, err
-	}
-	b.add(row{name: fmt.Sprintf("limit: durable write of %s files", human(int64(p.Avg))), value: fmt.Sprintf("%.0f MB/s", l.write)})
-	files, bytes, el, err := writeSmallLimit(ctx, filepath.Join(b.dir, "smalllimit"), sz.small)
-	if err != nil {
-		return nil, err
-	}
-	l.smallWrite = float64(files) / el.Seconds()
-	b.add(row{name: fmt.Sprintf("limit: durable write of %d files of 1-64 KiB", files),
-		value: fmt.Sprintf("%.0f files/s, %.0f MB/s", l.smallWrite, mbps(bytes, el))})
 	return l, nil
 }
 
@@ -125,7 +112,7 @@ func pipelineLimit(path string, p store.Params) (float64, error) {
 	return mbps(n.Load(), time.Since(start)), nil
 }
 
-// writeLimit writes total bytes as files of size each through the store's
+// writeLimit (settled first) writes total bytes as files of size each through the store's
 // own batch, made durable exactly as put makes one file's chunks durable
 // (one batch commit once all are staged), with as many writers as put uses,
 // but with no chunking, hashing or catalog: the ceiling for new data.
@@ -142,6 +129,7 @@ func writeLimit(ctx context.Context, dir string, total int64, size int) (float64
 	defer d.Close()
 	defer os.RemoveAll(dir)
 	pool := randomBytes(64<<20, 3)
+	settle()
 	batch := d.NewBatch()
 	defer batch.Abort()
 	var next atomic.Int64
@@ -196,6 +184,7 @@ func writeSmallLimit(ctx context.Context, dir string, n int) (int, int64, time.D
 		sizes[i] = 1024 + rng.IntN(63*1024+1)
 		total += int64(sizes[i])
 	}
+	settle()
 	start := time.Now()
 	for lo := 0; lo < n; lo += 1000 {
 		batch := d.NewBatch()

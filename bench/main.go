@@ -15,6 +15,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 type bench struct {
@@ -122,6 +124,7 @@ func (b *bench) print() {
 
 // runLoft runs the binary and returns its wall time and peak RSS in bytes.
 func (b *bench) runLoft(ctx context.Context, repo string, args ...string) (time.Duration, int64, []byte, error) {
+	settle()
 	cmd := exec.CommandContext(ctx, b.loft, append([]string{"--repo", repo, "--quiet"}, args...)...)
 	cmd.Env = append(os.Environ(), "LOFT_LOG_LEVEL=warn")
 	var out strings.Builder
@@ -140,6 +143,10 @@ func (b *bench) runLoft(ctx context.Context, repo string, args ...string) (time.
 	}
 	return el, rss, []byte(out.String()), nil
 }
+
+// settle flushes dirty data, so that one measurement does not pay for the
+// writeback of the one before it.
+func settle() { unix.Sync() }
 
 func mbps(n int64, d time.Duration) float64 { return float64(n) / d.Seconds() / 1e6 }
 

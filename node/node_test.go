@@ -697,3 +697,30 @@ func TestListOrder(t *testing.T) {
 		t.Fatalf("listing: %v", got)
 	}
 }
+
+// TestInitAfterInterruptedInit: an init that stopped after writing the
+// node key is finished by the next one, keeping the key.
+func TestInitAfterInterruptedInit(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "repo")
+	n, err := Init(ctx, dir, InitOptions{Params: smallParams}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := n.ID()
+	n.Close()
+	for _, f := range []string{catalogFile, catalogFile + "-wal", catalogFile + "-shm"} {
+		os.Remove(filepath.Join(dir, f))
+	}
+	n, err = Init(ctx, dir, InitOptions{Params: smallParams}, Options{})
+	if err != nil {
+		t.Fatalf("init after an interrupted init: %v", err)
+	}
+	defer n.Close()
+	if n.ID() != id {
+		t.Fatal("the node ID changed")
+	}
+	if _, err := Init(ctx, dir, InitOptions{}, Options{}); !errors.Is(err, ErrExists) {
+		t.Fatalf("init over a repository: %v", err)
+	}
+}

@@ -104,8 +104,9 @@ type putter struct {
 	budget *semaphore.Weighted
 	files  *semaphore.Weighted
 
-	work chan *chunkTask
-	done chan *fileTask // finished files, to the committer
+	work       chan *chunkTask
+	done       chan *fileTask // finished files, to the committer
+	assemblers sync.WaitGroup
 
 	claimsMu sync.Mutex
 	claims   map[store.ID]*claim
@@ -247,6 +248,10 @@ func (p *putter) run(parent context.Context, paths []string) (err error) {
 	g.Go(p.commitLoop)
 	err = g.Wait()
 	workersWG.Wait()
+	// Every path of read closes the file's order channel, and workers finish
+	// every task, so each assembler ends; none may touch the result after
+	// Put returns it.
+	p.assemblers.Wait()
 	if fe := p.fatalErr.Load(); fe != nil {
 		err = *fe // the cause, not the cancellation it led to
 	}
@@ -299,7 +304,7 @@ func (p *putter) read(s *source, ch *store.Chunker) error {
 		return err
 	}
 	ft := &fileTask{src: s, order: make(chan *chunkTask, 64), ctype: contentType(s.name, nil)}
-	go p.assemble(ft, label)
+	p.assemblers.Go(func() { p.assemble(ft, label) })
 
 	ch.Reset(r, p.n.params)
 	for first := true; ; first = false {

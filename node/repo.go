@@ -82,13 +82,19 @@ func Init(ctx context.Context, dir string, iopts InitOptions, opts Options) (*No
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create repository: %w", err)
 	}
-	ident, err := transfer.NewIdentity()
-	if err != nil {
-		return nil, err
-	}
+	// A key left by an init that stopped before creating the catalog is
+	// kept: the node ID must not change once it may have been seen.
 	keyPath := filepath.Join(dir, keyFile)
-	if err := ident.Save(keyPath); err != nil {
-		return nil, err
+	ident, err := transfer.LoadIdentity(keyPath)
+	created := false
+	if errors.Is(err, fs.ErrNotExist) {
+		if ident, err = transfer.NewIdentity(); err == nil {
+			err = ident.Save(keyPath)
+			created = err == nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create repository: %w", err)
 	}
 	pj, _ := json.Marshal(p)
 	meta := map[string]string{
@@ -98,7 +104,9 @@ func Init(ctx context.Context, dir string, iopts InitOptions, opts Options) (*No
 	}
 	cat, err := catalog.Create(ctx, filepath.Join(dir, catalogFile), meta, catalog.Options{Origin: ident.ID().String(), Now: opts.Now})
 	if err != nil {
-		os.Remove(keyPath)
+		if created {
+			os.Remove(keyPath)
+		}
 		return nil, err
 	}
 	cat.Close()

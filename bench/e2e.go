@@ -111,14 +111,9 @@ func (b *bench) putEdited(ctx context.Context, sz sizes, l *limits, st *e2eState
 		return err
 	}
 	defer os.Remove(edited)
-	repo := filepath.Join(b.dir, "repo")
-	if _, err := os.Stat(repo); err != nil {
-		if repo, err = b.initRepo(ctx, "repo"); err != nil {
-			return err
-		}
-		if _, _, _, err := b.put(ctx, repo, l.bigFile, "--as", "big.bin"); err != nil {
-			return err
-		}
+	repo, err := b.repoWithBig(ctx, l)
+	if err != nil {
+		return err
 	}
 	r, rate, _, err := b.put(ctx, repo, edited, "--as", "big-edited.bin")
 	if err != nil {
@@ -130,6 +125,20 @@ func (b *bench) putEdited(ctx context.Context, sz sizes, l *limits, st *e2eState
 		limit: fmt.Sprintf("%d x %s avg chunk", edits, human(avg)), target: "<= " + human(bound),
 		verdict: verdict(r.NewBytes <= bound, fmt.Sprintf("%.2f x edits x avg", float64(r.NewBytes)/float64(edits*avg)))})
 	return nil
+}
+
+// repoWithBig returns the repository that holds the big file, making it
+// when the put section did not run.
+func (b *bench) repoWithBig(ctx context.Context, l *limits) (string, error) {
+	repo := filepath.Join(b.dir, "repo")
+	if _, err := os.Stat(repo); err == nil {
+		return repo, nil
+	}
+	repo, err := b.initRepo(ctx, "repo")
+	if err == nil {
+		_, _, _, err = b.put(ctx, repo, l.bigFile, "--as", "big.bin")
+	}
+	return repo, err
 }
 
 func (b *bench) putSmall(ctx context.Context, sz sizes, l *limits, st *e2eState) error {
@@ -183,14 +192,9 @@ func (b *bench) putSmall(ctx context.Context, sz sizes, l *limits, st *e2eState)
 
 func (b *bench) get(ctx context.Context, sz sizes, l *limits, st *e2eState) error {
 	fmt.Println("get:")
-	repo := filepath.Join(b.dir, "repo")
-	if _, err := os.Stat(repo); err != nil {
-		if repo, err = b.initRepo(ctx, "repo"); err != nil {
-			return err
-		}
-		if _, _, _, err := b.put(ctx, repo, l.bigFile, "--as", "big.bin"); err != nil {
-			return err
-		}
+	repo, err := b.repoWithBig(ctx, l)
+	if err != nil {
+		return err
 	}
 	dst := filepath.Join(b.dir, "got.bin")
 	el, _, _, err := b.runLoft(ctx, repo, "get", "big.bin", dst)

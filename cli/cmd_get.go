@@ -40,15 +40,8 @@ func (e *runEnv) getCommand() *ucli.Command {
 			}
 			defer n.Close()
 			opts := node.GetOptions{Version: c.Int64("version"), Stdout: e.Stdout}
-			if e.showProgress(c) {
-				pl := newProgressLine(e.Stderr)
-				opts.Progress = func(p node.GetProgress) {
-					if p.Done {
-						pl.clear()
-						return
-					}
-					pl.draw(pl.transferStatus("get", p.Bytes, p.BytesTotal, p.Files, p.FilesTotal))
-				}
+			if show := e.transferProgress(c, "get"); show != nil {
+				opts.Progress = func(p node.GetProgress) { show(p.Done, p.Bytes, p.BytesTotal, p.Files, p.FilesTotal) }
 			}
 			res, err := n.Get(c.Context, args[0], dest, opts)
 			if err != nil {

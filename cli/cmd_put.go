@@ -40,15 +40,8 @@ func (e *runEnv) putCommand() *ucli.Command {
 			}
 			defer n.Close()
 			opts := node.PutOptions{As: as, Stdin: e.Stdin}
-			if e.showProgress(c) {
-				pl := newProgressLine(e.Stderr)
-				opts.Progress = func(p node.PutProgress) {
-					if p.Done {
-						pl.clear()
-						return
-					}
-					pl.draw(pl.transferStatus("put", p.Bytes, p.BytesTotal, p.Files, p.FilesTotal))
-				}
+			if show := e.transferProgress(c, "put"); show != nil {
+				opts.Progress = func(p node.PutProgress) { show(p.Done, p.Bytes, p.BytesTotal, p.Files, p.FilesTotal) }
 			}
 			res, err := n.Put(c.Context, paths, opts)
 			for _, s := range res.Skipped {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	ucli "github.com/urfave/cli/v2"
 	"golang.org/x/term"
 )
 
@@ -72,4 +73,20 @@ func (p *progressLine) transferStatus(verb string, done, total, files, filesTota
 		s += "  ETA " + left.Round(time.Second).String()
 	}
 	return s
+}
+
+// transferProgress returns a reporter that draws put or get progress on a
+// terminal, or nil when progress is not shown.
+func (e *runEnv) transferProgress(c *ucli.Context, verb string) func(done bool, bytes, bytesTotal, files, filesTotal int64) {
+	if !e.showProgress(c) {
+		return nil
+	}
+	pl := newProgressLine(e.Stderr)
+	return func(done bool, bytes, bytesTotal, files, filesTotal int64) {
+		if done {
+			pl.clear()
+			return
+		}
+		pl.draw(pl.transferStatus(verb, bytes, bytesTotal, files, filesTotal))
+	}
 }

@@ -410,28 +410,8 @@ func (g *getter) startProgress(ctx context.Context) (stop func()) {
 	if g.opts.Progress == nil {
 		return func() {}
 	}
-	snap := func(done bool) GetProgress {
-		return GetProgress{FilesTotal: g.filesTotal.Load(), BytesTotal: g.bytesTotal.Load(),
-			Files: g.files.Load(), Bytes: g.bytes.Load(), Done: done}
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(progressEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-t.C:
-				g.opts.Progress(snap(false))
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return func() {
-		cancel()
-		<-finished
-		g.opts.Progress(snap(true))
-	}
+	return tick(ctx, func(done bool) {
+		g.opts.Progress(GetProgress{FilesTotal: g.filesTotal.Load(), BytesTotal: g.bytesTotal.Load(),
+			Files: g.files.Load(), Bytes: g.bytes.Load(), Done: done})
+	})
 }

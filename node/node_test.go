@@ -102,17 +102,30 @@ func TestPutGetTree(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	res, err := n.Put(ctx, []string{src}, PutOptions{})
+	var total int64
+	for _, d := range files {
+		total += int64(len(d))
+	}
+	var lastPut PutProgress
+	res, err := n.Put(ctx, []string{src}, PutOptions{Progress: func(p PutProgress) { lastPut = p }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Files != 4 || len(res.Failed) != 0 {
 		t.Fatalf("put: %+v", res)
 	}
+	if !lastPut.Done || lastPut.Files != 4 || lastPut.FilesTotal != 4 || lastPut.Bytes != total ||
+		lastPut.BytesTotal != total || lastPut.NewBytes != res.NewBytes {
+		t.Fatalf("last put progress %+v, want 4 files and %d bytes", lastPut, total)
+	}
 	out := filepath.Join(t.TempDir(), "out")
-	gr, err := n.Get(ctx, "photos", out, GetOptions{})
+	var lastGet GetProgress
+	gr, err := n.Get(ctx, "photos", out, GetOptions{Progress: func(p GetProgress) { lastGet = p }})
 	if err != nil || gr.Files != 4 {
 		t.Fatalf("get: %+v, %v", gr, err)
+	}
+	if !lastGet.Done || lastGet.Files != 4 || lastGet.FilesTotal != 4 || lastGet.Bytes != total || lastGet.BytesTotal != total {
+		t.Fatalf("last get progress %+v, want 4 files and %d bytes", lastGet, total)
 	}
 	for rel, data := range files {
 		p := filepath.Join(out, filepath.FromSlash(rel))

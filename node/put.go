@@ -641,27 +641,37 @@ func (p *putter) startProgress(ctx context.Context, paths []string) (stop func()
 		return func() {}
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
+	var counting sync.WaitGroup
+	counting.Go(func() {
 		countInputs(ctx, paths, func(files, bytes int64) {
 			p.prog.filesTotal.Add(files)
 			p.prog.bytesTotal.Add(bytes)
 		})
-	}()
-	snap := func(done bool) PutProgress {
-		return PutProgress{FilesTotal: p.prog.filesTotal.Load(), BytesTotal: p.prog.bytesTotal.Load(),
-			Files: p.prog.files.Load(), Bytes: p.prog.bytes.Load(), NewBytes: p.prog.newBytes.Load(), Done: done}
+	})
+	stopTick := tick(ctx, func(done bool) {
+		p.opts.Progress(PutProgress{FilesTotal: p.prog.filesTotal.Load(), BytesTotal: p.prog.bytesTotal.Load(),
+			Files: p.prog.files.Load(), Bytes: p.prog.bytes.Load(), NewBytes: p.prog.newBytes.Load(), Done: done})
+	})
+	return func() {
+		cancel()
+		counting.Wait()
+		stopTick()
 	}
+}
+
+// tick calls report(false) every progressEvery until the returned stop is
+// called, which calls report(true) once the ticking has ended.
+func tick(ctx context.Context, report func(done bool)) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	finished := make(chan struct{})
 	go func() {
-		defer wg.Done()
+		defer close(finished)
 		t := time.NewTicker(progressEvery)
 		defer t.Stop()
 		for {
 			select {
 			case <-t.C:
-				p.opts.Progress(snap(false))
+				report(false)
 			case <-ctx.Done():
 				return
 			}
@@ -669,8 +679,8 @@ func (p *putter) startProgress(ctx context.Context, paths []string) (stop func()
 	}()
 	return func() {
 		cancel()
-		wg.Wait()
-		p.opts.Progress(snap(true))
+		<-finished
+		report(true)
 	}
 }
 

@@ -379,3 +379,69 @@ cat "$mnt.full.err"
 		t.Errorf("the full-disk error is not one line naming the cause: %q", fullErr)
 	}
 }
+
+// TestUnreadableFile puts a tree holding a file its user cannot read: the
+// other files are stored, the unreadable one is reported with exit code 5,
+// and the repository passes check. Root reads every file, so when the tests
+// run as root the put runs as the user nobody (uid 65534), on a repository
+// and a tree that user owns.
+func TestUnreadableFile(t *testing.T) {
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "repo")
+	src := filepath.Join(dir, "src")
+	randFile(t, filepath.Join(src, "ok.bin"), 10<<10, 1)
+	randFile(t, filepath.Join(src, "secret.bin"), 10<<10, 2)
+	if err := os.Chmod(filepath.Join(src, "secret.bin"), 0o000); err != nil {
+		t.Fatal(err)
+	}
+	loft, err := exec.LookPath("loft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cred *syscall.Credential
+	if os.Geteuid() == 0 {
+		const nobody = 65534
+		cred = &syscall.Credential{Uid: nobody, Gid: nobody}
+		// nobody must reach the binary, the tree and the repository.
+		// (t.TempDir's parent and testscript's bin directory are private.)
+		for _, p := range []string{filepath.Dir(dir), dir, loft, filepath.Dir(loft), filepath.Dir(filepath.Dir(loft))} {
+			if err := os.Chmod(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil {
+				os.Lchown(p, nobody, nobody)
+			}
+			return nil
+		})
+	}
+	runAs := func(args ...string) (string, int) {
+		cmd := exec.Command(loft, append([]string{"--repo", repo}, args...)...)
+		cmd.Env = childEnv()
+		cmd.Dir = dir
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return string(out), ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatalf("loft %v: %v", args, err)
+		}
+		return string(out), 0
+	}
+	if out, code := runAs("init"); code != 0 {
+		t.Fatalf("init as an unprivileged user: %d %s", code, out)
+	}
+	out, code := runAs("put", src)
+	if code != 5 || !strings.Contains(out, "secret.bin") || !strings.Contains(out, "permission denied") {
+		t.Fatalf("put with an unreadable file: exit %d\n%s", code, out)
+	}
+	if out, code := runAs("ls", "-r"); code != 0 || strings.TrimSpace(out) != "src/ok.bin" {
+		t.Fatalf("stored: exit %d %q", code, out)
+	}
+	if out, code := runAs("check", "--read-data"); code != 0 {
+		t.Fatalf("check after the partial put: exit %d\n%s", code, out)
+	}
+}

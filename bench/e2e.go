@@ -94,7 +94,7 @@ func (b *bench) putNew(ctx context.Context, sz sizes, l *limits, st *e2eState) e
 	st.putNew, st.write = pn, lw
 	ratio := pn / lw
 	b.add(row{name: fmt.Sprintf("put %s new incompressible data", human(sz.big)), value: fmt.Sprintf("%.0f MB/s", pn),
-		limit: fmt.Sprintf("%.0f MB/s durable write", lw), target: ">= 85% of limit",
+		limit: fmt.Sprintf("%.0f MB/s durable write (CPU ceiling %.0f MB/s)", lw, l.cpu), target: ">= 85% of limit",
 		verdict: verdict(ratio >= 0.85, fmt.Sprintf("%.0f%%", 100*ratio))})
 	ratio = rp / l.pipeline
 	b.add(row{name: fmt.Sprintf("put the same %s again", human(sz.big)), value: fmt.Sprintf("%.0f MB/s, %s new", rp, human(reputNew)),

@@ -23,6 +23,7 @@ type limits struct {
 	sha      float64 // MB/s, one core
 	chunker  float64 // MB/s, one core
 	pipeline float64 // MB/s: read + chunk + hash each chunk + hash the whole, all cores
+	cpu      float64 // MB/s: the CPU ceiling of any put of new data, derived from sha and chunker
 	bigFile  string
 }
 
@@ -51,6 +52,12 @@ func (b *bench) limits(ctx context.Context, sz sizes) (*limits, error) {
 		return nil, err
 	}
 	b.add(row{name: "limit: read+chunk+hash pipeline, all cores", value: fmt.Sprintf("%.0f MB/s", l.pipeline)})
+	// Every byte of a put is chunked once and hashed twice (its chunk's ID
+	// and the whole object's SHA-256); spread over every core, that alone
+	// takes 2/sha + 1/chunker seconds per MB of CPU.
+	procs := float64(runtime.GOMAXPROCS(0))
+	l.cpu = procs / (2/l.sha + 1/l.chunker)
+	b.add(row{name: fmt.Sprintf("limit: chunk + 2 SHA-256 passes on %d cores (derived)", int(procs)), value: fmt.Sprintf("%.0f MB/s", l.cpu)})
 	return l, nil
 }
 

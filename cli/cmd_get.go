@@ -53,8 +53,8 @@ func (e *runEnv) getCommand() *ucli.Command {
 						return err
 					}
 				} else {
-					fmt.Fprintf(e.Stdout, "restored %s (%s), %s\n", plural(res.Files, "file", "files"),
-						bytes(res.Bytes), rate(res.Bytes, res.Duration))
+					fmt.Fprintln(e.Stdout, withRate(fmt.Sprintf("restored %s (%s)", plural(res.Files, "file", "files"),
+						bytes(res.Bytes)), res.Bytes, res.Duration))
 				}
 			}
 			return e.failures(res.Failed, int(res.Files))

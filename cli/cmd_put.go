@@ -55,10 +55,10 @@ func (e *runEnv) putCommand() *ucli.Command {
 					return err
 				}
 			} else if res.Files+res.Unchanged > 0 || len(res.Failed) == 0 {
-				fmt.Fprintf(e.Stdout, "stored %s (%s), %d unchanged: %s new in %s, %s reused, %s\n",
+				fmt.Fprintln(e.Stdout, withRate(fmt.Sprintf("stored %s (%s), %d unchanged: %s new in %s, %s reused",
 					plural(res.Files, "file", "files"), bytes(res.Bytes), res.Unchanged, bytes(res.NewBytes),
-					plural(res.NewChunks, "chunk", "chunks"), plural(res.ReusedChunks, "chunk", "chunks"),
-					rate(res.Bytes, res.Duration))
+					plural(res.NewChunks, "chunk", "chunks"), plural(res.ReusedChunks, "chunk", "chunks")),
+					res.Bytes, res.Duration))
 				if res.Pruned > 0 {
 					fmt.Fprintf(e.Stdout, "pruned %s beyond the keep-versions setting\n", plural(res.Pruned, "old version", "old versions"))
 				}

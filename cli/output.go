@@ -23,12 +23,21 @@ func bytes(n int64) string {
 	return humanize.IBytes(uint64(n))
 }
 
-// rate formats bytes per second in decimal megabytes, as disks are rated.
+// rate formats bytes per second in decimal megabytes, as disks are rated;
+// below a MiB a rate says nothing and is left out.
 func rate(n int64, d time.Duration) string {
 	if d <= 0 || n < 1<<20 {
-		return "-"
+		return ""
 	}
 	return fmt.Sprintf("%.0f MB/s", float64(n)/d.Seconds()/1e6)
+}
+
+// withRate appends ", RATE" to s when there is a rate to show.
+func withRate(s string, n int64, d time.Duration) string {
+	if r := rate(n, d); r != "" {
+		return s + ", " + r
+	}
+	return s
 }
 
 func when(t time.Time) string {

@@ -64,7 +64,9 @@ func (p *progressLine) transferStatus(verb string, done, total, files, filesTota
 	if total > 0 {
 		s += fmt.Sprintf("/%s %3.0f%%", bytes(total), 100*float64(min(done, total))/float64(total))
 	}
-	s += "  " + rate(done, el)
+	if r := rate(done, el); r != "" {
+		s += "  " + r
+	}
 	if filesTotal > 1 {
 		s += fmt.Sprintf("  %d/%d files", files, filesTotal)
 	}

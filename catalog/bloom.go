@@ -91,8 +91,11 @@ func (c *Catalog) LoadFilter(ctx context.Context, path string) (*Filter, error) 
 	return f, nil
 }
 
-// catchUp adds the chunks whose row id is above the filter's watermark. Row
-// ids only grow (AUTOINCREMENT), so this finds every row added since.
+// CatchUp adds to f every chunk row added since it was loaded or last
+// caught up. Row ids only grow (AUTOINCREMENT), so the rows above the
+// filter's watermark are exactly those.
+func (c *Catalog) CatchUp(ctx context.Context, f *Filter) error { return c.catchUp(ctx, f) }
+
 func (c *Catalog) catchUp(ctx context.Context, f *Filter) error {
 	f.catchUp.Lock()
 	defer f.catchUp.Unlock()

@@ -67,17 +67,20 @@ type Garbage struct {
 }
 
 // SweepRule says which garbage may be removed: unreferenced since Before
-// or earlier (now less the grace period) and since before change BelowSeq
-// (the oldest live write session; 0 means no session is live).
+// or earlier (now less the grace period), and, when write sessions are live,
+// since before change BelowSeq, where the oldest of them started. (The first
+// session of a new repository starts at change 0, so "live" cannot be told
+// from BelowSeq.)
 type SweepRule struct {
 	Before   time.Time
+	Live     bool
 	BelowSeq int64
 }
 
 func (r SweepRule) where() (string, []any) {
 	q := `refs = 0 AND zero_at <= ?`
 	args := []any{nanos(r.Before)}
-	if r.BelowSeq > 0 {
+	if r.Live {
 		q += ` AND coalesce(zero_seq, 0) < ?`
 		args = append(args, r.BelowSeq)
 	}

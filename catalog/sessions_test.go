@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loftstore/loft/store"
 )
 
 // helperSession runs in a child process: it opens the catalog, begins a
@@ -355,7 +357,7 @@ func TestSessionGCRule(t *testing.T) {
 	if below != S {
 		t.Fatalf("OldestLive = %d, want %d", below, S)
 	}
-	rule := SweepRule{Before: far, BelowSeq: below}
+	rule := SweepRule{Before: far, Live: true, BelowSeq: below}
 	if got := listed(rule); !got[1] || got[2] || len(got) != 1 {
 		t.Fatalf("with a session at %d, garbage is %v; want chunk 1 only", S, got)
 	}
@@ -415,3 +417,44 @@ func TestSessionGCRule(t *testing.T) {
 		t.Fatalf("after End, garbage is %v", got)
 	}
 }
+
+// TestSessionGCRuleFirstSession: the first session of a new repository
+// starts at change 0, and still protects what becomes garbage after it.
+func TestSessionGCRuleFirstSession(t *testing.T) {
+	ctx := context.Background()
+	c, err := Create(ctx, filepath.Join(t.TempDir(), "catalog.db"), nil, Options{Origin: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, err := c.BeginSession(ctx, "first")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.End(ctx)
+	if s.StartSeq != 0 {
+		t.Fatalf("first session starts at %d", s.StartSeq)
+	}
+	err = c.Tx(ctx, func(tx *Tx) error {
+		if err := tx.SetConfig(ctx, "keep-versions", "1"); err != nil {
+			return err
+		}
+		id := sumOf("zero")
+		if _, err := tx.AddVersion(ctx, NewVersion{Name: "a", Chunks: []ChunkRef{{ID: id, Plain: 4, Stored: 16}}}); err != nil {
+			return err
+		}
+		_, err := tx.Delete(ctx, "a")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss, _ := c.Sessions(ctx)
+	seq, _ := OldestLive(ss)
+	far := time.Now().Add(time.Hour)
+	if g, _ := c.Garbage(ctx, SweepRule{Before: far, Live: len(ss) > 0, BelowSeq: seq}, 10); len(g) != 0 {
+		t.Fatalf("garbage made during the first session is sweepable: %d chunks", len(g))
+	}
+}
+
+func sumOf(s string) store.ID { return store.Sum([]byte(s)) }

@@ -111,7 +111,7 @@ func Run(ctx context.Context, cat *catalog.Catalog, st store.Store, opts Options
 // sessions.
 func rules(now time.Time, grace time.Duration, live []catalog.Session) (catalog.SweepRule, time.Time) {
 	seq, started := catalog.OldestLive(live)
-	rule := catalog.SweepRule{Before: now.Add(-grace), BelowSeq: seq}
+	rule := catalog.SweepRule{Before: now.Add(-grace), Live: len(live) > 0, BelowSeq: seq}
 	cutoff := rule.Before
 	if len(live) > 0 {
 		if s := started.Add(-mtimeMargin); s.Before(cutoff) {
@@ -130,7 +130,7 @@ func sweep(ctx context.Context, cat *catalog.Catalog, st store.Store, opts *Opti
 				return err
 			}
 			res.Sessions = len(live)
-			rule, _ := rules(opts.now(), opts.Grace, live)
+			rule, cutoff := rules(opts.now(), opts.Grace, live)
 			gs, err := tx.Garbage(ctx, rule, sweepBatch)
 			if err != nil {
 				return err
@@ -142,9 +142,12 @@ func sweep(ctx context.Context, cat *catalog.Catalog, st store.Store, opts *Opti
 			// Files go before the commit: if it fails, the rows stay with
 			// their files possibly gone, which writers check for
 			// (catalog.Tx.Protect); the reverse order could let a writer
-			// reference a row whose file is about to vanish.
+			// reference a row whose file is about to vanish. A file written
+			// since the oldest live session began is a fresh copy that
+			// session may be about to reference: it stays, as an orphan if
+			// nobody does.
 			for _, g := range removed {
-				if err := st.Remove(ctx, g.ID); err != nil {
+				if _, err := st.RemoveIfOlder(ctx, g.ID, cutoff); err != nil {
 					return err
 				}
 			}

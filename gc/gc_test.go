@@ -131,6 +131,7 @@ func TestDryRunChangesNothing(t *testing.T) {
 	f := newFixture(t)
 	ids := f.put(t, "a", "one", "two")
 	f.del(t, "a")
+	f.clk.Add(time.Second) // files older than the cutoff
 	dry := f.gc(t, 0, true)
 	if dry.Chunks != 2 || !f.has(ids[0]) || !f.has(ids[1]) {
 		t.Fatalf("dry run: %+v", dry)
@@ -152,7 +153,9 @@ func TestSweepSparesLiveSessions(t *testing.T) {
 	f.del(t, "old")
 	// A change after the delete: the old garbage is then strictly older
 	// than the session (garbage made at its start change is spared too).
+	// And time passes, so its file is not one the session may have written.
 	f.tx(t, func(tx *catalog.Tx) error { return tx.SetConfig(f.ctx, "gc-grace", "1h") })
+	f.clk.Add(time.Hour)
 	s, err := f.cat.BeginSession(f.ctx, "test")
 	if err != nil {
 		t.Fatal(err)
@@ -166,6 +169,7 @@ func TestSweepSparesLiveSessions(t *testing.T) {
 	if err := s.End(f.ctx); err != nil {
 		t.Fatal(err)
 	}
+	f.clk.Add(time.Second)
 	if r := f.gc(t, 0, false); r.Chunks != 1 || f.has(after[0]) {
 		t.Fatalf("after the session ended: %+v", r)
 	}
@@ -240,5 +244,34 @@ func TestCheck(t *testing.T) {
 	}
 	if d, _ := f.cat.RefDrift(f.ctx); len(d) != 0 {
 		t.Fatalf("drift after repair: %+v", d)
+	}
+}
+
+// TestSweepKeepsFreshFiles: a garbage chunk whose file was written again
+// after a live session began (a put that did not see the row and wrote its
+// own copy) loses its row but keeps its file, which the session may be
+// about to reference; the orphan sweep takes it once it is old.
+func TestSweepKeepsFreshFiles(t *testing.T) {
+	f := newFixture(t)
+	ids := f.put(t, "a", "content")
+	f.del(t, "a")
+	f.tx(t, func(tx *catalog.Tx) error { return tx.SetConfig(f.ctx, "gc-grace", "1h") }) // garbage older than the session
+	f.clk.Add(time.Hour)
+	s, err := f.cat.BeginSession(f.ctx, "writer that rewrites the chunk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := f.st.NewBatch()
+	b.Add(f.ctx, ids[0], []byte("content"))
+	b.Commit(f.ctx) // the fresh copy, written now
+	f.clk.Add(time.Second)
+	r := f.gc(t, 0, false)
+	if r.Chunks != 1 || !f.has(ids[0]) {
+		t.Fatalf("sweep with a fresh copy: %+v, file kept %v", r, f.has(ids[0]))
+	}
+	s.End(f.ctx)
+	f.clk.Add(time.Hour)
+	if r := f.gc(t, 0, false); r.Orphans != 1 || f.has(ids[0]) {
+		t.Fatalf("orphan sweep: %+v", r)
 	}
 }

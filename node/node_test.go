@@ -737,3 +737,31 @@ func TestInitAfterInterruptedInit(t *testing.T) {
 		t.Fatalf("init over a repository: %v", err)
 	}
 }
+
+// TestFilterCaughtUpPerPut: a node that loaded its chunk filter earlier
+// still finds chunks another process added since: the put reuses them
+// instead of writing its own copies (which a sweep could take).
+func TestFilterCaughtUpPerPut(t *testing.T) {
+	ctx := context.Background()
+	n, dir := newRepo(t, Options{})
+	src := t.TempDir()
+	writeFile(t, filepath.Join(src, "first"), randomData(20, 20<<10), 0o644)
+	if _, err := n.Put(ctx, []string{filepath.Join(src, "first")}, PutOptions{}); err != nil {
+		t.Fatal(err) // n has loaded its filter now
+	}
+	data := randomData(21, 200<<10)
+	writeFile(t, filepath.Join(src, "other"), data, 0o644)
+	m := openRepo(t, dir, Options{})
+	r1, err := m.Put(ctx, []string{filepath.Join(src, "other")}, PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(src, "mine"), data, 0o644)
+	r2, err := n.Put(ctx, []string{filepath.Join(src, "mine")}, PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2.NewChunks != 0 || r2.ReusedChunks != r1.NewChunks {
+		t.Fatalf("the long-lived node wrote chunks another process had added: %+v", r2)
+	}
+}

@@ -186,6 +186,13 @@ func (p *putter) run(parent context.Context, paths []string) (err error) {
 			err = eerr
 		}
 	}()
+	// Every chunk row that existed when the session began must be in the
+	// filter: a miss makes the put write the chunk itself, and only rows
+	// made later are covered by the session. (The filter may have been
+	// loaded long ago, or a moment before the session.)
+	if err := p.n.cat.CatchUp(ctx, p.filter); err != nil {
+		return err
+	}
 	p.batch = p.n.disk.NewBatch()
 	defer p.batch.Abort()
 
@@ -617,17 +624,13 @@ func (p *putter) commit(files []*fileTask) error {
 }
 
 // checkRevived makes sure that every chunk the transaction gave its first
-// reference has a durable file: staged by this put (and the store commit
-// before the transaction covered it) or, for a protected chunk, present.
-// It runs inside the transaction, where no sweep can interleave.
+// reference still has its file: staged by this put (and made durable by the
+// store commit before the transaction) or protected. It runs inside the
+// transaction, where no sweep can interleave, and turns any hole in the
+// rules that keep such files alive into a failed put rather than a version
+// that points at nothing.
 func (p *putter) checkRevived(ids []store.ID) error {
 	for _, id := range ids {
-		p.claimsMu.Lock()
-		c := p.claims[id]
-		p.claimsMu.Unlock()
-		if c != nil && c.written {
-			continue
-		}
 		if _, err := p.n.disk.Stat(p.ctx, id); err != nil {
 			return fmt.Errorf("chunk %s was removed while this put ran: %w", id, err)
 		}

@@ -6,12 +6,14 @@ package catalog
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -80,25 +82,58 @@ func dsn(path string, busy time.Duration, write bool) string {
 }
 
 // Create makes a new catalog at path with the given settings in its meta
-// table. It fails if a catalog exists there.
+// table. The catalog is built under a temporary name and linked into place
+// complete, so a crash or a concurrent Create never leaves a catalog file
+// without its schema; when path exists, Create fails with fs.ErrExist.
 func Create(ctx context.Context, path string, meta map[string]string, opts Options) (*Catalog, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("create catalog: %w", err)
+	if _, err := os.Stat(path); err == nil {
+		return nil, fmt.Errorf("create catalog %s: %w", path, fs.ErrExist)
 	}
-	f.Close()
 	all := map[string]string{"format": fmt.Sprint(Format)}
 	for k, v := range meta {
 		if k != "format" {
 			all[k] = v
 		}
 	}
-	c, err := open(ctx, path, opts, all)
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	tmp := fmt.Sprintf("%s.init-%x", path, rnd)
+	defer removeDB(tmp)
+	c, err := open(ctx, tmp, opts, all)
 	if err != nil {
-		os.Remove(path)
 		return nil, fmt.Errorf("create catalog: %w", err)
 	}
-	return c, nil
+	// Fold the WAL into the file, so that the file alone is the catalog.
+	_, err = c.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
+	if cerr := c.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Link(tmp, path) // fails if another Create got there first
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create catalog %s: %w", path, err)
+	}
+	return Open(ctx, path, opts)
+}
+
+// removeDB removes a SQLite database file and its companions.
+func removeDB(path string) {
+	for _, suffix := range []string{"", "-wal", "-shm", "-journal"} {
+		os.Remove(path + suffix)
+	}
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
 }
 
 // Open opens an existing catalog, applying pending migrations. A file

@@ -22,8 +22,11 @@ func (e *runEnv) open(c *ucli.Context, createDefault bool) (*node.Node, error) {
 	n, err := node.Open(c.Context, dir, opts)
 	if errors.Is(err, node.ErrNoRepository) && createDefault && isDefault {
 		n, err = node.Init(c.Context, dir, node.InitOptions{}, opts)
-		if err == nil {
+		switch {
+		case err == nil:
 			e.log.Info("created the default repository", "dir", dir)
+		case errors.Is(err, node.ErrExists): // another loft created it just now
+			n, err = node.Open(c.Context, dir, opts)
 		}
 	}
 	if errors.Is(err, node.ErrNoRepository) {

@@ -83,14 +83,15 @@ func Init(ctx context.Context, dir string, iopts InitOptions, opts Options) (*No
 		return nil, fmt.Errorf("create repository: %w", err)
 	}
 	// A key left by an init that stopped before creating the catalog is
-	// kept: the node ID must not change once it may have been seen.
+	// kept, and one written by a concurrent init is adopted: the node ID
+	// must not change once it may have been seen. A key is never removed.
 	keyPath := filepath.Join(dir, keyFile)
 	ident, err := transfer.LoadIdentity(keyPath)
-	created := false
 	if errors.Is(err, fs.ErrNotExist) {
 		if ident, err = transfer.NewIdentity(); err == nil {
-			err = ident.Save(keyPath)
-			created = err == nil
+			if err = ident.Save(keyPath); errors.Is(err, fs.ErrExist) {
+				ident, err = transfer.LoadIdentity(keyPath)
+			}
 		}
 	}
 	if err != nil {
@@ -103,10 +104,10 @@ func Init(ctx context.Context, dir string, iopts InitOptions, opts Options) (*No
 		"created":  time.Now().UTC().Format(time.RFC3339),
 	}
 	cat, err := catalog.Create(ctx, filepath.Join(dir, catalogFile), meta, catalog.Options{Origin: ident.ID().String(), Now: opts.Now})
+	if errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("%s: %w", dir, ErrExists) // another init finished first
+	}
 	if err != nil {
-		if created {
-			os.Remove(keyPath)
-		}
 		return nil, err
 	}
 	cat.Close()

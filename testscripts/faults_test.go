@@ -445,3 +445,80 @@ func TestUnreadableFile(t *testing.T) {
 		t.Fatalf("check after the partial put: exit %d\n%s", code, out)
 	}
 }
+
+// TestConcurrentFirstPuts: several first puts at once, with no default
+// repository yet: one creates it, the others use it, all succeed.
+func TestConcurrentFirstPuts(t *testing.T) {
+	for round := range 5 {
+		dir := t.TempDir()
+		env := append(childEnv(), "HOME="+filepath.Join(dir, "home"), "XDG_DATA_HOME=")
+		const n = 4
+		var wg sync.WaitGroup
+		outs := make([]string, n)
+		codes := make([]int, n)
+		for i := range n {
+			p := filepath.Join(dir, fmt.Sprintf("f%d", i))
+			randFile(t, p, 50<<10, uint64(round*10+i))
+			wg.Go(func() {
+				cmd := exec.Command("loft", "put", p)
+				cmd.Env = env
+				out, err := cmd.CombinedOutput()
+				outs[i] = string(out)
+				var ee *exec.ExitError
+				if errors.As(err, &ee) {
+					codes[i] = ee.ExitCode()
+				}
+			})
+		}
+		wg.Wait()
+		for i := range n {
+			if codes[i] != 0 {
+				t.Fatalf("round %d: put %d exited %d: %s", round, i, codes[i], outs[i])
+			}
+		}
+		cmd := exec.Command("loft", "ls")
+		cmd.Env = env
+		out, err := cmd.Output()
+		if err != nil || strings.Count(string(out), "\n") != n {
+			t.Fatalf("round %d: ls after concurrent first puts: %v %q", round, err, out)
+		}
+	}
+}
+
+// TestKillInit kills `loft init` at random moments: afterwards init (or
+// the first put) always completes, keeping the node key once written.
+func TestKillInit(t *testing.T) {
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+	start := time.Now()
+	must(t, filepath.Join(t.TempDir(), "probe"), "init")
+	full := time.Since(start)
+	for i := range 30 {
+		repo := filepath.Join(t.TempDir(), "repo")
+		cmd := exec.Command("loft", "--repo", repo, "init")
+		cmd.Env = childEnv()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(full) + 1)))
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		key, _ := os.ReadFile(filepath.Join(repo, "node.key"))
+		out, errs, code := run(t, repo, "init")
+		if code != 0 && code != ExitRepositoryExists(errs) {
+			t.Fatalf("kill %d: init after a killed init: exit %d %s%s", i, code, out, errs)
+		}
+		must(t, repo, "ls")
+		if after, _ := os.ReadFile(filepath.Join(repo, "node.key")); len(key) > 0 && !bytes.Equal(key, after) {
+			t.Fatalf("kill %d: the node key changed", i)
+		}
+	}
+}
+
+// ExitRepositoryExists returns 6 when stderr says a repository exists (the
+// killed init had finished), else -1.
+func ExitRepositoryExists(stderr string) int {
+	if strings.Contains(stderr, "already exists") {
+		return 6
+	}
+	return -1
+}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/loftstore/loft/store"
 )
@@ -37,28 +38,48 @@ func (id *Identity) ID() store.PeerID {
 const keyType = "PRIVATE KEY"
 
 // Save writes the private key as PKCS#8 PEM, readable by the owner only.
-// It refuses to overwrite an existing key.
+// The key is written and flushed under a temporary name and linked into
+// place, so path never holds a partial key, even after a crash; Save fails
+// with fs.ErrExist if a key is there already.
 func (id *Identity) Save(path string) error {
 	der, err := x509.MarshalPKCS8PrivateKey(id.key)
 	if err != nil {
 		return fmt.Errorf("save node key: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("save node key: %w", err)
 	}
-	err = pem.Encode(f, &pem.Block{Type: keyType, Bytes: der})
+	defer os.Remove(f.Name())
+	err = f.Chmod(0o600)
+	if err == nil {
+		err = pem.Encode(f, &pem.Block{Type: keyType, Bytes: der})
+	}
 	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil {
+		err = os.Link(f.Name(), path)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
 	if err != nil {
-		os.Remove(path)
 		return fmt.Errorf("save node key: %w", err)
 	}
 	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 var errBadKey = errors.New("not an ed25519 node key")

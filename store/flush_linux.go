@@ -1,24 +1,51 @@
 package store
 
 import (
+	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
 )
 
-// flusher makes written files and directory changes durable. On Linux one
-// syncfs(2) covers every file and directory of the file system, which costs
-// far less than an fsync per chunk. It reports writeback errors since Linux 5.8.
-type flusher struct{ root *os.File }
+// syncfsFlusher makes everything written to the file system durable with
+// one syncfs(2), which costs far less than an fsync per chunk.
+type syncfsFlusher struct{ root *os.File }
 
+// newFlusher uses syncfs where it reports writeback errors (Linux 5.8 and
+// later), and an fsync per file and directory on older kernels, where a
+// failed write would go unnoticed.
 func newFlusher(root string) (flusher, error) {
+	if !syncfsReportsErrors() {
+		return fsyncFlusher{}, nil
+	}
 	f, err := os.Open(root)
-	return flusher{root: f}, err
+	if err != nil {
+		return nil, err
+	}
+	return syncfsFlusher{root: f}, nil
 }
 
-func (f flusher) Files([]string) error           { return unix.Syncfs(int(f.root.Fd())) }
-func (f flusher) Dirs(map[string]struct{}) error { return unix.Syncfs(int(f.root.Fd())) }
-func (f flusher) Close() error                   { return f.root.Close() }
+func (f syncfsFlusher) Files([]string) error           { return unix.Syncfs(int(f.root.Fd())) }
+func (f syncfsFlusher) Dirs(map[string]struct{}) error { return unix.Syncfs(int(f.root.Fd())) }
+func (f syncfsFlusher) Close() error                   { return f.root.Close() }
+
+// syncfsReportsErrors reports whether the running kernel is 5.8 or later.
+func syncfsReportsErrors() bool {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return false
+	}
+	return kernelAtLeast(unix.ByteSliceToString(u.Release[:]), 5, 8)
+}
+
+// kernelAtLeast parses the major.minor start of a kernel release string.
+func kernelAtLeast(release string, major, minor int) bool {
+	var ma, mi int
+	if n, _ := fmt.Sscanf(release, "%d.%d", &ma, &mi); n != 2 {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
+}
 
 // writeback starts the kernel writing staged files early, from a goroutine
 // of its own: sync_file_range(SYNC_FILE_RANGE_WRITE) returns once writeback

@@ -22,6 +22,17 @@ func TestDiskStore(t *testing.T) {
 	testStore(t, func(t *testing.T) Store { return newTestDisk(t, DiskOptions{}) })
 }
 
+// TestDiskStoreFsync runs the suite with the fsync-per-file flusher that
+// kernels before 5.8 and other systems use.
+func TestDiskStoreFsync(t *testing.T) {
+	testStore(t, func(t *testing.T) Store {
+		d := newTestDisk(t, DiskOptions{})
+		d.flush.Close()
+		d.flush = fsyncFlusher{}
+		return d
+	})
+}
+
 func newTestDisk(t testing.TB, opts DiskOptions) *Disk {
 	t.Helper()
 	return openTestDisk(t, t.TempDir(), opts)

@@ -19,6 +19,9 @@ func main() {
 		debug.SetMemoryLimit(48 << 20)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal asks loft to stop cleanly; from then on the default
+	// handling is back, so a second one ends the process at once.
+	context.AfterFunc(ctx, stop)
 	code := cli.Run(ctx, os.Args, cli.OSEnv())
 	stop()
 	os.Exit(code)

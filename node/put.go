@@ -11,6 +11,7 @@ import (
 	"math/bits"
 	"mime"
 	"net/http"
+	"os"
 	"path"
 	"runtime"
 	"sync"
@@ -205,8 +206,13 @@ func (p *putter) run(parent context.Context, paths []string) (err error) {
 	g.Go(func() error {
 		defer close(sources)
 		return walk(gctx, paths, p.opts.As, func(s *source) error {
-			if s.path == "-" {
-				s.path, s.r, s.mode, s.size = "", p.opts.Stdin, 0o644, -1
+			switch {
+			case s.path == "-":
+				stdin := io.NopCloser(p.opts.Stdin)
+				s.path, s.r, s.mode, s.size = "", cancelable(gctx, func() (io.ReadCloser, error) { return stdin, nil }), 0o644, -1
+			case s.stream:
+				path := s.path
+				s.path, s.r = "", cancelable(gctx, func() (io.ReadCloser, error) { return os.Open(path) })
 			}
 			select {
 			case sources <- s:

@@ -15,13 +15,15 @@ import (
 	"github.com/loftstore/loft/catalog"
 )
 
-// source is one thing to put: a regular file, or a reader such as stdin.
+// source is one thing to put: a regular file, or a stream (standard input,
+// a named pipe given on the command line).
 type source struct {
-	name string    // object name
-	path string    // file to open; "" when r is set
-	r    io.Reader // stdin
-	mode fs.FileMode
-	size int64 // -1 when unknown
+	name   string    // object name
+	path   string    // file to open; "" when r is set
+	r      io.Reader // standard input
+	stream bool      // path is a pipe: read it like standard input
+	mode   fs.FileMode
+	size   int64 // -1 when unknown
 }
 
 // Skip is an input put passed over on purpose, with the reason.
@@ -39,8 +41,14 @@ type Failure struct {
 
 func newFailure(p string, err error) Failure { return Failure{Path: p, Err: err, Msg: err.Error()} }
 
-// ErrNeedName means a source has no name of its own (stdin, "/").
-var ErrNeedName = errors.New("needs a name: use --as NAME")
+var (
+	// ErrNeedName means a source has no name of its own (stdin, "/").
+	ErrNeedName = errors.New("needs a name: use --as NAME")
+	// ErrSpecialFile means a path given to put is a device or a socket.
+	ErrSpecialFile = errors.New("is not a regular file, a directory or a pipe")
+	// ErrDuplicateName means two inputs of one put would store under one name.
+	ErrDuplicateName = errors.New("two inputs would be stored under one name")
+)
 
 // rootName returns the object name for a command-line path.
 func rootName(p, as string) (string, error) {
@@ -59,10 +67,22 @@ func rootName(p, as string) (string, error) {
 }
 
 // walk turns command-line paths into sources in a stable order. Symlinks
-// named on the command line are followed; inside directories they are
-// skipped with a warning, as are devices, pipes and sockets. Directories
-// themselves are not objects: an empty directory stores nothing.
+// named on the command line are followed, and a named pipe there is read
+// like standard input; devices and sockets there are errors. Inside
+// directories, symlinks, pipes, devices and sockets are skipped with a
+// warning. Directories themselves are not objects: an empty directory
+// stores nothing. Two command-line inputs with one name are an error: the
+// second would silently become a version of the first.
 func walk(ctx context.Context, paths []string, as string, emit func(*source) error, skip func(Skip), fail func(Failure)) error {
+	roots := make(map[string]string) // object name -> the input that has it
+	claim := func(name, p string) bool {
+		if prev, ok := roots[name]; ok {
+			fail(newFailure(p, fmt.Errorf("%w: %s and %s are both %q (use --as, one at a time)", ErrDuplicateName, prev, p, name)))
+			return false
+		}
+		roots[name] = p
+		return true
+	}
 	for _, p := range paths {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -72,8 +92,10 @@ func walk(ctx context.Context, paths []string, as string, emit func(*source) err
 				fail(newFailure(p, fmt.Errorf("standard input %w", ErrNeedName)))
 			} else if err := catalog.ValidName(as); err != nil {
 				fail(newFailure(p, err))
-			} else if err := emit(&source{name: as, path: "-"}); err != nil {
-				return err
+			} else if claim(as, p) {
+				if err := emit(&source{name: as, path: "-"}); err != nil {
+					return err
+				}
 			}
 			continue
 		}
@@ -87,14 +109,22 @@ func walk(ctx context.Context, paths []string, as string, emit func(*source) err
 			fail(newFailure(p, err))
 			continue
 		}
+		if !claim(name, p) {
+			continue
+		}
 		switch {
 		case fi.Mode().IsRegular():
 			if err := emit(&source{name: name, path: p, mode: fi.Mode(), size: fi.Size()}); err != nil {
 				return err
 			}
 			continue
+		case fi.Mode()&fs.ModeNamedPipe != 0:
+			if err := emit(&source{name: name, path: p, stream: true, mode: 0o644, size: -1}); err != nil {
+				return err
+			}
+			continue
 		case !fi.IsDir():
-			skip(Skip{Path: p, Reason: "not a regular file or directory (" + fileKind(fi.Mode()) + ")"})
+			fail(newFailure(p, fmt.Errorf("%s %w (%s)", p, ErrSpecialFile, fileKind(fi.Mode()))))
 			continue
 		}
 		// A directory named through a symbolic link is walked where the
@@ -200,6 +230,24 @@ func sameFile(a, b fs.FileInfo) bool {
 
 // countInputs sums the regular files and bytes under paths, for progress.
 // It stops early when ctx ends.
+// cancelable returns a reader of open's stream that fails with ctx's cause
+// once ctx ends, even while a read (or the open) blocks, as on a pipe whose
+// writer is idle: the blocked call is left to a goroutine that ends with
+// the stream or the process.
+func cancelable(ctx context.Context, open func() (io.ReadCloser, error)) io.Reader {
+	pr, pw := io.Pipe()
+	go func() {
+		r, err := open()
+		if err == nil {
+			_, err = io.Copy(pw, r)
+			r.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	context.AfterFunc(ctx, func() { pr.CloseWithError(context.Cause(ctx)) })
+	return pr
+}
+
 func countInputs(ctx context.Context, paths []string, add func(files, bytes int64)) {
 	for _, p := range paths {
 		fi, err := os.Stat(p)

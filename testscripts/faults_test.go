@@ -522,3 +522,49 @@ func ExitRepositoryExists(stderr string) int {
 	}
 	return -1
 }
+
+// TestInterruptBlockedStdin: SIGINT stops a put whose standard input is a
+// pipe with an idle writer (the read blocks), with exit code 130.
+func TestInterruptBlockedStdin(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "repo")
+	must(t, repo, "init")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close() // held open and silent: loft's read blocks
+	cmd := exec.Command("loft", "--repo", repo, "put", "-", "--as", "x")
+	cmd.Env = childEnv()
+	cmd.Stdin = r
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	// Wait until the put has registered its session: then it is reading.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if ents, _ := os.ReadDir(filepath.Join(repo, "locks")); len(ents) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the put never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 130 || errb.String() != "loft: interrupted\n" {
+			t.Fatalf("interrupted put: %v, stderr %q", err, errb.String())
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("put of a blocked standard input ignored SIGINT")
+	}
+	checkPasses(t, repo)
+}

@@ -70,6 +70,7 @@ func loftMain() {
 		debug.SetMemoryLimit(48 << 20)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	context.AfterFunc(ctx, stop)
 	code := cli.Run(ctx, os.Args, cli.OSEnv())
 	stop()
 	os.Exit(code)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
@@ -159,13 +160,15 @@ func reorderArgs(app *ucli.App, args []string) ([]string, error) {
 	if i >= len(args) {
 		return out, nil
 	}
-	cmd := app.Command(args[i])
-	out = append(out, args[i])
+	name := args[i]
+	cmd := app.Command(name)
 	i++
 	if cmd == nil {
-		return append(out, args[i:]...), nil
+		return append(append(out, name), args[i:]...), nil
 	}
-	var pos []string
+	// After the command: its own flags go right behind it, global flags
+	// (loft put FILE --quiet) in front of it, arguments last.
+	var cmdFlags, pos []string
 	for ; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
@@ -176,19 +179,35 @@ func reorderArgs(app *ucli.App, args []string) ([]string, error) {
 			pos = append(pos, a)
 			continue
 		}
-		out = append(out, a)
-		if takesValue(cmd.Flags, a) {
+		flags, dst := cmd.Flags, &cmdFlags
+		if !hasFlag(cmd.Flags, a) && hasFlag(app.Flags, a) {
+			flags, dst = app.Flags, &out
+		}
+		*dst = append(*dst, a)
+		if takesValue(flags, a) {
 			if i+1 >= len(args) {
 				return nil, usageErrorf("loft "+cmd.Name+" --help", "flag needs an argument: -%s", strings.TrimLeft(a, "-"))
 			}
 			i++
-			out = append(out, args[i])
+			*dst = append(*dst, args[i])
 		}
 	}
+	out = append(append(out, name), cmdFlags...)
 	if len(pos) > 0 {
 		out = append(append(out, "--"), pos...)
 	}
 	return out, nil
+}
+
+// hasFlag reports whether arg names one of flags.
+func hasFlag(flags []ucli.Flag, arg string) bool {
+	name, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+	for _, f := range flags {
+		if slices.Contains(f.Names(), name) {
+			return true
+		}
+	}
+	return false
 }
 
 // isFlag reports whether a command-line word is a flag ("-" alone is

@@ -47,6 +47,9 @@ func (e *runEnv) putCommand() *ucli.Command {
 			for _, s := range res.Skipped {
 				e.warnf("skipped %s: %s", s.Path, s.Reason)
 			}
+			for _, w := range res.Warnings {
+				e.warnf("%s: %s", w.Path, w.Reason)
+			}
 			if err != nil {
 				return err
 			}

@@ -91,6 +91,9 @@ func TestReorderArgs(t *testing.T) {
 		{in: "loft put a --as=b", want: "loft put --as=b -- a"},
 		{in: "loft get a --version 2 out", want: "loft get --version 2 -- a out"},
 		{in: "loft nosuch a --x", want: "loft nosuch a --x"},
+		{in: "loft put a --quiet", want: "loft --quiet put -- a"},
+		{in: "loft put a --repo r --as b", want: "loft --repo r put --as b -- a"},
+		{in: "loft ls --json --log-level debug", want: "loft --log-level debug ls --json"},
 		{in: "loft put a --as", err: true},
 		{in: "loft --repo", err: true},
 	} {

@@ -21,7 +21,6 @@ const (
 	KindCorrupt  = "corrupt"  // a referenced chunk's file does not match its ID
 	KindRefcount = "refcount" // a chunk's reference count disagrees with the versions
 	KindOrphan   = "orphan"   // a chunk file that no row names
-	KindTemp     = "temp"     // a staged file of a write that never committed
 )
 
 // Finding is one thing check found.

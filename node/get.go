@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/loftstore/loft/catalog"
 	"github.com/loftstore/loft/store"
@@ -153,10 +154,11 @@ func (g *getter) one(ctx context.Context, v catalog.Version, dest string) error 
 		if err == nil {
 			err = checkWhole(v, sum)
 		}
-		if err == nil {
-			g.files.Add(1)
+		if err != nil {
+			return g.prunedMeanwhile(ctx, v, err)
 		}
-		return err
+		g.files.Add(1)
+		return nil
 	}
 	base := path.Base(v.Name)
 	switch fi, err := os.Stat(dest); {
@@ -192,6 +194,9 @@ func (g *getter) tree(ctx context.Context, name, dest string) error {
 	}
 	if g.filesTotal.Load() == 0 {
 		return fmt.Errorf("%s: %w", name, catalog.ErrNotFound)
+	}
+	if fi, err := os.Stat(dest); err == nil && !fi.IsDir() {
+		return fmt.Errorf("%s: %w: a tree needs a directory", dest, ErrDestination)
 	}
 	if err := os.MkdirAll(dest, 0o755); err != nil {
 		return fmt.Errorf("get: %w", err)
@@ -253,11 +258,11 @@ func (g *getter) writeFile(ctx context.Context, v catalog.Version, dst string) (
 		}
 	}()
 	sum, err := g.copyVersion(ctx, v, tmp)
-	if err != nil {
-		return err
+	if err == nil {
+		err = checkWhole(v, sum)
 	}
-	if err := checkWhole(v, sum); err != nil {
-		return err
+	if err != nil {
+		return g.prunedMeanwhile(ctx, v, err)
 	}
 	if err := tmp.Sync(); err != nil {
 		return fmt.Errorf("get %s: %w", v.Name, err)
@@ -283,8 +288,10 @@ func (g *getter) writeFile(ctx context.Context, v catalog.Version, dst string) (
 	return nil
 }
 
-// ErrDestination means something other than a regular file is in the way.
-var ErrDestination = errors.New("destination exists and is not a regular file")
+// ErrDestination means something at the destination is in the way: not a
+// regular file where get writes a file, not a directory where it writes a
+// tree.
+var ErrDestination = errors.New("destination is in the way")
 
 // replaceable checks that dst is absent or a regular file: get replaces
 // files, never a directory, a link, a device or a pipe that happens to be
@@ -297,9 +304,22 @@ func replaceable(dst string) error {
 	case err != nil:
 		return err
 	case !fi.Mode().IsRegular():
-		return fmt.Errorf("%s: %w (%s)", dst, ErrDestination, fileKind(fi.Mode()))
+		return fmt.Errorf("%s: %w: a %s, not a regular file", dst, ErrDestination, fileKind(fi.Mode()))
 	}
 	return nil
+}
+
+// prunedMeanwhile explains an integrity error of a version that was pruned
+// while it was read (its chunk list and chunks go with it): that is not
+// damage, and is reported as the version being gone.
+func (g *getter) prunedMeanwhile(ctx context.Context, v catalog.Version, err error) error {
+	if !errors.Is(err, store.ErrIntegrity) {
+		return err
+	}
+	if _, verr := g.n.cat.Version(ctx, v.Name, v.Num); errors.Is(verr, catalog.ErrNotFound) {
+		return fmt.Errorf("%s version %d was pruned while it was read: %w", v.Name, v.Num, catalog.ErrNotFound)
+	}
+	return err
 }
 
 type wholeSum struct {
@@ -316,8 +336,12 @@ func checkWhole(v catalog.Version, got wholeSum) error {
 	return nil
 }
 
-// readAhead is how many chunks are fetched ahead of the writer.
+// readAhead is how many chunks are fetched ahead of the writer, and
+// readBudget how many bytes of buffers they may hold, whatever the number
+// of CPUs.
 func readAhead() int { return runtime.GOMAXPROCS(0) + 2 }
+
+const readBudget = 16 << 20
 
 type fetch struct {
 	ref  catalog.ChunkRef
@@ -332,6 +356,7 @@ type fetch struct {
 func (g *getter) copyVersion(ctx context.Context, v catalog.Version, w io.Writer) (wholeSum, error) {
 	var out wholeSum
 	window := readAhead()
+	budget := semaphore.NewWeighted(max(readBudget, bufferSize(store.MaxChunkSize+4096)))
 	jobs := make(chan *fetch, window)
 	order := make(chan *fetch, window)
 	eg, ectx := errgroup.WithContext(ctx)
@@ -340,6 +365,9 @@ func (g *getter) copyVersion(ctx context.Context, v catalog.Version, w io.Writer
 		defer close(order)
 		return g.n.cat.Chunks(ectx, v, 0, func(_ int64, ref catalog.ChunkRef) error {
 			f := &fetch{ref: ref, done: make(chan struct{})}
+			if err := budget.Acquire(ectx, bufferSize(int(ref.Stored))); err != nil {
+				return err
+			}
 			select {
 			case jobs <- f:
 			case <-ectx.Done():
@@ -381,6 +409,7 @@ func (g *getter) copyVersion(ctx context.Context, v catalog.Version, w io.Writer
 			out.size += int64(len(f.data))
 			g.bytes.Add(int64(len(f.data)))
 			g.n.bufs.put(f.buf)
+			budget.Release(bufferSize(int(f.ref.Stored)))
 			f.buf, f.data = nil, nil
 		}
 		return nil

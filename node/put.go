@@ -75,6 +75,7 @@ type PutResult struct {
 	ReusedChunks int64         `json:"reused_chunks"`
 	Pruned       int64         `json:"pruned_versions"`
 	Skipped      []Skip        `json:"skipped"`
+	Warnings     []Skip        `json:"warnings"` // stored, with a remark
 	Failed       []Failure     `json:"failed"`
 	Duration     time.Duration `json:"duration_ns"`
 }
@@ -417,7 +418,9 @@ func (p *putter) assemble(ft *fileTask, label string) {
 	ft.nv.SHA256 = catalog.Digest(sumOf(h))
 	ft.nv.Chunks = refs
 	if ft.changed {
-		p.skip(Skip{Path: label, Reason: "changed while it was read; stored as read"})
+		p.resMu.Lock()
+		p.res.Warnings = append(p.res.Warnings, Skip{Path: label, Reason: "changed while it was read; stored as read"})
+		p.resMu.Unlock()
 	}
 	select {
 	case p.done <- ft:

@@ -765,3 +765,53 @@ func TestFilterCaughtUpPerPut(t *testing.T) {
 		t.Fatalf("the long-lived node wrote chunks another process had added: %+v", r2)
 	}
 }
+
+// blockingWriter blocks its first Write until released.
+type blockingWriter struct {
+	once    sync.Once
+	reached chan struct{}
+	release chan struct{}
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	w.once.Do(func() {
+		close(w.reached)
+		<-w.release
+	})
+	return len(p), nil
+}
+
+// TestGetOfVersionPrunedMeanwhile: a version pruned and collected while get
+// reads it is reported as gone (not found), not as corrupt data.
+func TestGetOfVersionPrunedMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	n, dir := newRepo(t, Options{})
+	if err := n.ConfigSet(ctx, "keep-versions", "1"); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(t.TempDir(), "f")
+	writeFile(t, src, randomData(30, 4<<20), 0o644) // about 1000 chunks: two pages of the chunk list
+	if _, err := n.Put(ctx, []string{src}, PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	w := &blockingWriter{reached: make(chan struct{}), release: make(chan struct{})}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := n.Get(ctx, "f", "-", GetOptions{Stdout: w})
+		errc <- err
+	}()
+	<-w.reached
+	other := openRepo(t, dir, Options{})
+	writeFile(t, src, randomData(31, 10<<10), 0o644)
+	if _, err := other.Put(ctx, []string{src}, PutOptions{}); err != nil { // prunes version 1
+		t.Fatal(err)
+	}
+	if _, err := other.GC(ctx, GCOptions{Grace: 0}); err != nil {
+		t.Fatal(err)
+	}
+	close(w.release)
+	err := <-errc
+	if !errors.Is(err, catalog.ErrNotFound) || errors.Is(err, store.ErrIntegrity) || !strings.Contains(err.Error(), "pruned while it was read") {
+		t.Fatalf("get of a version pruned meanwhile: %v", err)
+	}
+}

@@ -23,7 +23,6 @@ type bench struct {
 	loft  string // the binary under test
 	dir   string // scratch space
 	quick bool
-	out   *tabwriter.Writer
 	rows  []row
 }
 

@@ -54,19 +54,6 @@ func (m *model) push(o *modelObject, v modelVersion) []int64 {
 	return pruned
 }
 
-// refs counts references per pool index over every version kept.
-func (m *model) refs() map[int]int64 {
-	out := make(map[int]int64)
-	for _, o := range m.objs {
-		for _, v := range o.versions {
-			for _, c := range v.chunks {
-				out[c]++
-			}
-		}
-	}
-	return out
-}
-
 const (
 	poolSize = 10
 )

@@ -210,7 +210,7 @@ func (p *putter) run(parent context.Context, paths []string) (err error) {
 			switch {
 			case s.path == "-":
 				stdin := io.NopCloser(p.opts.Stdin)
-				s.path, s.r, s.mode, s.size = "", cancelable(gctx, func() (io.ReadCloser, error) { return stdin, nil }), 0o644, -1
+				s.path, s.r, s.mode = "", cancelable(gctx, func() (io.ReadCloser, error) { return stdin, nil }), 0o644
 			case s.stream:
 				path := s.path
 				s.path, s.r = "", cancelable(gctx, func() (io.ReadCloser, error) { return os.Open(path) })

@@ -23,7 +23,6 @@ type source struct {
 	r      io.Reader // standard input
 	stream bool      // path is a pipe: read it like standard input
 	mode   fs.FileMode
-	size   int64 // -1 when unknown
 }
 
 // Skip is an input put passed over on purpose, with the reason.
@@ -114,12 +113,12 @@ func walk(ctx context.Context, paths []string, as string, emit func(*source) err
 		}
 		switch {
 		case fi.Mode().IsRegular():
-			if err := emit(&source{name: name, path: p, mode: fi.Mode(), size: fi.Size()}); err != nil {
+			if err := emit(&source{name: name, path: p, mode: fi.Mode()}); err != nil {
 				return err
 			}
 			continue
 		case fi.Mode()&fs.ModeNamedPipe != 0:
-			if err := emit(&source{name: name, path: p, stream: true, mode: 0o644, size: -1}); err != nil {
+			if err := emit(&source{name: name, path: p, stream: true, mode: 0o644}); err != nil {
 				return err
 			}
 			continue
@@ -173,7 +172,7 @@ func walk(ctx context.Context, paths []string, as string, emit func(*source) err
 				fail(newFailure(fp, err))
 				return nil
 			}
-			return emit(&source{name: objName, path: fp, mode: info.Mode(), size: info.Size()})
+			return emit(&source{name: objName, path: fp, mode: info.Mode()})
 		})
 		if err != nil {
 			return err

@@ -119,7 +119,7 @@ func TestCodecBuffers(t *testing.T) {
 			t.Fatalf("Decode of %v did not reuse a large enough buffer", h.Codec)
 		}
 		// A buffer too small is replaced, not overrun.
-		small := make([]byte, 10, 10)
+		small := make([]byte, 10)
 		got2, err := c.Decode(small, s)
 		if err != nil || !bytes.Equal(got2, got) {
 			t.Fatalf("decode into a small buffer: %v", err)

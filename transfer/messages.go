@@ -1,0 +1,365 @@
+package transfer
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/loftstore/loft/store"
+)
+
+// Operations. Control requests travel on the connection's control stream;
+// the stream operations open a bulk stream each. Values are part of the
+// protocol: never renumber, only add.
+const (
+	OpHeartbeat     Op = 1  // Heartbeat -> Heartbeat
+	OpHave          Op = 2  // IDList -> Bits: which of the chunks the node holds
+	OpInUse         Op = 3  // InUseReq -> Bits: which chunks a version references (for GC)
+	OpChanges       Op = 4  // ChangesReq -> ChangesResp
+	OpVersionChunks Op = 5  // ChunksReq -> ChunksResp, a version by identity
+	OpList          Op = 6  // ListReq -> ListResp
+	OpVersions      Op = 7  // NameReq -> VersionsResp
+	OpStat          Op = 8  // Empty -> JSON object (node.Stat)
+	OpRemove        Op = 9  // RemoveReq -> VersionsResp
+	OpRestore       Op = 10 // RestoreReq -> Version
+	OpLookup        Op = 11 // LookupReq -> Version: the version a get reads
+	OpChunkList     Op = 12 // ChunksReq -> ChunksResp, a version by name and number
+	OpBeginPut      Op = 13 // Empty -> Empty: opens a write session for this connection
+	OpCommit        Op = 14 // CommitReq -> CommitResp
+	OpStatus        Op = 15 // Empty -> JSON object (node.Status)
+	OpJoin          Op = 16 // JoinReq -> JoinResp, on a join connection only
+	OpEndPut        Op = 17 // Empty -> Empty: ends this connection's write session
+
+	OpPush  Op = 32 // stream: PushReq, then chunk frames; acks come back
+	OpFetch Op = 33 // stream: IDList, then chunk frames come back
+)
+
+// Caps on lists. A message whose lists are longer is refused as a whole.
+const (
+	MaxIDs      = 4096 // chunk IDs in one request
+	MaxChanges  = 512  // changes in one page
+	MaxEntries  = 1000 // listing entries in one page
+	MaxVersions = 1000 // versions in one answer
+	MaxNames    = 1000 // names in one remove
+	MaxAddrs    = 8
+	MaxTextLen  = 4096 // any name, address or message string
+)
+
+// Empty is the body of requests and answers that carry nothing.
+type Empty struct{}
+
+// Heartbeat is what peers tell each other about themselves.
+type Heartbeat struct {
+	Time     time.Time `json:"time"`
+	Name     string    `json:"name,omitempty"`
+	Software string    `json:"software"`
+	Free     int64     `json:"free"`   // bytes free on the repository's file system
+	Chunks   int64     `json:"chunks"` // chunks held
+	Stored   int64     `json:"stored"` // bytes of chunks held
+	Listen   []string  `json:"listen,omitempty"`
+}
+
+func (h *Heartbeat) Validate() error {
+	return checkStrings(append([]string{h.Name, h.Software}, h.Listen...), 2+MaxAddrs)
+}
+
+func checkStrings(ss []string, max int) error {
+	if len(ss) > max {
+		return fmt.Errorf("%d strings, over %d", len(ss), max)
+	}
+	for _, s := range ss {
+		if len(s) > MaxTextLen {
+			return fmt.Errorf("string of %d bytes, over %d", len(s), MaxTextLen)
+		}
+	}
+	return nil
+}
+
+// IDList names chunks.
+type IDList struct {
+	IDs []store.ID `json:"ids"`
+}
+
+func (l *IDList) Validate() error {
+	if len(l.IDs) > MaxIDs {
+		return fmt.Errorf("%d chunk IDs, over %d", len(l.IDs), MaxIDs)
+	}
+	return nil
+}
+
+// Bits answers an IDList: Bits[i] is about IDs[i].
+type Bits struct {
+	Bits []bool `json:"bits"`
+}
+
+func (b *Bits) Validate() error {
+	if len(b.Bits) > MaxIDs {
+		return fmt.Errorf("%d answers, over %d", len(b.Bits), MaxIDs)
+	}
+	return nil
+}
+
+// InUseReq asks which chunks are referenced, or were unreferenced for less
+// than Grace, or are protected by a write session.
+type InUseReq struct {
+	IDs   []store.ID    `json:"ids"`
+	Grace time.Duration `json:"grace"`
+}
+
+func (r *InUseReq) Validate() error {
+	if len(r.IDs) > MaxIDs {
+		return fmt.Errorf("%d chunk IDs, over %d", len(r.IDs), MaxIDs)
+	}
+	return nil
+}
+
+// ChangesReq asks for the change log after a sequence.
+type ChangesReq struct {
+	After int64 `json:"after"`
+	Limit int   `json:"limit"`
+}
+
+func (r *ChangesReq) Validate() error {
+	if r.Limit < 1 || r.Limit > MaxChanges || r.After < 0 {
+		return fmt.Errorf("bad changes request: after %d, limit %d", r.After, r.Limit)
+	}
+	return nil
+}
+
+// Version describes a version on the wire.
+type Version struct {
+	Origin      string           `json:"origin"`
+	OriginSeq   int64            `json:"origin_seq"`
+	Op          string           `json:"op"`
+	Name        string           `json:"name"`
+	Num         int64            `json:"num,omitempty"`
+	Deleted     bool             `json:"deleted,omitempty"`
+	Size        int64            `json:"size"`
+	Mode        uint32           `json:"mode"`
+	MTime       time.Time        `json:"mtime"`
+	ContentType string           `json:"content_type,omitempty"`
+	SHA256      [32]byte         `json:"sha256"`
+	Created     time.Time        `json:"created"`
+	VV          map[string]int64 `json:"vv,omitempty"`
+	Chunks      int64            `json:"chunks"`
+	Gone        bool             `json:"gone,omitempty"`
+	Restored    int64            `json:"restored_from,omitempty"`
+}
+
+func (v *Version) Validate() error {
+	if len(v.VV) > 256 {
+		return fmt.Errorf("version vector of %d entries", len(v.VV))
+	}
+	if v.Size < 0 || v.Chunks < 0 {
+		return fmt.Errorf("version with negative size")
+	}
+	return checkStrings([]string{v.Origin, v.Op, v.Name, v.ContentType}, 4)
+}
+
+// Change is one entry of a change log page.
+type Change struct {
+	Seq     int64   `json:"seq"`
+	Version Version `json:"version"`
+}
+
+type ChangesResp struct {
+	Changes []Change `json:"changes"`
+	Last    int64    `json:"last"`
+	More    bool     `json:"more,omitempty"`
+}
+
+func (r *ChangesResp) Validate() error {
+	if len(r.Changes) > MaxChanges {
+		return fmt.Errorf("%d changes, over %d", len(r.Changes), MaxChanges)
+	}
+	for i := range r.Changes {
+		if err := r.Changes[i].Version.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ChunksReq asks for a page of a version's chunk list: by identity
+// (Origin, OriginSeq) or by Name and Num.
+type ChunksReq struct {
+	Origin    string `json:"origin,omitempty"`
+	OriginSeq int64  `json:"origin_seq,omitempty"`
+	Name      string `json:"name,omitempty"`
+	Num       int64  `json:"num,omitempty"`
+	From      int64  `json:"from"`
+	Limit     int    `json:"limit"`
+}
+
+func (r *ChunksReq) Validate() error {
+	if r.From < 0 || r.Limit < 1 || r.Limit > MaxIDs {
+		return fmt.Errorf("bad chunk page: from %d, limit %d", r.From, r.Limit)
+	}
+	return checkStrings([]string{r.Origin, r.Name}, 2)
+}
+
+// ChunkRef is a chunk of a version.
+type ChunkRef struct {
+	ID     store.ID `json:"id"`
+	Plain  int64    `json:"plain"`
+	Stored int64    `json:"stored"`
+}
+
+type ChunksResp struct {
+	Chunks []ChunkRef `json:"chunks"`
+}
+
+func (r *ChunksResp) Validate() error {
+	if len(r.Chunks) > MaxIDs {
+		return fmt.Errorf("%d chunk references, over %d", len(r.Chunks), MaxIDs)
+	}
+	return nil
+}
+
+// ListReq asks for a page of a listing.
+type ListReq struct {
+	Prefix    string `json:"prefix"`
+	Recursive bool   `json:"recursive,omitempty"`
+	Deleted   bool   `json:"deleted,omitempty"`
+	After     string `json:"after,omitempty"` // resume after this entry name
+	Limit     int    `json:"limit"`
+}
+
+func (r *ListReq) Validate() error {
+	if r.Limit < 1 || r.Limit > MaxEntries {
+		return fmt.Errorf("bad listing limit %d", r.Limit)
+	}
+	return checkStrings([]string{r.Prefix, r.After}, 2)
+}
+
+// Entry is a listing entry.
+type Entry struct {
+	Name     string  `json:"name"`
+	Dir      bool    `json:"dir,omitempty"`
+	Versions int64   `json:"versions,omitempty"`
+	Head     Version `json:"head"`
+}
+
+type ListResp struct {
+	Entries []Entry `json:"entries"`
+	More    bool    `json:"more,omitempty"`
+}
+
+func (r *ListResp) Validate() error {
+	if len(r.Entries) > MaxEntries {
+		return fmt.Errorf("%d entries, over %d", len(r.Entries), MaxEntries)
+	}
+	for i := range r.Entries {
+		if err := r.Entries[i].Head.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type NameReq struct {
+	Name string `json:"name"`
+}
+
+func (r *NameReq) Validate() error { return checkStrings([]string{r.Name}, 1) }
+
+type VersionsResp struct {
+	Versions []Version `json:"versions"`
+}
+
+func (r *VersionsResp) Validate() error {
+	if len(r.Versions) > MaxVersions {
+		return fmt.Errorf("%d versions, over %d", len(r.Versions), MaxVersions)
+	}
+	for i := range r.Versions {
+		if err := r.Versions[i].Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type RemoveReq struct {
+	Names     []string `json:"names"`
+	Recursive bool     `json:"recursive,omitempty"`
+}
+
+func (r *RemoveReq) Validate() error { return checkStrings(r.Names, MaxNames) }
+
+type RestoreReq struct {
+	Name string `json:"name"`
+	Num  int64  `json:"num"`
+}
+
+func (r *RestoreReq) Validate() error { return checkStrings([]string{r.Name}, 1) }
+
+// LookupReq names the version a get reads: Num 0 is the newest.
+type LookupReq struct {
+	Name string `json:"name"`
+	Num  int64  `json:"num,omitempty"`
+}
+
+func (r *LookupReq) Validate() error { return checkStrings([]string{r.Name}, 1) }
+
+// CommitReq adds a version on the node from chunks it holds. The chunk list
+// comes in pages: every page but the last has More set, and the node keeps
+// the pages of this connection's pending commit until the last arrives.
+type CommitReq struct {
+	Name        string     `json:"name"`
+	Size        int64      `json:"size"`
+	Mode        uint32     `json:"mode"`
+	MTime       time.Time  `json:"mtime"`
+	ContentType string     `json:"content_type,omitempty"`
+	SHA256      [32]byte   `json:"sha256"`
+	Chunks      []ChunkRef `json:"chunks"`
+	More        bool       `json:"more,omitempty"`
+}
+
+func (r *CommitReq) Validate() error {
+	if len(r.Chunks) > MaxIDs {
+		return fmt.Errorf("%d chunk references, over %d", len(r.Chunks), MaxIDs)
+	}
+	if r.Size < 0 {
+		return fmt.Errorf("negative size")
+	}
+	return checkStrings([]string{r.Name, r.ContentType}, 2)
+}
+
+type CommitResp struct {
+	Version   Version `json:"version"`
+	Unchanged bool    `json:"unchanged,omitempty"`
+}
+
+// JoinReq proves knowledge of an invite's secret.
+type JoinReq struct {
+	Proof  []byte   `json:"proof"`
+	Name   string   `json:"name,omitempty"`
+	Listen []string `json:"listen,omitempty"`
+}
+
+func (r *JoinReq) Validate() error {
+	if len(r.Proof) > 64 {
+		return fmt.Errorf("proof of %d bytes", len(r.Proof))
+	}
+	return checkStrings(append([]string{r.Name}, r.Listen...), 1+MaxAddrs)
+}
+
+type JoinResp struct {
+	Name   string   `json:"name,omitempty"`
+	Listen []string `json:"listen,omitempty"`
+}
+
+func (r *JoinResp) Validate() error {
+	return checkStrings(append([]string{r.Name}, r.Listen...), 1+MaxAddrs)
+}
+
+// PushReq opens a push stream. Chunk frames follow (FrameChunk: 32-byte ID,
+// then the chunk as stored); the receiver answers each with FrameAck
+// (32-byte ID, 2-byte code) once the chunk is durable, or refused.
+type PushReq struct{}
+
+// Frame types of bulk streams.
+const (
+	FrameChunk byte = 10 // 32-byte ID + stored chunk
+	FrameAck   byte = 11 // 32-byte ID + 2-byte Code
+	FrameMiss  byte = 12 // 32-byte ID + 2-byte Code: a fetched chunk is not served
+)

@@ -255,10 +255,11 @@ func (c *Catalog) Tx(ctx context.Context, fn func(*Tx) error) error {
 // Tx is a write transaction. Its methods must not be called after the
 // function given to Catalog.Tx returns.
 type Tx struct {
-	tx  *sql.Tx
-	c   *Catalog
-	now time.Time
-	seq int64 // sequence of the last change this transaction logged
+	tx        *sql.Tx
+	c         *Catalog
+	now       time.Time
+	seq       int64 // sequence of the last change this transaction logged
+	originSeq int64 // its origin_seq: the identity of a version it adds
 
 	stmts map[string]*sql.Stmt // prepared once per transaction; closed with it
 	keep  int                  // keep-versions, read once per transaction

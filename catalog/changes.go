@@ -22,13 +22,13 @@ type Change struct {
 // Every transaction that drops a reference count to zero logs a change
 // first, so the sequence orders those events against write sessions.
 func (tx *Tx) logChange(ctx context.Context, op, name string, version int64, detail string) (int64, error) {
-	res, err := tx.ExecContext(ctx, `INSERT INTO changes(origin, origin_seq, at, op, name, version, detail)
-		VALUES (?1, (SELECT coalesce(max(origin_seq), 0) + 1 FROM changes WHERE origin = ?1), ?2, ?3, ?4, ?5, ?6)`,
-		tx.c.origin, nanos(tx.now), op, name, version, detail)
+	err := tx.QueryRowContext(ctx, `INSERT INTO changes(origin, origin_seq, at, op, name, version, detail)
+		VALUES (?1, (SELECT coalesce(max(origin_seq), 0) + 1 FROM changes WHERE origin = ?1), ?2, ?3, ?4, ?5, ?6)
+		RETURNING seq, origin_seq`,
+		tx.c.origin, nanos(tx.now), op, name, version, detail).Scan(&tx.seq, &tx.originSeq)
 	if err != nil {
 		return 0, fmt.Errorf("log change: %w", err)
 	}
-	tx.seq, _ = res.LastInsertId()
 	return tx.seq, nil
 }
 

@@ -14,6 +14,7 @@ import (
 // ChunkState is what the catalog knows of a chunk.
 type ChunkState struct {
 	Known   bool // a row exists
+	Held    bool // its file is in this node's store
 	Refs    int64
 	Stored  int64 // bytes of its file
 	ZeroSeq int64 // with Refs == 0: the change that dropped the last reference
@@ -23,7 +24,7 @@ type ChunkState struct {
 func (c *Catalog) Lookup(ctx context.Context, id store.ID) (ChunkState, error) {
 	var st ChunkState
 	var zs sql.NullInt64
-	err := c.r.QueryRowContext(ctx, `SELECT refs, stored_size, zero_seq FROM chunks WHERE hash = ?`, id[:]).Scan(&st.Refs, &st.Stored, &zs)
+	err := c.r.QueryRowContext(ctx, `SELECT refs, stored_size, zero_seq, held FROM chunks WHERE hash = ?`, id[:]).Scan(&st.Refs, &st.Stored, &zs, &st.Held)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ChunkState{}, nil
 	}
@@ -204,13 +205,14 @@ type ChunkRow struct {
 	Refs   int64
 	Plain  int64
 	Stored int64
+	Held   bool
 }
 
 // EachChunk calls fn for every chunk row, in id order, a page at a time.
 func (c *Catalog) EachChunk(ctx context.Context, fn func(ChunkRow) error) error {
 	var after int64
 	for {
-		rows, err := c.r.QueryContext(ctx, `SELECT id, hash, refs, plain_size, stored_size FROM chunks
+		rows, err := c.r.QueryContext(ctx, `SELECT id, hash, refs, plain_size, stored_size, held FROM chunks
 			WHERE id > ? ORDER BY id LIMIT 1000`, after)
 		if err != nil {
 			return classify(err)
@@ -219,7 +221,7 @@ func (c *Catalog) EachChunk(ctx context.Context, fn func(ChunkRow) error) error 
 		for rows.Next() {
 			var r ChunkRow
 			var h []byte
-			if err := rows.Scan(&after, &h, &r.Refs, &r.Plain, &r.Stored); err != nil {
+			if err := rows.Scan(&after, &h, &r.Refs, &r.Plain, &r.Stored, &r.Held); err != nil {
 				rows.Close()
 				return classify(err)
 			}

@@ -27,14 +27,48 @@ func Settings() []Setting {
 			}
 			return nil
 		}},
-		{Key: "gc-grace", Default: "24h", Help: "how long unreferenced data waits before gc removes it", check: func(v string) error {
-			d, err := time.ParseDuration(v)
-			if err != nil || d < 0 {
-				return fmt.Errorf("want a duration such as 24h or 30m, not %q", v)
+		{Key: "gc-grace", Default: "24h", Help: "how long unreferenced data waits before gc removes it", check: duration},
+		{Key: "replicas", Default: "2", Help: "copies of every chunk the cluster keeps (capped by the number of storage nodes)", check: func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 16 {
+				return fmt.Errorf("want a whole number from 1 to 16, not %q", v)
 			}
 			return nil
 		}},
+		{Key: "peer-grace", Default: "1h", Help: "how long a peer may be offline before its chunks are copied elsewhere", check: duration},
+		{Key: "heartbeat-interval", Default: "2s", Help: "how often serve exchanges heartbeats and changes with each peer", check: positive},
+		{Key: "replicate-interval", Default: "10s", Help: "how often serve looks for chunks below their replica count", check: positive},
+		{Key: "scrub-interval", Default: "24h", Help: "how often serve re-reads every chunk it holds and repairs bad ones", check: positive},
+		{Key: "gc-interval", Default: "1h", Help: "how often serve collects garbage", check: positive},
+		{Key: "listen", Default: "0.0.0.0:7419", Help: "UDP address serve listens on"},
+		{Key: "name", Default: "", Help: "this node's display name"},
+		{Key: "default-node", Default: "", Help: "peer that --node means when given no value (for a laptop that uses a home server)"},
 	}
+}
+
+func duration(v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return fmt.Errorf("want a duration such as 24h or 30m, not %q", v)
+	}
+	return nil
+}
+
+func positive(v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("want a positive duration such as 10s or 1h, not %q", v)
+	}
+	return nil
+}
+
+// Duration returns a duration setting.
+func (c *Catalog) Duration(ctx context.Context, key string) (time.Duration, error) {
+	v, err := c.Config(ctx, key)
+	if err != nil {
+		return 0, err
+	}
+	return time.ParseDuration(v)
 }
 
 // ErrBadSetting means an unknown setting or a value it does not accept.
@@ -83,6 +117,9 @@ func (tx *Tx) SetConfig(ctx context.Context, key, value string) error {
 	s, err := setting(key)
 	if err != nil {
 		return err
+	}
+	if s.check == nil {
+		s.check = func(string) error { return nil }
 	}
 	if err := s.check(value); err != nil {
 		return fmt.Errorf("%w %s: %v", ErrBadSetting, key, err)

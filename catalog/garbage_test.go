@@ -126,7 +126,7 @@ func TestDeleteGarbage(t *testing.T) {
 	if got := sortedIDs(garbageIDs(removed)); !slices.Equal(got, sortedIDs(ids(1, 3))) {
 		t.Fatalf("DeleteGarbage removed %v, want chunks 1 and 3", shorts(got))
 	}
-	for i, want := range map[int]ChunkState{1: {}, 3: {}, 2: {Known: true, Refs: 1, Stored: 502}, 4: {Known: true, Refs: 1, Stored: 504}} {
+	for i, want := range map[int]ChunkState{1: {}, 3: {}, 2: {Known: true, Held: true, Refs: 1, Stored: 502}, 4: {Known: true, Held: true, Refs: 1, Stored: 504}} {
 		if st, err := c.Lookup(ctx, cid(i)); err != nil || st != want {
 			t.Fatalf("Lookup(chunk %d) = %+v, %v; want %+v", i, st, err, want)
 		}

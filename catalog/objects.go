@@ -26,6 +26,19 @@ func (d Digest) MarshalText() ([]byte, error) {
 	return []byte(d.String()), nil
 }
 
+// UnmarshalText decodes MarshalText's form.
+func (d *Digest) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*d = Digest{}
+		return nil
+	}
+	if len(b) != 2*len(d) {
+		return fmt.Errorf("digest %q: want %d hex digits", b, 2*len(d))
+	}
+	_, err := hex.Decode(d[:], b)
+	return err
+}
+
 // Version is one version of an object.
 type Version struct {
 	Name         string    `json:"name"`
@@ -142,7 +155,7 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 		var refs int64
 		err := tx.QueryRowContext(ctx, `INSERT INTO chunks(hash, refs, plain_size, stored_size)
 			VALUES (?, 1, ?, ?)
-			ON CONFLICT(hash) DO UPDATE SET refs = refs + 1, zero_at = NULL, zero_seq = NULL
+			ON CONFLICT(hash) DO UPDATE SET refs = refs + 1, held = 1, zero_at = NULL, zero_seq = NULL
 			RETURNING id, refs`, ref.ID[:], ref.Plain, ref.Stored).Scan(&ids[i], &refs)
 		if err != nil {
 			return Added{}, fmt.Errorf("reference chunk %s: %w", ref.ID, err)
@@ -152,9 +165,13 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 		}
 		seen.Add(ref.ID)
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, size, mode, mtime, content_type, sha256, created, origin)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		obj, num, nv.Size, nv.Mode, nv.MTime.UnixNano(), nv.ContentType, nv.SHA256[:], nanos(tx.now), tx.c.origin)
+	vv, err := tx.localWrite(ctx, obj)
+	if err != nil {
+		return Added{}, err
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, size, mode, mtime, content_type, sha256, created, origin, origin_seq, vv)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		obj, num, nv.Size, nv.Mode, nv.MTime.UnixNano(), nv.ContentType, nv.SHA256[:], nanos(tx.now), tx.c.origin, tx.originSeq, vv)
 	if err != nil {
 		return Added{}, fmt.Errorf("add version: %w", err)
 	}
@@ -308,8 +325,12 @@ func (tx *Tx) Delete(ctx context.Context, name string) (Version, error) {
 	if err != nil {
 		return Version{}, err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, deleted, created, origin)
-		VALUES (?, ?, 1, ?, ?)`, obj, num, nanos(tx.now), tx.c.origin); err != nil {
+	vv, err := tx.localWrite(ctx, obj)
+	if err != nil {
+		return Version{}, err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, deleted, created, origin, origin_seq, vv)
+		VALUES (?, ?, 1, ?, ?, ?, ?)`, obj, num, nanos(tx.now), tx.c.origin, tx.originSeq, vv); err != nil {
 		return Version{}, fmt.Errorf("add tombstone: %w", err)
 	}
 	if err := tx.setHead(ctx, obj, num, false); err != nil {
@@ -351,9 +372,13 @@ func (tx *Tx) Restore(ctx context.Context, name string, num int64) (v Version, a
 	if err != nil {
 		return Version{}, false, err
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, size, mode, mtime, content_type, sha256, created, origin, restored_from)
-		SELECT object_id, ?, size, mode, mtime, content_type, sha256, ?, ?, num FROM versions WHERE id = ?`,
-		newNum, nanos(tx.now), tx.c.origin, src.id)
+	vv, err := tx.localWrite(ctx, obj)
+	if err != nil {
+		return Version{}, false, err
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, size, mode, mtime, content_type, sha256, created, origin, restored_from, origin_seq, vv)
+		SELECT object_id, ?, size, mode, mtime, content_type, sha256, ?, ?, num, ?, ? FROM versions WHERE id = ?`,
+		newNum, nanos(tx.now), tx.c.origin, tx.originSeq, vv, src.id)
 	if err != nil {
 		return Version{}, false, fmt.Errorf("restore version: %w", err)
 	}

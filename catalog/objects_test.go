@@ -651,7 +651,8 @@ func TestConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(keys, []string{"gc-grace", "keep-versions"}) || vals["gc-grace"] != "24h" || vals["keep-versions"] != "10" {
+	if !slices.Contains(keys, "gc-grace") || !slices.Contains(keys, "keep-versions") || !slices.IsSorted(keys) ||
+		vals["gc-grace"] != "24h" || vals["keep-versions"] != "10" || vals["replicas"] != "2" {
 		t.Fatalf("ConfigAll = %v %v", vals, keys)
 	}
 	if g, err := c.GCGrace(ctx); err != nil || g != 24*time.Hour {

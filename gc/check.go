@@ -147,8 +147,8 @@ func checkChunks(ctx context.Context, cat *catalog.Catalog, st store.Store, opts
 	g.SetLimit(runtime.GOMAXPROCS(0) + 1)
 	err := cat.EachChunk(ctx, func(row catalog.ChunkRow) error {
 		rep.Chunks++
-		if row.Refs == 0 {
-			return nil // garbage: its file may already be gone
+		if row.Refs == 0 || !row.Held {
+			return nil // garbage, whose file may be gone, or a chunk peers hold
 		}
 		if err := gctx.Err(); err != nil {
 			return err

@@ -40,6 +40,12 @@ type Options struct {
 	Now func() time.Time
 	// Progress, when set, is called as work advances.
 	Progress func(Progress)
+	// Spare, when set, is asked about each batch of garbage before the
+	// sweep removes it, and returns the chunks that must stay: in a
+	// cluster, those a version on another node references. It runs outside
+	// the catalog's write lock, since it may wait on the network; an error
+	// stops the sweep, removing nothing more.
+	Spare func(ctx context.Context, ids []store.ID) (store.IDSet, error)
 }
 
 // Progress reports how far a run is.
@@ -124,6 +130,27 @@ func rules(now time.Time, grace time.Duration, live []catalog.Session) (catalog.
 func sweep(ctx context.Context, cat *catalog.Catalog, st store.Store, opts *Options, res *Result) error {
 	for {
 		var removed []catalog.Garbage
+		var allowed store.IDSet // with Spare: the chunks asked about and not spared
+		if opts.Spare != nil {
+			gs, err := cat.Garbage(ctx, catalog.SweepRule{Before: opts.now().Add(-opts.Grace)}, sweepBatch)
+			if err != nil {
+				return fmt.Errorf("sweep: %w", err)
+			}
+			ids := make([]store.ID, len(gs))
+			for i, g := range gs {
+				ids[i] = g.ID
+			}
+			spared, err := opts.Spare(ctx, ids)
+			if err != nil {
+				return fmt.Errorf("sweep: %w", err)
+			}
+			allowed = make(store.IDSet)
+			for _, id := range ids {
+				if !spared.Has(id) {
+					allowed.Add(id)
+				}
+			}
+		}
 		err := cat.Tx(ctx, func(tx *catalog.Tx) error {
 			live, err := tx.LiveSessions(ctx)
 			if err != nil {
@@ -134,6 +161,15 @@ func sweep(ctx context.Context, cat *catalog.Catalog, st store.Store, opts *Opti
 			gs, err := tx.Garbage(ctx, rule, sweepBatch)
 			if err != nil {
 				return err
+			}
+			if allowed != nil {
+				kept := gs[:0]
+				for _, g := range gs {
+					if allowed.Has(g.ID) {
+						kept = append(kept, g)
+					}
+				}
+				gs = kept
 			}
 			removed, err = tx.DeleteGarbage(ctx, gs)
 			if err != nil {

@@ -495,8 +495,8 @@ func (p *putter) have(id store.ID) (bool, int64, error) {
 		return false, 0, nil
 	}
 	st, err := p.n.cat.Lookup(p.ctx, id)
-	if err != nil || !st.Known {
-		return false, 0, err
+	if err != nil || !st.Known || !st.Held {
+		return false, 0, err // a chunk only a peer holds is written here too
 	}
 	if st.Refs > 0 {
 		return true, st.Stored, nil

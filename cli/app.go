@@ -73,11 +73,13 @@ func (e *runEnv) app() *ucli.App {
 			&ucli.StringFlag{Name: "repo", Usage: "repository directory (default $XDG_DATA_HOME/loft or ~/.local/share/loft)", EnvVars: []string{"LOFT_REPO"}},
 			&ucli.StringFlag{Name: "log-level", Value: "warn", Usage: "log level: debug, info, warn or error", EnvVars: []string{"LOFT_LOG_LEVEL"}},
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress display"},
+			&ucli.StringFlag{Name: "node", Usage: "work on a paired peer's repository: its ID, ID prefix or name (\"default\": the default-node setting)", EnvVars: []string{"LOFT_NODE"}},
 		},
 		Commands: []*ucli.Command{
 			e.initCommand(), e.putCommand(), e.getCommand(), e.lsCommand(), e.versionsCommand(),
 			e.rmCommand(), e.restoreCommand(), e.statCommand(), e.gcCommand(), e.checkCommand(),
-			e.configCommand(), e.versionCommand(),
+			e.configCommand(), e.versionCommand(), e.idCommand(), e.inviteCommand(), e.joinCommand(),
+			e.peerCommand(), e.serveCommand(), e.statusCommand(),
 		},
 		HideVersion:          true,
 		EnableBashCompletion: false,
@@ -95,6 +97,10 @@ func (e *runEnv) app() *ucli.App {
 				return usageErrorf("loft --log-level warn", "bad log level %q", c.String("log-level"))
 			}
 			e.log = slog.New(slog.NewTextHandler(e.Stderr, &slog.HandlerOptions{Level: lvl}))
+			// Libraries that log through the standard log package (quic-go
+			// warns there about UDP buffer sizes) go through ours, with its
+			// level and format, instead of writing bare lines to stderr.
+			slog.SetDefault(e.log)
 			return nil
 		},
 		Action: func(c *ucli.Context) error {
@@ -166,6 +172,15 @@ func reorderArgs(app *ucli.App, args []string) ([]string, error) {
 	if cmd == nil {
 		return append(append(out, name), args[i:]...), nil
 	}
+	path := []string{name}
+	for i < len(args) && len(cmd.Subcommands) > 0 {
+		sub := cmd.Command(args[i])
+		if sub == nil {
+			break
+		}
+		path, cmd = append(path, args[i]), sub
+		i++
+	}
 	// After the command: its own flags go right behind it, global flags
 	// (loft put FILE --quiet) in front of it, arguments last.
 	var cmdFlags, pos []string
@@ -192,7 +207,7 @@ func reorderArgs(app *ucli.App, args []string) ([]string, error) {
 			*dst = append(*dst, args[i])
 		}
 	}
-	out = append(append(out, name), cmdFlags...)
+	out = append(append(out, path...), cmdFlags...)
 	if len(pos) > 0 {
 		out = append(append(out, "--"), pos...)
 	}

@@ -34,7 +34,7 @@ func (e *runEnv) getCommand() *ucli.Command {
 			if len(args) == 2 {
 				dest = args[1]
 			}
-			n, err := e.open(c, false)
+			n, err := e.target(c, false)
 			if err != nil {
 				return err
 			}

@@ -26,7 +26,7 @@ func (e *runEnv) lsCommand() *ucli.Command {
 			if c.NArg() > 1 {
 				return usageErrorf("loft ls [PREFIX]", "ls takes at most one PREFIX")
 			}
-			n, err := e.open(c, false)
+			n, err := e.target(c, false)
 			if err != nil {
 				return err
 			}

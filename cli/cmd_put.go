@@ -34,6 +34,9 @@ func (e *runEnv) putCommand() *ucli.Command {
 			case as != "" && len(paths) > 1:
 				return usageErrorf("loft put PATH --as NAME", "--as names one PATH, not %d", len(paths))
 			}
+			if ref, remote := e.nodeRef(c); remote {
+				return e.remotePut(c, ref, paths, as)
+			}
 			n, err := e.open(c, true)
 			if err != nil {
 				return err
@@ -90,4 +93,34 @@ func (e *runEnv) failures(failed []node.Failure, succeeded int) error {
 		pe.integrity = pe.integrity || errors.Is(f.Err, store.ErrIntegrity)
 	}
 	return pe
+}
+
+// remotePut stores files on a peer (--node), sending only the chunks it lacks.
+func (e *runEnv) remotePut(c *ucli.Context, ref string, paths []string, as string) error {
+	n, err := e.open(c, true)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	r, err := n.Remote(c.Context, ref)
+	if err != nil {
+		return err
+	}
+	res, err := r.Put(c.Context, paths, node.PutOptions{As: as, Stdin: e.Stdin})
+	for _, s := range res.Skipped {
+		e.warnf("skipped %s: %s", s.Path, s.Reason)
+	}
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		if err := writeJSON(e.Stdout, res); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintln(e.Stdout, withRate(fmt.Sprintf("stored %s (%s) on %s, %d unchanged: sent %s, skipped %s the node holds",
+			plural(res.Files, "file", "files"), bytes(res.Bytes), r.Peer.ID[:8], res.Unchanged,
+			bytes(res.BytesSent), bytes(res.BytesSkipped)), res.Bytes, res.Duration))
+	}
+	return e.failures(res.Failed, int(res.Files+res.Unchanged))
 }

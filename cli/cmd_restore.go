@@ -24,7 +24,7 @@ func (e *runEnv) restoreCommand() *ucli.Command {
 			if c.Int64("version") < 0 {
 				return usageErrorf("loft versions NAME", "--version must be a positive number")
 			}
-			n, err := e.open(c, false)
+			n, err := e.target(c, false)
 			if err != nil {
 				return err
 			}

@@ -21,7 +21,7 @@ func (e *runEnv) rmCommand() *ucli.Command {
 			if c.NArg() == 0 {
 				return usageErrorf("loft rm NAME...", "rm needs at least one NAME")
 			}
-			n, err := e.open(c, false)
+			n, err := e.target(c, false)
 			if err != nil {
 				return err
 			}

@@ -16,7 +16,7 @@ func (e *runEnv) statCommand() *ucli.Command {
 			if c.Args().Present() {
 				return usageErrorf("loft stat", "stat takes no arguments")
 			}
-			n, err := e.open(c, false)
+			n, err := e.target(c, false)
 			if err != nil {
 				return err
 			}

@@ -17,7 +17,7 @@ func (e *runEnv) versionsCommand() *ucli.Command {
 			if c.NArg() != 1 {
 				return usageErrorf("loft versions NAME", "versions needs one NAME")
 			}
-			n, err := e.open(c, false)
+			n, err := e.target(c, false)
 			if err != nil {
 				return err
 			}

@@ -10,6 +10,7 @@ import (
 	"github.com/loftstore/loft/catalog"
 	"github.com/loftstore/loft/node"
 	"github.com/loftstore/loft/store"
+	"github.com/loftstore/loft/transfer"
 )
 
 // Exit codes. The README documents them; TestExitCodes pins them.
@@ -22,6 +23,7 @@ const (
 	ExitPartial     = 5   // some inputs failed, the rest was done
 	ExitRepository  = 6   // no repository, a newer format, a damaged or busy catalog
 	ExitNoSpace     = 7   // the disk is full
+	ExitPeer        = 8   // a peer is unknown, unreachable, or refused the request
 	ExitInterrupted = 130 // stopped by SIGINT or SIGTERM
 )
 
@@ -88,6 +90,9 @@ func exitCode(err error) int {
 		return ExitRepository
 	case errors.Is(err, catalog.ErrNotFound), errors.Is(err, catalog.ErrDeleted), errors.Is(err, fs.ErrNotExist):
 		return ExitNotFound
+	case errors.Is(err, node.ErrNoPeer), errors.Is(err, node.ErrUnreachable), errors.Is(err, node.ErrRemoteRefused),
+		errors.Is(err, transfer.ErrBadInvite), errors.Is(err, catalog.ErrInvite):
+		return ExitPeer
 	}
 	return ExitError
 }

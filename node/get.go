@@ -67,8 +67,33 @@ type GetResult struct {
 // leaves a partial file under the final name. For "-" the object streams to
 // opts.Stdout, each chunk verified before it is written.
 func (n *Node) Get(ctx context.Context, name, dest string, opts GetOptions) (GetResult, error) {
+	return n.get(ctx, localSource{n.cat, n}, name, dest, opts)
+}
+
+// getSource is where a get reads versions and chunks: this node's
+// repository, or a peer's.
+type getSource interface {
+	Version(ctx context.Context, name string, num int64) (catalog.Version, error)
+	Head(ctx context.Context, name string) (catalog.Version, error)
+	List(ctx context.Context, prefix string, opts catalog.ListOptions, fn func(catalog.Entry) error) error
+	Walk(ctx context.Context, name string, fn func(catalog.Version) error) error
+	Chunks(ctx context.Context, v catalog.Version, from int64, fn func(idx int64, ref catalog.ChunkRef) error) error
+	// Read returns a chunk's plain bytes, verified against its ID.
+	Read(ctx context.Context, id store.ID, buf []byte) ([]byte, error)
+}
+
+type localSource struct {
+	*catalog.Catalog
+	n *Node
+}
+
+func (s localSource) Read(ctx context.Context, id store.ID, buf []byte) ([]byte, error) {
+	return s.n.readChunk(ctx, id, buf)
+}
+
+func (n *Node) get(ctx context.Context, src getSource, name, dest string, opts GetOptions) (GetResult, error) {
 	start := n.now()
-	g := &getter{n: n, opts: opts, res: GetResult{Failed: []Failure{}}}
+	g := &getter{n: n, src: src, opts: opts, res: GetResult{Failed: []Failure{}}}
 	stop := g.startProgress(ctx)
 	err := g.run(ctx, name, dest)
 	stop()
@@ -79,6 +104,7 @@ func (n *Node) Get(ctx context.Context, name, dest string, opts GetOptions) (Get
 
 type getter struct {
 	n                      *Node
+	src                    getSource
 	opts                   GetOptions
 	res                    GetResult
 	files, bytes           atomic.Int64
@@ -116,13 +142,13 @@ func (g *getter) run(ctx context.Context, name, dest string) error {
 // single resolves name to the version to restore.
 func (g *getter) single(ctx context.Context, name string) (catalog.Version, error) {
 	if g.opts.Version > 0 {
-		v, err := g.n.cat.Version(ctx, name, g.opts.Version)
+		v, err := g.src.Version(ctx, name, g.opts.Version)
 		if err == nil && v.Deleted {
 			err = fmt.Errorf("%s version %d is a deletion: %w", name, v.Num, catalog.ErrDeleted)
 		}
 		return v, err
 	}
-	v, err := g.n.cat.Head(ctx, name)
+	v, err := g.src.Head(ctx, name)
 	if err == nil && v.Deleted {
 		err = fmt.Errorf("object %s: %w (loft versions %s lists what can be restored)", name, catalog.ErrDeleted, name)
 	}
@@ -131,7 +157,7 @@ func (g *getter) single(ctx context.Context, name string) (catalog.Version, erro
 
 func (g *getter) hasChildren(ctx context.Context, name string) (bool, error) {
 	found := false
-	err := g.n.cat.List(ctx, name+"/", catalog.ListOptions{Recursive: true}, func(catalog.Entry) error {
+	err := g.src.List(ctx, name+"/", catalog.ListOptions{Recursive: true}, func(catalog.Entry) error {
 		found = true
 		return errStop
 	})
@@ -185,7 +211,7 @@ func (g *getter) tree(ctx context.Context, name, dest string) error {
 		prefix = name + "/"
 	}
 	// Totals first, so progress can show them; the catalog walk is cheap.
-	if err := g.n.cat.Walk(ctx, name, func(v catalog.Version) error {
+	if err := g.src.Walk(ctx, name, func(v catalog.Version) error {
 		g.filesTotal.Add(1)
 		g.bytesTotal.Add(v.Size)
 		return nil
@@ -201,7 +227,7 @@ func (g *getter) tree(ctx context.Context, name, dest string) error {
 	if err := os.MkdirAll(dest, 0o755); err != nil {
 		return fmt.Errorf("get: %w", err)
 	}
-	return g.n.cat.Walk(ctx, name, func(v catalog.Version) error {
+	return g.src.Walk(ctx, name, func(v catalog.Version) error {
 		rel := strings.TrimPrefix(v.Name, prefix)
 		target, err := safeJoin(dest, rel)
 		if err == nil {
@@ -316,7 +342,7 @@ func (g *getter) prunedMeanwhile(ctx context.Context, v catalog.Version, err err
 	if !errors.Is(err, store.ErrIntegrity) {
 		return err
 	}
-	if _, verr := g.n.cat.Version(ctx, v.Name, v.Num); errors.Is(verr, catalog.ErrNotFound) {
+	if _, verr := g.src.Version(ctx, v.Name, v.Num); errors.Is(verr, catalog.ErrNotFound) {
 		return fmt.Errorf("%s version %d was pruned while it was read: %w", v.Name, v.Num, catalog.ErrNotFound)
 	}
 	return err
@@ -363,7 +389,7 @@ func (g *getter) copyVersion(ctx context.Context, v catalog.Version, w io.Writer
 	eg.Go(func() error {
 		defer close(jobs)
 		defer close(order)
-		return g.n.cat.Chunks(ectx, v, 0, func(_ int64, ref catalog.ChunkRef) error {
+		return g.src.Chunks(ectx, v, 0, func(_ int64, ref catalog.ChunkRef) error {
 			f := &fetch{ref: ref, done: make(chan struct{})}
 			if err := budget.Acquire(ectx, bufferSize(int(ref.Stored))); err != nil {
 				return err
@@ -385,7 +411,7 @@ func (g *getter) copyVersion(ctx context.Context, v catalog.Version, w io.Writer
 		eg.Go(func() error {
 			for f := range jobs {
 				f.buf = g.n.bufs.get(int(f.ref.Stored))
-				f.data, f.err = g.n.disk.Get(ectx, f.ref.ID, *f.buf)
+				f.data, f.err = g.src.Read(ectx, f.ref.ID, *f.buf)
 				close(f.done)
 			}
 			return nil

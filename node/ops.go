@@ -183,7 +183,16 @@ func (n *Node) GC(ctx context.Context, opts GCOptions) (gc.Result, error) {
 			return gc.Result{}, err
 		}
 	}
-	return gc.Run(ctx, n.cat, n.disk, gc.Options{Grace: grace, DryRun: opts.DryRun, Now: n.now, Progress: opts.Progress})
+	gopts := gc.Options{Grace: grace, DryRun: opts.DryRun, Now: n.now, Progress: opts.Progress}
+	peers, err := n.cat.Peers(ctx)
+	if err != nil {
+		return gc.Result{}, err
+	}
+	if len(peers) > 0 {
+		// In a cluster, a chunk goes only when no peer's catalog needs it.
+		gopts.Spare = n.spareInUse(grace)
+	}
+	return gc.Run(ctx, n.cat, n.disk, gopts)
 }
 
 // GCRuns returns recent GC runs, newest first.

@@ -60,6 +60,12 @@ type Node struct {
 	filterErr  error
 
 	bufs bufferPool
+
+	traffic traffic
+
+	netOnce sync.Once
+	net     *network
+	netErr  error
 }
 
 // InitOptions configure a new repository.
@@ -93,6 +99,9 @@ func Init(ctx context.Context, dir string, iopts InitOptions, opts Options) (*No
 				ident, err = transfer.LoadIdentity(keyPath)
 			}
 		}
+	}
+	if err == nil {
+		_, err = ident.Certificate(filepath.Join(dir, certFile))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("create repository: %w", err)
@@ -175,6 +184,9 @@ func (n *Node) loadParams(ctx context.Context) error {
 
 // Close releases the repository.
 func (n *Node) Close() error {
+	if n.net != nil {
+		n.net.close()
+	}
 	err := n.disk.Close()
 	n.codecs.Close()
 	return errors.Join(err, n.cat.Close())

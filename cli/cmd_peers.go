@@ -1,0 +1,258 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/node"
+)
+
+func (e *runEnv) idCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "id",
+		Usage: "print this node's ID",
+		Flags: []ucli.Flag{jsonFlag()},
+		Action: func(c *ucli.Context) error {
+			n, err := e.open(c, true)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			id := n.ID()
+			if c.Bool("json") {
+				return writeJSON(e.Stdout, map[string]string{"id": id.String(), "short": id.Short()})
+			}
+			_, err = fmt.Fprintln(e.Stdout, id.String())
+			return err
+		},
+	}
+}
+
+func (e *runEnv) inviteCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "invite",
+		Usage: "print a single-use token that pairs another node with this one",
+		Description: "The token holds this node's ID, the addresses to dial and a secret; it works once,\n" +
+			"until it expires. Run `loft join TOKEN` on the other node while this one serves.",
+		Flags: []ucli.Flag{
+			&ucli.StringSliceFlag{Name: "addr", Usage: "address the other node dials, HOST:PORT (repeatable; default: the listen setting)"},
+			&ucli.DurationFlag{Name: "ttl", Value: time.Hour, Usage: "how long the token stays valid"},
+			jsonFlag(),
+		},
+		Action: func(c *ucli.Context) error {
+			n, err := e.open(c, true)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			addrs := c.StringSlice("addr")
+			if len(addrs) == 0 {
+				l, err := n.ConfigGet(c.Context, "listen")
+				if err != nil {
+					return err
+				}
+				if strings.HasPrefix(l, "0.0.0.0:") || strings.HasPrefix(l, "[::]:") {
+					return usageErrorf("loft invite --addr HOST:PORT", "the listen setting %s is no address to dial: give --addr", l)
+				}
+				addrs = []string{l}
+			}
+			inv, err := n.Invite(c.Context, addrs, c.Duration("ttl"))
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return writeJSON(e.Stdout, map[string]any{"token": inv.String(), "expires": inv.Expires, "addrs": inv.Addrs})
+			}
+			_, err = fmt.Fprintln(e.Stdout, inv.String())
+			return err
+		},
+	}
+}
+
+func (e *runEnv) joinCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:      "join",
+		Usage:     "pair with the node that printed TOKEN",
+		ArgsUsage: "TOKEN",
+		Flags: []ucli.Flag{
+			&ucli.StringSliceFlag{Name: "addr", Usage: "address of this node the other may dial back, HOST:PORT (repeatable)"},
+			jsonFlag(),
+		},
+		Action: func(c *ucli.Context) error {
+			if c.NArg() != 1 {
+				return usageErrorf("loft join TOKEN", "join takes one TOKEN")
+			}
+			n, err := e.open(c, true)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			res, err := n.Join(c.Context, c.Args().First(), c.StringSlice("addr"))
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return writeJSON(e.Stdout, res)
+			}
+			_, err = fmt.Fprintf(e.Stdout, "paired with %s %s\n", res.Peer, res.Name)
+			return err
+		},
+	}
+}
+
+func (e *runEnv) peerCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "peer",
+		Usage: "list, add and remove paired peers",
+		Subcommands: []*ucli.Command{
+			{
+				Name:      "add",
+				Usage:     "pin a peer by ID and addresses (both nodes must add each other; a node that only dials out needs no address)",
+				ArgsUsage: "ID [ADDR...]",
+				Flags:     []ucli.Flag{&ucli.StringFlag{Name: "name", Usage: "display name"}},
+				Action: func(c *ucli.Context) error {
+					if c.NArg() < 1 {
+						return usageErrorf("loft peer add ID HOST:PORT", "peer add takes an ID and its addresses")
+					}
+					n, err := e.open(c, true)
+					if err != nil {
+						return err
+					}
+					defer n.Close()
+					return n.AddPeer(c.Context, catalog.Peer{ID: c.Args().First(), Name: c.String("name"), Addrs: c.Args().Tail()})
+				},
+			},
+			{
+				Name:  "ls",
+				Usage: "list paired peers",
+				Flags: []ucli.Flag{jsonFlag()},
+				Action: func(c *ucli.Context) error {
+					n, err := e.open(c, false)
+					if err != nil {
+						return err
+					}
+					defer n.Close()
+					st, err := n.Status(c.Context)
+					if err != nil {
+						return err
+					}
+					if c.Bool("json") {
+						return writeJSON(e.Stdout, st.Peers)
+					}
+					return e.peerTable(st.Peers)
+				},
+			},
+			{
+				Name:      "rm",
+				Usage:     "unpin a peer",
+				ArgsUsage: "ID",
+				Action: func(c *ucli.Context) error {
+					if c.NArg() != 1 {
+						return usageErrorf("loft peer rm ID", "peer rm takes one ID")
+					}
+					n, err := e.open(c, false)
+					if err != nil {
+						return err
+					}
+					defer n.Close()
+					return n.RemovePeer(c.Context, c.Args().First())
+				},
+			},
+		},
+	}
+}
+
+func (e *runEnv) peerTable(peers []node.PeerStatus) error {
+	tw := tabwriter.NewWriter(e.Stdout, 0, 8, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tLAST SEEN\tRTT\tCHUNKS\tFREE\tADDRESSES")
+	for _, p := range peers {
+		seen := "never"
+		if !p.LastSeen.IsZero() {
+			seen = when(p.LastSeen)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.ID[:8], p.Name, p.State, seen,
+			p.RTT.Round(time.Microsecond*10), p.Chunks, bytes(p.Free), strings.Join(p.Addrs, ","))
+	}
+	return tw.Flush()
+}
+
+func (e *runEnv) serveCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "serve",
+		Usage: "run the node: serve peers, replicate, repair, scrub and collect garbage",
+		Description: "Runs until SIGINT or SIGTERM. Logs go to standard error (--log-level info shows\n" +
+			"peers coming and going). Other loft commands keep working on the repository meanwhile.",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "listen", Usage: "UDP address to listen on (default: the listen setting)"},
+			&ucli.StringSliceFlag{Name: "advertise", Usage: "address peers should dial, HOST:PORT (repeatable)"},
+		},
+		Action: func(c *ucli.Context) error {
+			n, err := e.open(c, true)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			err = n.Serve(c.Context, node.ServeOptions{Listen: c.String("listen"), Advertise: c.StringSlice("advertise"),
+				Ready: func(addr string) { fmt.Fprintf(e.Stdout, "serving %s on %s\n", n.ID(), addr) }})
+			if err == nil && c.Context.Err() != nil {
+				return c.Context.Err()
+			}
+			return err
+		},
+	}
+}
+
+func (e *runEnv) statusCommand() *ucli.Command {
+	return &ucli.Command{
+		Name:  "status",
+		Usage: "show this node, its peers, replication health and pending garbage",
+		Flags: []ucli.Flag{jsonFlag()},
+		Action: func(c *ucli.Context) error {
+			n, err := e.open(c, false)
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			var st node.Status
+			if ref, remote := e.nodeRef(c); remote {
+				r, err := n.Remote(c.Context, ref)
+				if err != nil {
+					return err
+				}
+				st, err = r.Status(c.Context)
+				if err != nil {
+					return err
+				}
+			} else if st, err = n.Status(c.Context); err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				return writeJSON(e.Stdout, st)
+			}
+			fmt.Fprintf(e.Stdout, "node %s %s: %d chunks, %s stored, %s free\n", st.Node.ID, st.Node.Name,
+				st.Node.Chunks, bytes(st.Node.Stored), bytes(st.Node.Free))
+			r := st.Replication
+			fmt.Fprintf(e.Stdout, "replication: %d copies wanted; %d of %d chunks (%s) below, %d under repair here, %d not located\n",
+				r.Replicas, r.Below, r.Chunks, bytes(r.BelowBytes), r.UnderRepair, r.Unplaced)
+			if rec, ok := st.Loops["replicate"]; ok {
+				fmt.Fprintf(e.Stdout, "last replication pass %s\n", when(rec.At))
+			}
+			if t := st.Transfer; t != nil {
+				fmt.Fprintf(e.Stdout, "transfer (serve, %s): sending %s/s, receiving %s/s; since start pushed %s, received %s, fetched %s, served %s\n",
+					when(t.At), bytes(int64(t.SendRate)), bytes(int64(t.RecvRate)), bytes(t.PushedBytes), bytes(t.ReceivedBytes),
+					bytes(t.FetchedBytes), bytes(t.ServedBytes))
+			}
+			fmt.Fprintf(e.Stdout, "gc pending: %d chunks, %s\n", st.GC.Chunks, bytes(st.GC.Bytes))
+			if len(st.Peers) == 0 {
+				_, err := fmt.Fprintln(e.Stdout, "no peers (loft invite / loft join pair one)")
+				return err
+			}
+			return e.peerTable(st.Peers)
+		},
+	}
+}

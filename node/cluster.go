@@ -1,0 +1,773 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/store"
+	"github.com/loftstore/loft/transfer"
+)
+
+// Software is the version string peers exchange.
+const Software = "loft/0.3"
+
+// ---- pairing ----
+
+// Invite creates a single-use pairing token valid for ttl. addrs are the
+// addresses the joiner should dial (those serve listens on).
+func (n *Node) Invite(ctx context.Context, addrs []string, ttl time.Duration) (transfer.Invite, error) {
+	var inv transfer.Invite
+	if len(addrs) == 0 {
+		return inv, fmt.Errorf("invite: no address to put in the token (use --addr HOST:PORT)")
+	}
+	if len(addrs) > transfer.MaxAddrs {
+		addrs = addrs[:transfer.MaxAddrs]
+	}
+	if _, err := rand.Read(inv.Secret[:]); err != nil {
+		return inv, err
+	}
+	inv.Node, inv.Addrs, inv.Expires = n.id, addrs, n.now().Add(ttl).Truncate(time.Second)
+	if err := n.cat.AddInvite(ctx, inv.Secret[:], inv.Expires); err != nil {
+		return inv, fmt.Errorf("invite: %w", err)
+	}
+	return inv, nil
+}
+
+// JoinResult describes a pairing.
+type JoinResult struct {
+	Peer  string   `json:"peer"`
+	Name  string   `json:"name,omitempty"`
+	Addrs []string `json:"addrs"`
+}
+
+// Join pairs with the node that printed token: it proves the token's secret
+// over a join connection, and on success both nodes have pinned each other.
+// listen is what this node tells the other to dial back (may be empty).
+func (n *Node) Join(ctx context.Context, token string, listen []string) (JoinResult, error) {
+	inv, err := transfer.ParseInvite(token)
+	if err != nil {
+		return JoinResult{}, err
+	}
+	if n.now().After(inv.Expires) {
+		return JoinResult{}, fmt.Errorf("join: the invite expired at %s", inv.Expires.Format(time.RFC3339))
+	}
+	if inv.Node == n.id {
+		return JoinResult{}, fmt.Errorf("join: the invite is this node's own")
+	}
+	nw, err := n.network(ctx)
+	if err != nil {
+		return JoinResult{}, err
+	}
+	name, _ := n.cat.Config(ctx, "name")
+	var errs []error
+	for _, addr := range inv.Addrs {
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		c, err := transfer.DialJoin(dctx, addr, inv.Node, nw.cfg)
+		if err != nil {
+			cancel()
+			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+			continue
+		}
+		var resp transfer.JoinResp
+		err = c.Call(dctx, transfer.OpJoin, transfer.JoinReq{Proof: transfer.JoinProof(inv.Secret, n.id, inv.Node), Name: name, Listen: listen}, &resp)
+		c.Close("joined")
+		cancel()
+		if err != nil {
+			return JoinResult{}, fmt.Errorf("join: %w", peerError(err))
+		}
+		addrs := append([]string{addr}, resp.Listen...)
+		addrs = slices.Compact(addrs)
+		if err := n.cat.AddPeer(ctx, catalog.Peer{ID: inv.Node.String(), Name: resp.Name, Addrs: addrs}); err != nil {
+			return JoinResult{}, err
+		}
+		return JoinResult{Peer: inv.Node.String(), Name: resp.Name, Addrs: addrs}, nil
+	}
+	return JoinResult{}, fmt.Errorf("join: %w: %w", ErrUnreachable, errors.Join(errs...))
+}
+
+func (n *Node) acceptJoin(ctx context.Context, c *transfer.Conn, req transfer.JoinReq) (transfer.JoinResp, error) {
+	joiner := c.Peer()
+	addrs := req.Listen
+	if len(addrs) > transfer.MaxAddrs {
+		addrs = addrs[:transfer.MaxAddrs]
+	}
+	err := n.cat.UseInvite(ctx, n.now(), req.Proof, func(secret []byte) []byte {
+		var s [16]byte
+		copy(s[:], secret)
+		return transfer.JoinProof(s, joiner, n.id)
+	}, catalog.Peer{ID: joiner.String(), Name: req.Name, Addrs: addrs})
+	if errors.Is(err, catalog.ErrInvite) {
+		n.log.Warn("join refused: no invite matches", "peer", joiner.Short(), "addr", c.RemoteAddr())
+		return transfer.JoinResp{}, transfer.Errorf(transfer.CodeDenied, "no valid invite matches (expired, used, or wrong token)")
+	}
+	if err != nil {
+		return transfer.JoinResp{}, err
+	}
+	n.log.Info("paired", "peer", joiner.Short(), "name", req.Name)
+	name, _ := n.cat.Config(ctx, "name")
+	var listen []string
+	if n.net != nil && n.net.ln != nil {
+		listen = n.net.advertised
+	}
+	return transfer.JoinResp{Name: name, Listen: listen}, nil
+}
+
+// ---- heartbeats and peer state ----
+
+// heartbeat is what this node tells peers about itself.
+func (n *Node) heartbeat(ctx context.Context) (transfer.Heartbeat, error) {
+	name, _ := n.cat.Config(ctx, "name")
+	hb := transfer.Heartbeat{Time: n.now(), Name: name, Software: Software}
+	var fs unix.Statfs_t
+	if unix.Statfs(n.dir, &fs) == nil {
+		hb.Free = int64(fs.Bavail) * int64(fs.Bsize)
+	}
+	st, err := n.cat.HeldTotals(ctx)
+	if err != nil {
+		return hb, err
+	}
+	hb.Chunks, hb.Stored = st.Chunks, st.Bytes
+	if n.net != nil {
+		hb.Listen = n.net.advertised
+	}
+	return hb, nil
+}
+
+// peerInfo is what the catalog keeps of a peer's last heartbeat.
+type peerInfo struct {
+	transfer.Heartbeat
+	RTT time.Duration `json:"rtt_ns"`
+}
+
+func (n *Node) recordHeartbeat(ctx context.Context, peer string, hb transfer.Heartbeat, rtt time.Duration) {
+	if rtt == 0 {
+		// A heartbeat the peer sent: keep the round trip time we measured.
+		if p, err := n.cat.FindPeer(ctx, peer); err == nil {
+			var old peerInfo
+			if json.Unmarshal([]byte(p.Info), &old) == nil {
+				rtt = old.RTT
+			}
+		}
+	}
+	b, _ := json.Marshal(peerInfo{Heartbeat: hb, RTT: rtt})
+	if err := n.cat.SeenPeer(ctx, peer, n.now(), string(b)); err != nil {
+		n.log.Warn("peer state not recorded", "peer", peer[:8], "err", err)
+	}
+}
+
+// Peer states.
+const (
+	StateOnline  = "online"
+	StateSuspect = "suspect"
+	StateOffline = "offline"
+)
+
+// stateOf derives a peer's state from when it was last heard of: online
+// within three heartbeats, suspect within ten, offline after.
+func stateOf(lastSeen, now time.Time, hb time.Duration) string {
+	switch age := now.Sub(lastSeen); {
+	case lastSeen.IsZero():
+		return StateOffline
+	case age <= 3*hb:
+		return StateOnline
+	case age <= 10*hb:
+		return StateSuspect
+	}
+	return StateOffline
+}
+
+// ---- change log exchange ----
+
+// pullChanges applies a peer's changes after this node's cursor for it,
+// page by page, and returns how many it applied.
+func (n *Node) pullChanges(ctx context.Context, c *transfer.Conn) (int, error) {
+	peer := c.Peer().String()
+	applied := 0
+	for range 10_000 { // bounded: a page per round trip, up to 5M changes a call
+		p, err := n.cat.FindPeer(ctx, peer)
+		if err != nil {
+			return applied, err
+		}
+		var resp transfer.ChangesResp
+		if err := c.Call(ctx, transfer.OpChanges, transfer.ChangesReq{After: p.PullSeq, Limit: transfer.MaxChanges}, &resp); err != nil {
+			return applied, peerError(err)
+		}
+		if resp.Last <= p.PullSeq {
+			return applied, nil
+		}
+		// Chunk lists come first, outside the write lock.
+		lists := make([][]catalog.ChunkRef, len(resp.Changes))
+		for i, ch := range resp.Changes {
+			v := ch.Version
+			if v.Gone || v.Deleted || v.Chunks == 0 {
+				continue
+			}
+			refs, err := n.fetchChunkList(ctx, c, transfer.ChunksReq{Origin: v.Origin, OriginSeq: v.OriginSeq}, v.Chunks)
+			if errors.Is(err, catalog.ErrNotFound) {
+				resp.Changes[i].Version.Gone = true // pruned since the page was read
+				continue
+			}
+			if err != nil {
+				return applied, err
+			}
+			lists[i] = refs
+		}
+		err = n.cat.Tx(ctx, func(tx *catalog.Tx) error {
+			for i, ch := range resp.Changes {
+				ap, err := tx.ApplyRemote(ctx, remoteOf(ch.Version), lists[i])
+				if err != nil {
+					n.log.Warn("change from peer not applied", "peer", peer[:8], "origin_seq", ch.Version.OriginSeq, "name", ch.Version.Name, "err", err)
+					continue
+				}
+				if !ap.Duplicate {
+					applied++
+				}
+				if ap.Conflict != "" {
+					n.log.Warn("concurrent writes kept as a conflict copy", "name", ch.Version.Name, "copy", ap.Conflict)
+				}
+			}
+			return tx.SetPullSeq(ctx, peer, resp.Last)
+		})
+		if err != nil {
+			return applied, err
+		}
+		if !resp.More {
+			return applied, nil
+		}
+	}
+	return applied, nil
+}
+
+// fetchChunkList reads a version's whole chunk list from a peer, a page at
+// a time.
+func (n *Node) fetchChunkList(ctx context.Context, c *transfer.Conn, req transfer.ChunksReq, count int64) ([]catalog.ChunkRef, error) {
+	if count > maxPendingChunks {
+		return nil, fmt.Errorf("version of %d chunks is over the limit of %d", count, maxPendingChunks)
+	}
+	out := make([]catalog.ChunkRef, 0, count)
+	op := transfer.OpVersionChunks
+	if req.Origin == "" {
+		op = transfer.OpChunkList
+	}
+	for int64(len(out)) < count {
+		req.From, req.Limit = int64(len(out)), transfer.MaxIDs
+		var resp transfer.ChunksResp
+		if err := c.Call(ctx, op, req, &resp); err != nil {
+			return nil, peerError(err)
+		}
+		if len(resp.Chunks) == 0 {
+			return nil, fmt.Errorf("peer %s sent %d of %d chunk references", c.Peer().Short(), len(out), count)
+		}
+		out = append(out, refsOf(resp.Chunks)...)
+	}
+	return out[:count], nil
+}
+
+// ---- replication ----
+
+// rank orders nodes for a chunk by rendezvous hashing: each node's score is
+// a hash of its ID and the chunk's, so adding or removing a node moves only
+// the chunks for which it ranks first.
+func rank(id store.ID, nodes []string) []string {
+	type scored struct {
+		node  string
+		score uint64
+	}
+	s := make([]scored, len(nodes))
+	for i, nd := range nodes {
+		h := sha256.New()
+		h.Write([]byte(nd))
+		h.Write(id[:])
+		s[i] = scored{nd, binary.BigEndian.Uint64(h.Sum(nil))}
+	}
+	slices.SortFunc(s, func(a, b scored) int {
+		if a.score != b.score {
+			if a.score > b.score {
+				return -1
+			}
+			return 1
+		}
+		if a.node < b.node {
+			return -1
+		}
+		return 1
+	})
+	out := make([]string, len(s))
+	for i := range s {
+		out[i] = s[i].node
+	}
+	return out
+}
+
+// Replicas returns the configured replica count, capped by the number of
+// storage nodes (this one and its peers).
+func (n *Node) Replicas(ctx context.Context, peers int) (int, error) {
+	v, err := n.cat.Config(ctx, "replicas")
+	if err != nil {
+		return 0, err
+	}
+	r, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, err
+	}
+	return min(r, peers+1), nil
+}
+
+// ReplicationReport says what a replication pass saw and did.
+type ReplicationReport struct {
+	Chunks      int64 `json:"chunks"`       // referenced chunks this node holds
+	Below       int64 `json:"below"`        // of those, with fewer than R counted copies
+	BelowBytes  int64 `json:"below_bytes"`  //
+	Pushed      int64 `json:"pushed"`       // copies made by this pass
+	PushedBytes int64 `json:"pushed_bytes"` //
+	Confirmed   int64 `json:"confirmed"`    // copies a peer already had
+}
+
+// replicate makes sure every chunk this node holds has R copies among the
+// nodes that count: this one, and peers that are online or have been
+// offline for less than the peer grace. Missing copies go to the
+// highest-ranked counting peers that lack them; a peer's copy counts once it
+// confirms it durable.
+func (n *Node) replicate(ctx context.Context, hbEvery time.Duration) (ReplicationReport, error) {
+	var rep ReplicationReport
+	peers, err := n.cat.Peers(ctx)
+	if err != nil || len(peers) == 0 {
+		return rep, err
+	}
+	r, err := n.Replicas(ctx, len(peers))
+	if err != nil {
+		return rep, err
+	}
+	grace, err := n.cat.Duration(ctx, "peer-grace")
+	if err != nil {
+		return rep, err
+	}
+	now := n.now()
+	counts := map[string]bool{n.id.String(): true}
+	online := map[string]bool{}
+	for _, p := range peers {
+		st := stateOf(p.LastSeen, now, hbEvery)
+		if st == StateOnline {
+			online[p.ID] = true
+		}
+		if st != StateOffline || now.Sub(p.LastSeen) < grace {
+			counts[p.ID] = true
+		}
+	}
+	nodes := n.storageNodes(peers)
+	// want[peer] lists chunks to offer to that peer.
+	want := map[string][]catalog.ChunkCopies{}
+	flush := func(peer string) error {
+		batch := want[peer]
+		want[peer] = nil
+		pushed, bytes, had, err := n.offer(ctx, peer, batch)
+		rep.Pushed += pushed
+		rep.PushedBytes += bytes
+		rep.Confirmed += had
+		return err
+	}
+	var errs []error
+	err = n.cat.EachReferenced(ctx, func(cc catalog.ChunkCopies) error {
+		if !cc.Held {
+			return nil
+		}
+		rep.Chunks++
+		have := 1
+		holders := map[string]bool{n.id.String(): true}
+		for _, p := range cc.Peers {
+			holders[p] = true
+			if counts[p] {
+				have++
+			}
+		}
+		if have >= r {
+			return nil
+		}
+		rep.Below++
+		rep.BelowBytes += cc.Stored
+		need := r - have
+		for _, nd := range rank(cc.ID, nodes) {
+			if need == 0 {
+				break
+			}
+			if holders[nd] || !online[nd] {
+				continue
+			}
+			want[nd] = append(want[nd], cc)
+			need--
+			if len(want[nd]) == 256 {
+				if err := flush(nd); err != nil {
+					errs = append(errs, err)
+					online[nd] = false // skip it for the rest of this pass
+				}
+			}
+		}
+		return ctx.Err()
+	})
+	if err != nil {
+		return rep, err
+	}
+	for peer := range want {
+		if len(want[peer]) > 0 && online[peer] {
+			if err := flush(peer); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return rep, errors.Join(errs...)
+}
+
+// offer asks peer which of the chunks it holds, records those as replicas,
+// and pushes the rest, recording each once the peer acknowledges it durable.
+func (n *Node) offer(ctx context.Context, peer string, batch []catalog.ChunkCopies) (pushed, bytes, had int64, err error) {
+	if len(batch) == 0 {
+		return 0, 0, 0, nil
+	}
+	c, err := n.peerConn(ctx, peer)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	ids := make([]store.ID, len(batch))
+	for i, cc := range batch {
+		ids[i] = cc.ID
+	}
+	var bits transfer.Bits
+	if err := c.Call(ctx, transfer.OpHave, transfer.IDList{IDs: ids}, &bits); err != nil {
+		return 0, 0, 0, peerError(err)
+	}
+	if len(bits.Bits) != len(ids) {
+		return 0, 0, 0, fmt.Errorf("peer %s answered %d of %d chunks", peer[:8], len(bits.Bits), len(ids))
+	}
+	var present, missing []store.ID
+	for i, id := range ids {
+		if bits.Bits[i] {
+			present = append(present, id)
+		} else {
+			missing = append(missing, id)
+		}
+	}
+	if err := n.cat.AddReplicas(ctx, peer, present); err != nil {
+		return 0, 0, 0, err
+	}
+	acked, sent, err := n.push(ctx, c, missing, n.readLocal)
+	if len(acked) > 0 {
+		if aerr := n.cat.AddReplicas(ctx, peer, acked); aerr != nil && err == nil {
+			err = aerr
+		}
+	}
+	return int64(len(acked)), sent, int64(len(present)), err
+}
+
+// push sends chunks this node holds on one stream and returns those the
+// peer acknowledged durable, and the bytes sent.
+func (n *Node) push(ctx context.Context, c *transfer.Conn, ids []store.ID, read func(context.Context, store.ID, []byte) ([]byte, error)) ([]store.ID, int64, error) {
+	if len(ids) == 0 {
+		return nil, 0, nil
+	}
+	s, err := c.OpenStream(ctx, transfer.OpPush, transfer.PushReq{})
+	if err != nil {
+		return nil, 0, err
+	}
+	acks := make(chan []store.ID, 1)
+	ackErr := make(chan error, 1)
+	go func() {
+		var got []store.ID
+		var buf []byte
+		for {
+			typ, b, err := s.ReadFrame(transfer.MaxControlFrame, buf[:0])
+			if errors.Is(err, io.EOF) {
+				acks <- got
+				ackErr <- nil
+				return
+			}
+			if err != nil {
+				acks <- got
+				ackErr <- err
+				return
+			}
+			buf = b
+			id, code, err := parseAck(b)
+			if typ != transfer.FrameAck || err != nil {
+				acks <- got
+				ackErr <- fmt.Errorf("peer %s: bad acknowledgement", c.Peer().Short())
+				return
+			}
+			if code == transfer.CodeOK {
+				got = append(got, id)
+			} else {
+				n.log.Warn("peer refused a chunk", "peer", c.Peer().Short(), "chunk", id.Short(), "code", code)
+			}
+		}
+	}()
+	var sent int64
+	var buf []byte
+	frame := make([]byte, 0, store.IDSize+(1<<20))
+	var werr error
+	for _, id := range ids {
+		data, err := read(ctx, id, buf)
+		if err != nil {
+			n.log.Warn("chunk not pushed", "chunk", id.Short(), "err", err)
+			continue
+		}
+		buf = data[:0]
+		frame = append(append(frame[:0], id[:]...), data...)
+		s.SetDeadline(time.Now().Add(60 * time.Second))
+		if werr = s.WriteFrame(transfer.FrameChunk, frame); werr != nil {
+			break
+		}
+		sent += int64(len(data))
+		n.traffic.pushed.Add(int64(len(data)))
+	}
+	if werr == nil {
+		werr = s.CloseWrite()
+	} else {
+		s.Cancel(transfer.CodeInternal)
+	}
+	s.SetDeadline(time.Now().Add(60 * time.Second))
+	got := <-acks
+	if err := <-ackErr; werr == nil {
+		werr = err
+	}
+	return got, sent, werr
+}
+
+// ---- reads ----
+
+// readLocal reads a chunk from this node's store. A chunk that fails
+// verification is moved out of the way, so that a replica replaces it.
+func (n *Node) readLocal(ctx context.Context, id store.ID, buf []byte) ([]byte, error) {
+	data, err := n.disk.Get(ctx, id, buf)
+	if errors.Is(err, store.ErrIntegrity) {
+		n.quarantine(ctx, id, err)
+	}
+	return data, err
+}
+
+// quarantine removes a corrupt chunk file and records that this node no
+// longer holds the chunk; the next read or repair fetches a good copy.
+// Without peers, the file stays: it is evidence for check, and nothing can
+// replace it.
+func (n *Node) quarantine(ctx context.Context, id store.ID, cause error) {
+	peers, err := n.cat.Peers(ctx)
+	if err != nil || len(peers) == 0 {
+		return
+	}
+	n.log.Warn("corrupt chunk removed; a replica will replace it", "chunk", id.String(), "err", cause)
+	if err := n.cat.Unhold(ctx, id); err != nil {
+		return
+	}
+	n.disk.Remove(ctx, id)
+}
+
+// readChunk returns a chunk's plain bytes: from this node's store, or, when
+// it does not hold a good copy, from a peer, verified on arrival. Several
+// reads run at once and each starts with a different holder, so a get of a
+// file whose chunks lie on several peers reads from all of them.
+func (n *Node) readChunk(ctx context.Context, id store.ID, buf []byte) ([]byte, error) {
+	data, err := n.readLocal(ctx, id, buf)
+	if err == nil || !(errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrIntegrity)) {
+		return data, err
+	}
+	fetched, ferr := n.fetchAny(ctx, id, buf)
+	if ferr != nil {
+		if ferr == errNoPeers {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w (and no peer could supply it: %w)", err, ferr)
+	}
+	if errors.Is(err, store.ErrIntegrity) {
+		n.keepFetched(ctx, id, fetched)
+	}
+	return fetched, nil
+}
+
+var errNoPeers = errors.New("no peers")
+
+// fetchAny reads a chunk from the first peer that has a good copy: those
+// that confirmed one first, starting at a different one per chunk.
+func (n *Node) fetchAny(ctx context.Context, id store.ID, buf []byte) ([]byte, error) {
+	peers, err := n.cat.Peers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(peers) == 0 {
+		return nil, errNoPeers
+	}
+	holders, _ := n.cat.Holders(ctx, id)
+	order := rotate(holders, int(id[0]))
+	for _, p := range peers {
+		if !slices.Contains(order, p.ID) {
+			order = append(order, p.ID)
+		}
+	}
+	var errs []error
+	for _, peer := range order {
+		data, err := n.fetchFrom(ctx, peer, id, buf)
+		if err == nil {
+			return data, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, errors.Join(errs...)
+}
+
+func rotate(s []string, k int) []string {
+	if len(s) == 0 {
+		return nil
+	}
+	k %= len(s)
+	return append(slices.Clone(s[k:]), s[:k]...)
+}
+
+// fetchFrom reads one chunk from a peer and verifies it.
+func (n *Node) fetchFrom(ctx context.Context, peer string, id store.ID, buf []byte) ([]byte, error) {
+	fctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	c, err := n.peerConn(fctx, peer)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.OpenStream(fctx, transfer.OpFetch, transfer.IDList{IDs: []store.ID{id}})
+	if err != nil {
+		return nil, err
+	}
+	defer s.Cancel(transfer.CodeOK)
+	s.SetDeadline(time.Now().Add(60 * time.Second))
+	typ, b, err := s.ReadFrame(transfer.MaxDataFrame, buf[:0])
+	if err != nil {
+		return nil, fmt.Errorf("fetch %s from %s: %w", id.Short(), peer[:8], err)
+	}
+	if typ != transfer.FrameChunk || len(b) < store.IDSize || store.ID(b[:store.IDSize]) != id {
+		return nil, fmt.Errorf("fetch %s from %s: %w", id.Short(), peer[:8], store.ErrNotFound)
+	}
+	data := b[store.IDSize:]
+	if err := store.Verify(id, data); err != nil {
+		n.log.Warn("peer sent a corrupt chunk", "peer", peer[:8], "chunk", id.Short())
+		return nil, err
+	}
+	n.traffic.fetched.Add(int64(len(data)))
+	return data, nil
+}
+
+// keepFetched stores a good copy of a chunk this node should hold.
+func (n *Node) keepFetched(ctx context.Context, id store.ID, data []byte) {
+	b := n.disk.NewBatch()
+	defer b.Abort()
+	stored, err := b.Add(ctx, id, data)
+	if err == nil {
+		err = b.Commit(ctx)
+	}
+	if err == nil {
+		_, err = n.cat.StoreReceived(ctx, []catalog.ChunkRef{{ID: id, Plain: int64(len(data)), Stored: stored}})
+	}
+	if err != nil {
+		n.log.Warn("repaired chunk not stored", "chunk", id.Short(), "err", err)
+		return
+	}
+	n.log.Info("chunk repaired from a replica", "chunk", id.String())
+}
+
+// ScrubReport says what a scrub found.
+type ScrubReport struct {
+	Chunks   int64 `json:"chunks"`
+	Corrupt  int64 `json:"corrupt"`
+	Repaired int64 `json:"repaired"`
+}
+
+// Scrub re-reads every chunk this node holds; a corrupt one is replaced
+// from a replica.
+func (n *Node) Scrub(ctx context.Context) (ScrubReport, error) {
+	var rep ScrubReport
+	var buf []byte
+	err := n.cat.EachReferenced(ctx, func(cc catalog.ChunkCopies) error {
+		if !cc.Held {
+			return nil
+		}
+		rep.Chunks++
+		data, err := n.readLocal(ctx, cc.ID, buf)
+		if err == nil {
+			buf = data[:0]
+			return nil
+		}
+		if !errors.Is(err, store.ErrIntegrity) && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		rep.Corrupt++
+		if data, err := n.fetchAny(ctx, cc.ID, nil); err == nil {
+			n.keepFetched(ctx, cc.ID, data)
+			rep.Repaired++
+		} else {
+			n.log.Warn("chunk could not be repaired", "chunk", cc.ID.String(), "err", err)
+		}
+		return ctx.Err()
+	})
+	return rep, err
+}
+
+// spareInUse is the cluster half of the GC rule: of the chunks this node
+// would sweep, it keeps those any peer still needs. A peer that cannot be
+// asked keeps all of them.
+func (n *Node) spareInUse(grace time.Duration) func(context.Context, []store.ID) (store.IDSet, error) {
+	return func(ctx context.Context, ids []store.ID) (store.IDSet, error) {
+		peers, err := n.cat.Peers(ctx)
+		if err != nil {
+			return nil, err
+		}
+		spared := make(store.IDSet)
+		for _, p := range peers {
+			c, err := n.peerConn(ctx, p.ID)
+			var bits transfer.Bits
+			if err == nil {
+				err = c.Call(ctx, transfer.OpInUse, transfer.InUseReq{IDs: ids, Grace: grace}, &bits)
+			}
+			if err == nil && len(bits.Bits) != len(ids) {
+				err = fmt.Errorf("answered %d of %d", len(bits.Bits), len(ids))
+			}
+			if err != nil {
+				n.log.Info("gc keeps garbage a peer could not vouch for", "peer", p.ID[:8], "err", err)
+				for _, id := range ids {
+					spared.Add(id)
+				}
+				return spared, nil
+			}
+			for i, id := range ids {
+				if bits.Bits[i] {
+					spared.Add(id)
+				}
+			}
+		}
+		return spared, nil
+	}
+}
+
+// AddPeer pins a peer by ID and addresses.
+func (n *Node) AddPeer(ctx context.Context, p catalog.Peer) error {
+	if p.ID == n.id.String() {
+		return fmt.Errorf("peer add: %s is this node", p.ID)
+	}
+	return n.cat.AddPeer(ctx, p)
+}
+
+// RemovePeer unpins a peer named by ID, ID prefix or name.
+func (n *Node) RemovePeer(ctx context.Context, ref string) error {
+	p, err := n.cat.FindPeer(ctx, ref)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrNoPeer, err)
+	}
+	return n.cat.RemovePeer(ctx, p.ID)
+}

@@ -1,0 +1,65 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"sync/atomic"
+	"time"
+
+	"github.com/loftstore/loft/catalog"
+)
+
+// traffic counts the chunk bytes this process moved.
+type traffic struct {
+	pushed, received, fetched, served atomic.Int64
+	// dupReceived counts chunks pushed here that this node held already:
+	// have/want should keep it at zero.
+	dupReceived atomic.Int64
+}
+
+// Transfer is what status shows of a serving node's chunk traffic: totals
+// since serve started, and rates over the last heartbeat interval.
+type Transfer struct {
+	At            time.Time `json:"at"`
+	PushedBytes   int64     `json:"pushed_bytes"`   // sent to peers by replication and repair
+	ReceivedBytes int64     `json:"received_bytes"` // pushed here by peers and clients
+	FetchedBytes  int64     `json:"fetched_bytes"`  // read from peers
+	ServedBytes   int64     `json:"served_bytes"`   // read by peers from here
+	DupReceived   int64     `json:"duplicate_chunks_received"`
+	SendRate      float64   `json:"send_bytes_per_second"`
+	RecvRate      float64   `json:"receive_bytes_per_second"`
+}
+
+func (n *Node) transferNow(prev Transfer) Transfer {
+	t := Transfer{At: n.now(), PushedBytes: n.traffic.pushed.Load(), ReceivedBytes: n.traffic.received.Load(),
+		FetchedBytes: n.traffic.fetched.Load(), ServedBytes: n.traffic.served.Load(), DupReceived: n.traffic.dupReceived.Load()}
+	if d := t.At.Sub(prev.At).Seconds(); !prev.At.IsZero() && d > 0 {
+		t.SendRate = float64(t.PushedBytes+t.ServedBytes-prev.PushedBytes-prev.ServedBytes) / d
+		t.RecvRate = float64(t.ReceivedBytes+t.FetchedBytes-prev.ReceivedBytes-prev.FetchedBytes) / d
+	}
+	return t
+}
+
+// recordTraffic keeps the transfer figures in the catalog every interval,
+// so that status in another process can show them.
+func (n *Node) recordTraffic(ctx context.Context, every time.Duration) {
+	var prev Transfer
+	record := func() {
+		t := n.transferNow(prev)
+		prev = t
+		b, _ := json.Marshal(t)
+		n.cat.Tx(context.WithoutCancel(ctx), func(tx *catalog.Tx) error { return tx.SetMeta(ctx, "transfer", string(b)) })
+	}
+	record()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			record()
+			return
+		case <-tick.C:
+			record()
+		}
+	}
+}

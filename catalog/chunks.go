@@ -76,6 +76,22 @@ type SweepRule struct {
 	Before   time.Time
 	Live     bool
 	BelowSeq int64
+
+	// after, when set, starts a listing past a chunk Garbage returned.
+	after    bool
+	afterAt  int64
+	afterRow int64
+}
+
+// After returns the rule for the page of garbage that follows g.
+func (r SweepRule) After(g Garbage) SweepRule {
+	r.after, r.afterAt, r.afterRow = true, g.zeroAt, g.row
+	return r
+}
+
+// Allows reports whether the rule allows removing g, as Garbage saw it.
+func (r SweepRule) Allows(g Garbage) bool {
+	return g.zeroAt <= nanos(r.Before) && (!r.Live || g.zeroSeq < r.BelowSeq)
 }
 
 func (r SweepRule) where() (string, []any) {
@@ -84,6 +100,10 @@ func (r SweepRule) where() (string, []any) {
 	if r.Live {
 		q += ` AND coalesce(zero_seq, 0) < ?`
 		args = append(args, r.BelowSeq)
+	}
+	if r.after {
+		q += ` AND (zero_at, id) > (?, ?)`
+		args = append(args, r.afterAt, r.afterRow)
 	}
 	return q, args
 }
@@ -102,7 +122,7 @@ func (c *Catalog) Garbage(ctx context.Context, rule SweepRule, limit int) ([]Gar
 func garbage(ctx context.Context, q querier, rule SweepRule, limit int) ([]Garbage, error) {
 	where, args := rule.where()
 	rows, err := q.QueryContext(ctx, `SELECT id, hash, stored_size, zero_at, coalesce(zero_seq, 0) FROM chunks WHERE `+where+`
-		ORDER BY zero_at LIMIT ?`, append(args, limit)...)
+		ORDER BY zero_at, id LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, err
 	}

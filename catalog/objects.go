@@ -162,10 +162,13 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 		}
 		if refs == 1 && !seen.Has(ref.ID) {
 			added.Revived = append(added.Revived, ref.ID)
+			if err := tx.forgetReplicas(ctx, ids[i]); err != nil {
+				return Added{}, err
+			}
 		}
 		seen.Add(ref.ID)
 	}
-	vv, err := tx.localWrite(ctx, obj)
+	vv, err := tx.localWrite(ctx, obj, nv.Name, false)
 	if err != nil {
 		return Added{}, err
 	}
@@ -325,7 +328,7 @@ func (tx *Tx) Delete(ctx context.Context, name string) (Version, error) {
 	if err != nil {
 		return Version{}, err
 	}
-	vv, err := tx.localWrite(ctx, obj)
+	vv, err := tx.localWrite(ctx, obj, name, true)
 	if err != nil {
 		return Version{}, err
 	}
@@ -372,7 +375,7 @@ func (tx *Tx) Restore(ctx context.Context, name string, num int64) (v Version, a
 	if err != nil {
 		return Version{}, false, err
 	}
-	vv, err := tx.localWrite(ctx, obj)
+	vv, err := tx.localWrite(ctx, obj, name, false)
 	if err != nil {
 		return Version{}, false, err
 	}

@@ -63,6 +63,15 @@ func (c *Catalog) Peers(ctx context.Context) ([]Peer, error) {
 	return out, classify(rows.Err())
 }
 
+// PeerByID returns the peer with exactly this ID.
+func (c *Catalog) PeerByID(ctx context.Context, id string) (Peer, error) {
+	p, err := scanPeer(c.r.QueryRowContext(ctx, `SELECT `+peerCols+` FROM peers WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Peer{}, fmt.Errorf("peer %s: %w", id, ErrNotFound)
+	}
+	return p, classify(err)
+}
+
 // FindPeer returns the peer whose ID, ID prefix (at least 4 characters) or
 // name is ref. An ambiguous prefix is an error naming the candidates.
 func (c *Catalog) FindPeer(ctx context.Context, ref string) (Peer, error) {
@@ -272,9 +281,10 @@ func (c *Catalog) InUseAmong(ctx context.Context, ids []store.ID, since time.Tim
 }
 
 // StoreReceived records chunks this node now holds durably, received from a
-// peer, and returns how many of them it held already. A chunk without a row
-// gets one with no references, stamped now, so the sweep treats it as
-// garbage until a version that uses it arrives.
+// peer, and returns how many of them it held already. A chunk no version
+// references here is stamped now (a new row, or an old garbage row): the
+// sweep gives it the whole grace period for the version that uses it to
+// arrive, and the cluster rule keeps it while that version exists anywhere.
 func (c *Catalog) StoreReceived(ctx context.Context, refs []ChunkRef) (int, error) {
 	had := 0
 	err := c.Tx(ctx, func(tx *Tx) error {
@@ -294,7 +304,9 @@ func (c *Catalog) StoreReceived(ctx context.Context, refs []ChunkRef) (int, erro
 			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO chunks(hash, refs, plain_size, stored_size, zero_at, zero_seq, held)
 				VALUES (?, 0, ?, ?, ?, ?, 1)
-				ON CONFLICT(hash) DO UPDATE SET held = 1, stored_size = excluded.stored_size`,
+				ON CONFLICT(hash) DO UPDATE SET held = 1, stored_size = excluded.stored_size,
+					zero_at = CASE WHEN refs = 0 THEN excluded.zero_at ELSE zero_at END,
+					zero_seq = CASE WHEN refs = 0 THEN excluded.zero_seq ELSE zero_seq END`,
 				r.ID[:], r.Plain, r.Stored, nanos(tx.now), seq); err != nil {
 				return fmt.Errorf("record chunk %s: %w", r.ID, err)
 			}
@@ -415,4 +427,63 @@ func (c *Catalog) HeldTotals(ctx context.Context) (GarbageTotals, error) {
 	var t GarbageTotals
 	err := c.r.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(stored_size), 0) FROM chunks WHERE held = 1`).Scan(&t.Chunks, &t.Bytes)
 	return t, classify(err)
+}
+
+// HeldRef is what HeldRefs reports of a chunk this node holds.
+type HeldRef struct {
+	Refs   int64
+	Stored int64
+}
+
+// HeldRefs returns, for those of ids this node holds, their reference
+// count and stored size, inside the transaction.
+func (tx *Tx) HeldRefs(ctx context.Context, ids []store.ID) (map[store.ID]HeldRef, error) {
+	out := make(map[store.ID]HeldRef, len(ids))
+	const per = 500
+	for start := 0; start < len(ids); start += per {
+		part := ids[start:min(start+per, len(ids))]
+		args := make([]any, len(part))
+		for i := range part {
+			args[i] = part[i][:]
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT hash, refs, stored_size FROM chunks WHERE held = 1 AND hash IN (?`+
+			strings.Repeat(",?", len(part)-1)+`)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var h []byte
+			var r HeldRef
+			if err := rows.Scan(&h, &r.Refs, &r.Stored); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[store.ID(h)] = r
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// ReplicasOf returns up to limit chunks peer confirmed holding, after the
+// chunk row after, and the row to continue from.
+func (c *Catalog) ReplicasOf(ctx context.Context, peer string, after int64, limit int) ([]store.ID, int64, error) {
+	rows, err := c.r.QueryContext(ctx, `SELECT c.id, c.hash FROM replicas r JOIN chunks c ON c.id = r.chunk_id
+		WHERE r.peer = ? AND r.chunk_id > ? ORDER BY r.chunk_id LIMIT ?`, peer, after, limit)
+	if err != nil {
+		return nil, after, classify(err)
+	}
+	defer rows.Close()
+	var out []store.ID
+	for rows.Next() {
+		var h []byte
+		if err := rows.Scan(&after, &h); err != nil {
+			return nil, after, classify(err)
+		}
+		out = append(out, store.ID(h))
+	}
+	return out, after, classify(rows.Err())
 }

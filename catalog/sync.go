@@ -2,12 +2,15 @@ package catalog
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"path"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/loftstore/loft/store"
 )
@@ -35,20 +38,49 @@ type RemoteVersion struct {
 
 // Validate checks a version received from a peer.
 func (rv RemoteVersion) Validate() error {
+	bad := func(f string, a ...any) error {
+		return fmt.Errorf("change %s/%d: %s", rv.Origin, rv.OriginSeq, fmt.Sprintf(f, a...))
+	}
 	switch {
 	case rv.Origin == "" || rv.OriginSeq <= 0:
 		return fmt.Errorf("change without an identity")
 	case rv.Op != "put" && rv.Op != "delete" && rv.Op != "restore":
-		return fmt.Errorf("change %s/%d: unknown operation %q", rv.Origin, rv.OriginSeq, rv.Op)
+		return bad("unknown operation %q", rv.Op)
 	case len(rv.VV) > MaxOrigins:
-		return fmt.Errorf("change %s/%d: version vector too large", rv.Origin, rv.OriginSeq)
+		return bad("version vector too large")
 	case rv.Size < 0 || rv.Chunks < 0:
-		return fmt.Errorf("change %s/%d: negative size", rv.Origin, rv.OriginSeq)
+		return bad("negative size")
+	case rv.Deleted && (rv.Chunks != 0 || rv.Size != 0):
+		return bad("a deletion with content")
 	}
-	if _, err := store.ParsePeerID(rv.Origin); err != nil {
-		return err
+	if err := canonicalOrigin(rv.Origin); err != nil {
+		return bad("%v", err)
+	}
+	if !rv.Gone && rv.VV[rv.Origin] <= 0 {
+		return bad("version vector does not count its own write")
+	}
+	for k, n := range rv.VV {
+		if n <= 0 {
+			return bad("version vector entry %q is %d", k, n)
+		}
+		if err := canonicalOrigin(k); err != nil {
+			return bad("version vector: %v", err)
+		}
 	}
 	return ValidName(rv.Name)
+}
+
+// canonicalOrigin accepts a node ID in the one spelling the catalog
+// compares: changes and vectors match origins as strings.
+func canonicalOrigin(s string) error {
+	id, err := store.ParsePeerID(s)
+	if err != nil {
+		return err
+	}
+	if id.String() != s {
+		return fmt.Errorf("node ID %q is not in canonical form", s)
+	}
+	return nil
 }
 
 // Exported is one change of this node's log, for a peer that pulls it.
@@ -156,12 +188,12 @@ var errStop = errors.New("stop")
 type Applied struct {
 	// Duplicate: the change was applied before (it came by another path).
 	Duplicate bool
-	// Name is where the version landed: its own name, or a conflict copy.
+	// Name is the object the change is about.
 	Name string
-	// Added is false when the version changed nothing visible: it was in
-	// the object's past, a delete that lost to a concurrent write, or gone.
+	// Added is false when the version changed nothing: it was in the
+	// object's past, or gone at the source.
 	Added bool
-	// Conflict names the conflict copy this change created, if any.
+	// Conflict names a conflict copy this change made or updated, if any.
 	Conflict string
 }
 
@@ -169,18 +201,22 @@ type Applied struct {
 // chunk list (empty for tombstones and gone versions). Chunks new to this
 // catalog get rows with held = 0: a peer holds them.
 //
-// The object's version vector decides: a version that follows everything
-// applied to the object becomes its head; one in its past changes nothing;
-// a concurrent one keeps both. Of two concurrent writes, the earlier
-// (by creation time, then origin) keeps the name and the later goes to a
-// conflict copy named after its node; a delete loses to a concurrent write,
-// so no data disappears. Every node that receives the same versions, in any
-// order, ends with the same heads and conflict copies.
+// Each object keeps its frontier: the versions no known version follows,
+// by their version vectors. A version in the frontier's past changes
+// nothing; otherwise it joins the frontier and drops what it follows. What
+// the object shows is a function of the frontier alone (see resolve): the
+// earliest concurrent write keeps the name, each later one is a conflict
+// copy named after its node, and a delete loses to a concurrent write. So
+// every node that has received the same versions, in whatever order, shows
+// the same heads and conflict copies. Versions are added to an object's
+// history as they come to show; a conflict copy whose version left the
+// frontier (a later write resolved the conflict) is deleted, unless a user
+// has written to it since.
 func (tx *Tx) ApplyRemote(ctx context.Context, rv RemoteVersion, chunks []ChunkRef) (Applied, error) {
 	if err := rv.Validate(); err != nil {
 		return Applied{}, err
 	}
-	if !rv.Gone && !rv.Deleted && int64(len(chunks)) != rv.Chunks {
+	if !rv.Gone && int64(len(chunks)) != rv.Chunks {
 		return Applied{}, fmt.Errorf("version %s/%d of %s: %d chunk references, want %d", rv.Origin, rv.OriginSeq, rv.Name, len(chunks), rv.Chunks)
 	}
 	var seq int64
@@ -198,66 +234,175 @@ func (tx *Tx) ApplyRemote(ctx context.Context, rv RemoteVersion, chunks []ChunkR
 	if rv.Gone {
 		return ap, nil
 	}
-	obj, head, err := tx.object(ctx, rv.Name, true)
+	obj, _, err := tx.object(ctx, rv.Name, true)
 	if err != nil {
 		return Applied{}, err
 	}
-	clock, err := tx.objectVV(ctx, obj)
+	front, err := tx.frontier(ctx, obj)
 	if err != nil {
 		return Applied{}, err
 	}
-	merged := clock.Merge(rv.VV)
-	if head == 0 {
-		return tx.appendRemote(ctx, obj, head, rv, chunks, merged, seq)
-	}
-	switch rv.VV.Compare(clock) {
-	case After:
-		return tx.appendRemote(ctx, obj, head, rv, chunks, merged, seq)
-	case Equal, Before:
-		return ap, nil
-	}
-	hv, err := tx.version(ctx, rv.Name, head)
-	if err != nil {
-		return Applied{}, err
-	}
-	switch {
-	case rv.Deleted:
-		// A delete never wins against a concurrent write; two deletes agree.
-		return ap, tx.setObjectVV(ctx, obj, merged)
-	case hv.Deleted:
-		return tx.appendRemote(ctx, obj, head, rv, chunks, merged, seq)
-	}
-	if rv.Created.After(hv.Created) || (rv.Created.Equal(hv.Created) && rv.Origin > hv.Origin) {
-		// The incoming version is the later one: it becomes the conflict copy.
-		if err := tx.setObjectVV(ctx, obj, merged); err != nil {
-			return Applied{}, err
+	for _, s := range front {
+		if o := rv.VV.Compare(s.VV); o == Before || o == Equal {
+			return ap, nil // already followed by a version here
 		}
-		cn := ConflictName(rv.Name, rv.Origin)
-		cobj, chead, err := tx.object(ctx, cn, true)
+	}
+	me := sibling{Origin: rv.Origin, Seq: rv.OriginSeq, VV: rv.VV, Created: nanos(rv.Created), Deleted: rv.Deleted}
+	next := join(front, me)
+	if len(next) > MaxSiblings {
+		return Applied{}, fmt.Errorf("%s has more than %d concurrent versions", rv.Name, MaxSiblings)
+	}
+	incoming := func(to int64) error { return tx.insertRemote(ctx, to, rv, chunks, seq) }
+	shown, err := tx.show(ctx, obj, rv.Name, front, next, me, incoming)
+	if err != nil {
+		return Applied{}, err
+	}
+	ap.Added, ap.Conflict = shown.added, shown.conflict
+	return ap, tx.setFrontier(ctx, obj, next)
+}
+
+// join adds s to a frontier, dropping the versions s follows.
+func join(front []sibling, s sibling) []sibling {
+	next := []sibling{}
+	for _, f := range front {
+		if f.VV.Compare(s.VV) != Before && !f.same(s.Origin, s.Seq) {
+			next = append(next, f)
+		}
+	}
+	return append(next, s)
+}
+
+type shown struct {
+	added    bool   // the incoming version was placed somewhere
+	conflict string // the conflict copy it was placed in
+}
+
+// show makes object obj (named name) and its conflict copies show what the
+// frontier next says, coming from front. me is the incoming version (its
+// row does not exist yet: place adds it); every other version shown exists
+// as a row already, and is copied.
+func (tx *Tx) show(ctx context.Context, obj int64, name string, front, next []sibling, me sibling, place func(obj int64) error) (shown, error) {
+	var res shown
+	put := func(target int64, s sibling) error {
+		if s.same(me.Origin, me.Seq) {
+			res.added = true
+			return place(target)
+		}
+		v, err := tx.versionByIdentityTx(ctx, s.Origin, s.Seq, name)
 		if err != nil {
-			return Applied{}, err
+			return fmt.Errorf("version %s/%d of %s: %w", s.Origin, s.Seq, name, err)
 		}
-		cclock, err := tx.objectVV(ctx, cobj)
-		if err != nil {
-			return Applied{}, err
-		}
-		res, err := tx.appendRemote(ctx, cobj, chead, rv, chunks, cclock.Merge(rv.VV), seq)
-		res.Conflict = cn
+		return tx.copyVersion(ctx, v, target)
+	}
+	winner, copies := resolve(next)
+	w := next[winner]
+	if hv, ok, err := tx.headIdentity(ctx, obj); err != nil {
 		return res, err
+	} else if !ok || !hv.same(w.Origin, w.Seq) {
+		if err := put(obj, w); err != nil {
+			return res, err
+		}
 	}
-	// The local head is the later one: it moves to a conflict copy, and the
-	// incoming version takes the name.
-	cn := ConflictName(hv.Name, hv.Origin)
-	if err := tx.copyVersion(ctx, hv, cn); err != nil {
-		return Applied{}, err
+	placed := map[string]bool{}
+	for _, i := range copies {
+		s := next[i]
+		cn := ConflictName(name, s.Origin)
+		placed[cn] = true
+		cobj, _, err := tx.object(ctx, cn, true)
+		if err != nil {
+			return res, err
+		}
+		hv, ok, err := tx.headIdentity(ctx, cobj)
+		if err != nil {
+			return res, err
+		}
+		if ok && hv.same(s.Origin, s.Seq) {
+			continue
+		}
+		if err := put(cobj, s); err != nil {
+			return res, err
+		}
+		cfront, err := tx.frontier(ctx, cobj)
+		if err != nil {
+			return res, err
+		}
+		if err := tx.setFrontier(ctx, cobj, join(cfront, s)); err != nil {
+			return res, err
+		}
+		if res.conflict == "" {
+			res.conflict = cn
+		}
 	}
-	res, err := tx.appendRemote(ctx, obj, head, rv, chunks, merged, seq)
-	res.Conflict = cn
-	return res, err
+	return res, tx.retireCopies(ctx, name, front, next)
+}
+
+// retireCopies deletes the conflict copies of versions that were shown as
+// copies with frontier front and are not with next, unless a user wrote to
+// the copy since.
+func (tx *Tx) retireCopies(ctx context.Context, name string, front, next []sibling) error {
+	if len(front) < 2 {
+		return nil
+	}
+	keep := map[string]bool{}
+	_, copies := resolve(next)
+	for _, i := range copies {
+		keep[ConflictName(name, next[i].Origin)] = true
+	}
+	_, was := resolve(front)
+	for _, i := range was {
+		s := front[i]
+		cn := ConflictName(name, s.Origin)
+		if keep[cn] {
+			continue
+		}
+		cobj, head, err := tx.object(ctx, cn, false)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		hv, ok, err := tx.headIdentity(ctx, cobj)
+		if err != nil || !ok || !hv.same(s.Origin, s.Seq) || hv.Deleted {
+			continue // written to since, or retired already
+		}
+		// A deletion that every node derives alike: it has no identity of
+		// its own and is not sent to peers.
+		num := head + 1
+		if _, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, deleted, created, origin, origin_seq, vv)
+			VALUES (?, ?, 1, ?, '', 0, '{}')`, cobj, num, nanos(tx.now)); err != nil {
+			return fmt.Errorf("retire conflict copy %s: %w", cn, err)
+		}
+		if err := tx.setHead(ctx, cobj, num, false); err != nil {
+			return err
+		}
+		if _, err := tx.prune(ctx, cobj, num, tx.seq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// headIdentity returns the identity of obj's newest version.
+func (tx *Tx) headIdentity(ctx context.Context, obj int64) (sibling, bool, error) {
+	var s sibling
+	err := tx.QueryRowContext(ctx, `SELECT v.origin, v.origin_seq, v.deleted FROM objects o JOIN versions v
+		ON v.object_id = o.id AND v.num = o.head WHERE o.id = ?`, obj).Scan(&s.Origin, &s.Seq, &s.Deleted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return s, false, nil
+	}
+	return s, err == nil, err
+}
+
+func (tx *Tx) versionByIdentityTx(ctx context.Context, origin string, seq int64, name string) (Version, error) {
+	v, _, err := tx.c.versionByIdentity(ctx, tx, origin, seq, name)
+	return v, err
 }
 
 // ConflictName is the name of the conflict copy of name written by node
-// origin: the short node ID goes before the extension.
+// origin: the short node ID goes before the extension. It is always a valid
+// name: a segment or name that would grow too long is shortened, keeping
+// the copy in the same directory where possible.
 func ConflictName(name, origin string) string {
 	short := origin
 	if len(short) > 8 {
@@ -268,63 +413,96 @@ func ConflictName(name, origin string) string {
 	if ext == base || len(ext) > 16 {
 		ext = ""
 	}
-	return dir + strings.TrimSuffix(base, ext) + ".conflict-" + short + ext
+	stem := strings.TrimSuffix(base, ext)
+	suffix := ".conflict-" + short + ext
+	if over := len(stem) + len(suffix) - MaxSegmentLen; over > 0 {
+		stem = truncateUTF8(stem, len(stem)-over)
+	}
+	out := dir + stem + suffix
+	if len(out) > MaxNameLen || ValidName(out) != nil {
+		sum := sha256.Sum256([]byte(name))
+		return "conflicts/" + hex.EncodeToString(sum[:8]) + ".conflict-" + short
+	}
+	return out
 }
 
-// appendRemote adds rv as the new head of obj and records the object clock.
-func (tx *Tx) appendRemote(ctx context.Context, obj, head int64, rv RemoteVersion, chunks []ChunkRef, clock VV, seq int64) (Applied, error) {
+// truncateUTF8 cuts s to at most n bytes without splitting a character.
+func truncateUTF8(s string, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	for n > 0 && n < len(s) && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// insertRemote adds rv as the new head of obj, taking a reference on each
+// chunk. seq is the change that brought it; the change row records where
+// the version landed when obj is the version's own object.
+func (tx *Tx) insertRemote(ctx context.Context, obj int64, rv RemoteVersion, chunks []ChunkRef, seq int64) error {
+	var head int64
+	if err := tx.QueryRowContext(ctx, `SELECT head FROM objects WHERE id = ?`, obj).Scan(&head); err != nil {
+		return err
+	}
 	num := head + 1
 	var sum []byte
 	if !rv.Deleted {
 		sum = rv.SHA256[:]
 	}
+	for _, ref := range chunks {
+		if ref.Stored <= 0 || ref.Plain < 0 {
+			return fmt.Errorf("version %s/%d: chunk %s has stored size %d", rv.Origin, rv.OriginSeq, ref.ID, ref.Stored)
+		}
+	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, deleted, size, mode, mtime, content_type, sha256, created, origin, origin_seq, vv)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		obj, num, rv.Deleted, rv.Size, rv.Mode, rv.MTime.UnixNano(), rv.ContentType, sum, nanos(rv.Created), rv.Origin, rv.OriginSeq, rv.VV.String())
 	if err != nil {
-		return Applied{}, fmt.Errorf("add version: %w", err)
+		return fmt.Errorf("add version: %w", err)
 	}
 	vid, _ := res.LastInsertId()
 	ids := make([]int64, len(chunks))
 	for i, ref := range chunks {
-		if ref.Stored <= 0 || ref.Plain < 0 {
-			return Applied{}, fmt.Errorf("version %s/%d: chunk %s has stored size %d", rv.Origin, rv.OriginSeq, ref.ID, ref.Stored)
-		}
+		var refs int64
 		err := tx.QueryRowContext(ctx, `INSERT INTO chunks(hash, refs, plain_size, stored_size, held)
 			VALUES (?, 1, ?, ?, 0)
 			ON CONFLICT(hash) DO UPDATE SET refs = refs + 1, zero_at = NULL, zero_seq = NULL
-			RETURNING id`, ref.ID[:], ref.Plain, ref.Stored).Scan(&ids[i])
+			RETURNING id, refs`, ref.ID[:], ref.Plain, ref.Stored).Scan(&ids[i], &refs)
 		if err != nil {
-			return Applied{}, fmt.Errorf("reference chunk %s: %w", ref.ID, err)
+			return fmt.Errorf("reference chunk %s: %w", ref.ID, err)
+		}
+		if refs == 1 {
+			if err := tx.forgetReplicas(ctx, ids[i]); err != nil {
+				return err
+			}
 		}
 	}
 	if err := tx.insertVersionChunks(ctx, vid, ids); err != nil {
-		return Applied{}, err
+		return err
 	}
 	if err := tx.setHead(ctx, obj, num, !rv.Deleted); err != nil {
-		return Applied{}, err
+		return err
 	}
-	if err := tx.setObjectVV(ctx, obj, clock); err != nil {
-		return Applied{}, err
+	if _, err := tx.ExecContext(ctx, `UPDATE changes SET version = ? WHERE seq = ? AND name = (SELECT name FROM objects WHERE id = ?)`, num, seq, obj); err != nil {
+		return err
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE changes SET version = ? WHERE seq = ?`, num, seq); err != nil {
-		return Applied{}, err
-	}
-	if _, err := tx.prune(ctx, obj, num, seq); err != nil {
-		return Applied{}, err
-	}
-	var name string
-	if err := tx.QueryRowContext(ctx, `SELECT name FROM objects WHERE id = ?`, obj).Scan(&name); err != nil {
-		return Applied{}, err
-	}
-	return Applied{Name: name, Added: true}, nil
+	_, err = tx.prune(ctx, obj, num, seq)
+	return err
+}
+
+// forgetReplicas drops what this node knew of peers' copies of a chunk
+// that was unreferenced until now: peers may have collected them since.
+func (tx *Tx) forgetReplicas(ctx context.Context, chunk int64) error {
+	_, err := tx.ExecContext(ctx, `DELETE FROM replicas WHERE chunk_id = ?`, chunk)
+	return err
 }
 
 // copyVersion adds version v, with its identity and chunks, as the head of
-// the object named to.
-func (tx *Tx) copyVersion(ctx context.Context, v Version, to string) error {
-	obj, head, err := tx.object(ctx, to, true)
-	if err != nil {
+// object obj.
+func (tx *Tx) copyVersion(ctx context.Context, v Version, obj int64) error {
+	var head int64
+	if err := tx.QueryRowContext(ctx, `SELECT head FROM objects WHERE id = ?`, obj).Scan(&head); err != nil {
 		return err
 	}
 	num := head + 1
@@ -332,34 +510,20 @@ func (tx *Tx) copyVersion(ctx context.Context, v Version, to string) error {
 		SELECT ?, ?, deleted, size, mode, mtime, content_type, sha256, created, origin, origin_seq, vv FROM versions WHERE id = ?`,
 		obj, num, v.id)
 	if err != nil {
-		return fmt.Errorf("conflict copy: %w", err)
+		return fmt.Errorf("copy version: %w", err)
 	}
 	vid, _ := res.LastInsertId()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO version_chunks(version_id, idx, chunk_id)
 		SELECT ?, idx, chunk_id FROM version_chunks WHERE version_id = ?`, vid, v.id); err != nil {
-		return fmt.Errorf("conflict copy chunks: %w", err)
+		return fmt.Errorf("copy version chunks: %w", err)
 	}
+	// The source version still holds its references, so nothing is revived.
 	if _, err := tx.ExecContext(ctx, `UPDATE chunks SET refs = refs + vc.n
 		FROM (SELECT chunk_id, count(*) AS n FROM version_chunks WHERE version_id = ? GROUP BY chunk_id) AS vc
 		WHERE chunks.id = vc.chunk_id`, v.id); err != nil {
-		return fmt.Errorf("conflict copy references: %w", err)
+		return fmt.Errorf("copy version references: %w", err)
 	}
-	var vvs string
-	if err := tx.QueryRowContext(ctx, `SELECT vv FROM versions WHERE id = ?`, v.id).Scan(&vvs); err != nil {
-		return err
-	}
-	vv, err := ParseVV(vvs)
-	if err != nil {
-		return err
-	}
-	clock, err := tx.objectVV(ctx, obj)
-	if err != nil {
-		return err
-	}
-	if err := tx.setObjectVV(ctx, obj, clock.Merge(vv)); err != nil {
-		return err
-	}
-	if err := tx.setHead(ctx, obj, num, true); err != nil {
+	if err := tx.setHead(ctx, obj, num, !v.Deleted); err != nil {
 		return err
 	}
 	_, err = tx.prune(ctx, obj, num, tx.seq)
@@ -369,5 +533,22 @@ func (tx *Tx) copyVersion(ctx context.Context, v Version, to string) error {
 // SetPullSeq records how far into peer's change log this node has applied.
 func (tx *Tx) SetPullSeq(ctx context.Context, peer string, seq int64) error {
 	_, err := tx.ExecContext(ctx, `UPDATE peers SET pull_seq = ? WHERE id = ?`, seq, peer)
+	return err
+}
+
+// Savepoint runs fn in a nested transaction: if fn fails, what it did is
+// undone and the enclosing transaction goes on.
+func (tx *Tx) Savepoint(ctx context.Context, fn func() error) error {
+	if _, err := tx.tx.ExecContext(ctx, `SAVEPOINT apply`); err != nil {
+		return err
+	}
+	if err := fn(); err != nil {
+		if _, rerr := tx.tx.ExecContext(ctx, `ROLLBACK TO apply`); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		tx.tx.ExecContext(ctx, `RELEASE apply`)
+		return err
+	}
+	_, err := tx.tx.ExecContext(ctx, `RELEASE apply`)
 	return err
 }

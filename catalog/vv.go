@@ -103,29 +103,105 @@ func ParseVV(s string) (VV, error) {
 	return v, nil
 }
 
-// objectVV returns the merged version vector of object obj.
-func (tx *Tx) objectVV(ctx context.Context, obj int64) (VV, error) {
-	var s string
-	if err := tx.QueryRowContext(ctx, `SELECT vv FROM objects WHERE id = ?`, obj).Scan(&s); err != nil {
-		return nil, fmt.Errorf("object clock: %w", err)
-	}
-	return ParseVV(s)
+// sibling is a version on an object's frontier: no known version follows it.
+type sibling struct {
+	Origin  string `json:"o"`
+	Seq     int64  `json:"s"`
+	VV      VV     `json:"vv"`
+	Created int64  `json:"c"`
+	Deleted bool   `json:"d,omitempty"`
 }
 
-func (tx *Tx) setObjectVV(ctx context.Context, obj int64, v VV) error {
-	_, err := tx.ExecContext(ctx, `UPDATE objects SET vv = ? WHERE id = ?`, v.String(), obj)
+func (a sibling) same(origin string, seq int64) bool { return a.Origin == origin && a.Seq == seq }
+
+// earlier orders concurrent versions: by creation time, then origin.
+func (a sibling) earlier(b sibling) bool {
+	if a.Created != b.Created {
+		return a.Created < b.Created
+	}
+	return a.Origin < b.Origin
+}
+
+// MaxSiblings caps an object's frontier: concurrent writes not yet resolved.
+const MaxSiblings = 64
+
+// resolve picks, from a frontier, the version the object's name shows and
+// the versions shown as conflict copies. The earliest write keeps the name;
+// every later concurrent write is a conflict copy named after its node; a
+// deletion never hides a concurrent write and never becomes a copy. With
+// only deletions on the frontier, the object is deleted.
+func resolve(front []sibling) (winner int, copies []int) {
+	winner = -1
+	for i, s := range front {
+		if s.Deleted {
+			continue
+		}
+		if winner < 0 || s.earlier(front[winner]) {
+			winner = i
+		}
+	}
+	if winner < 0 {
+		for i, s := range front {
+			if winner < 0 || s.earlier(front[winner]) {
+				winner = i
+			}
+		}
+		return winner, nil
+	}
+	for i, s := range front {
+		if i != winner && !s.Deleted {
+			copies = append(copies, i)
+		}
+	}
+	return winner, copies
+}
+
+func (tx *Tx) frontier(ctx context.Context, obj int64) ([]sibling, error) {
+	var s string
+	if err := tx.QueryRowContext(ctx, `SELECT siblings FROM objects WHERE id = ?`, obj).Scan(&s); err != nil {
+		return nil, fmt.Errorf("object frontier: %w", err)
+	}
+	var front []sibling
+	if err := json.Unmarshal([]byte(s), &front); err != nil {
+		return nil, fmt.Errorf("object frontier %q: %w", s, ErrCorrupt)
+	}
+	return front, nil
+}
+
+// setFrontier stores an object's frontier, and the merge of its vectors as
+// the object's clock.
+func (tx *Tx) setFrontier(ctx context.Context, obj int64, front []sibling) error {
+	clock := VV{}
+	for _, s := range front {
+		clock = clock.Merge(s.VV)
+	}
+	b, err := json.Marshal(front)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE objects SET siblings = ?, vv = ? WHERE id = ?`, string(b), clock.String(), obj)
 	return err
 }
 
-// localWrite advances obj's clock for a write by this node and returns the
-// new version's vector, already stored as the object's.
-func (tx *Tx) localWrite(ctx context.Context, obj int64) (string, error) {
-	v, err := tx.objectVV(ctx, obj)
+// localWrite records a write by this node to object obj (named name): its
+// vector follows every version on the frontier, which it replaces. Conflict
+// copies of the frontier it resolves are retired. It returns the new
+// version's vector; the caller adds the version itself.
+func (tx *Tx) localWrite(ctx context.Context, obj int64, name string, deleted bool) (string, error) {
+	front, err := tx.frontier(ctx, obj)
 	if err != nil {
 		return "", err
 	}
+	v := VV{}
+	for _, s := range front {
+		v = v.Merge(s.VV)
+	}
 	v[tx.c.origin]++
-	if err := tx.setObjectVV(ctx, obj, v); err != nil {
+	next := []sibling{{Origin: tx.c.origin, Seq: tx.originSeq, VV: v, Created: nanos(tx.now), Deleted: deleted}}
+	if err := tx.retireCopies(ctx, name, front, next); err != nil {
+		return "", err
+	}
+	if err := tx.setFrontier(ctx, obj, next); err != nil {
 		return "", fmt.Errorf("object clock: %w", err)
 	}
 	return v.String(), nil

@@ -110,9 +110,22 @@ func (e *runEnv) app() *ucli.App {
 			return ucli.ShowAppHelp(c)
 		},
 	}
+	remote := map[string]bool{"put": true, "get": true, "ls": true, "versions": true, "rm": true, "restore": true, "stat": true, "status": true}
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = func(c *ucli.Context, err error, _ bool) error {
 			return usageErrorf("loft "+cmd.Name+" --help", "%v", err)
+		}
+		if !remote[cmd.Name] {
+			// --node on the command line of a command that works only on
+			// this repository is a mistake (config set on the laptop instead
+			// of the server); LOFT_NODE in the environment is a default for
+			// the commands that take it.
+			cmd.Before = func(c *ucli.Context) error {
+				if c.String("node") != "" && e.Getenv("LOFT_NODE") == "" {
+					return usageErrorf("loft "+cmd.Name+" --help", "--node does not apply to %s: it works on this node's repository", cmd.Name)
+				}
+				return nil
+			}
 		}
 	}
 	return app

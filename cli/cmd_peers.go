@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -169,13 +170,13 @@ func (e *runEnv) peerCommand() *ucli.Command {
 
 func (e *runEnv) peerTable(peers []node.PeerStatus) error {
 	tw := tabwriter.NewWriter(e.Stdout, 0, 8, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tSTATE\tLAST SEEN\tRTT\tCHUNKS\tFREE\tADDRESSES")
+	fmt.Fprintln(tw, "ID\tNAME\tROLE\tSTATE\tLAST SEEN\tRTT\tCHUNKS\tFREE\tADDRESSES")
 	for _, p := range peers {
 		seen := "never"
 		if !p.LastSeen.IsZero() {
 			seen = when(p.LastSeen)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.ID[:8], p.Name, p.State, seen,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", p.ID[:8], p.Name, p.Role, p.State, seen,
 			p.RTT.Round(time.Microsecond*10), p.Chunks, bytes(p.Free), strings.Join(p.Addrs, ","))
 	}
 	return tw.Flush()
@@ -239,8 +240,15 @@ func (e *runEnv) statusCommand() *ucli.Command {
 			r := st.Replication
 			fmt.Fprintf(e.Stdout, "replication: %d copies wanted; %d of %d chunks (%s) below, %d under repair here, %d not located\n",
 				r.Replicas, r.Below, r.Chunks, bytes(r.BelowBytes), r.UnderRepair, r.Unplaced)
-			if rec, ok := st.Loops["replicate"]; ok {
-				fmt.Fprintf(e.Stdout, "last replication pass %s\n", when(rec.At))
+			for _, name := range []string{"replicate", "scrub", "gc"} {
+				if rec, ok := st.Loops[name]; ok {
+					b, _ := json.Marshal(rec.Result)
+					line := fmt.Sprintf("last %s: %s %s", name, when(rec.At), b)
+					if rec.Error != "" {
+						line += " error: " + rec.Error
+					}
+					fmt.Fprintln(e.Stdout, line)
+				}
 			}
 			if t := st.Transfer; t != nil {
 				fmt.Fprintf(e.Stdout, "transfer (serve, %s): sending %s/s, receiving %s/s; since start pushed %s, received %s, fetched %s, served %s\n",

@@ -128,29 +128,11 @@ func rules(now time.Time, grace time.Duration, live []catalog.Session) (catalog.
 }
 
 func sweep(ctx context.Context, cat *catalog.Catalog, st store.Store, opts *Options, res *Result) error {
+	if opts.Spare != nil {
+		return sweepSparing(ctx, cat, st, opts, res)
+	}
 	for {
 		var removed []catalog.Garbage
-		var allowed store.IDSet // with Spare: the chunks asked about and not spared
-		if opts.Spare != nil {
-			gs, err := cat.Garbage(ctx, catalog.SweepRule{Before: opts.now().Add(-opts.Grace)}, sweepBatch)
-			if err != nil {
-				return fmt.Errorf("sweep: %w", err)
-			}
-			ids := make([]store.ID, len(gs))
-			for i, g := range gs {
-				ids[i] = g.ID
-			}
-			spared, err := opts.Spare(ctx, ids)
-			if err != nil {
-				return fmt.Errorf("sweep: %w", err)
-			}
-			allowed = make(store.IDSet)
-			for _, id := range ids {
-				if !spared.Has(id) {
-					allowed.Add(id)
-				}
-			}
-		}
 		err := cat.Tx(ctx, func(tx *catalog.Tx) error {
 			live, err := tx.LiveSessions(ctx)
 			if err != nil {
@@ -162,44 +144,88 @@ func sweep(ctx context.Context, cat *catalog.Catalog, st store.Store, opts *Opti
 			if err != nil {
 				return err
 			}
-			if allowed != nil {
-				kept := gs[:0]
-				for _, g := range gs {
-					if allowed.Has(g.ID) {
-						kept = append(kept, g)
-					}
-				}
-				gs = kept
-			}
-			removed, err = tx.DeleteGarbage(ctx, gs)
-			if err != nil {
-				return err
-			}
-			// Files go before the commit: if it fails, the rows stay with
-			// their files possibly gone, which writers check for
-			// (catalog.Tx.Protect); the reverse order could let a writer
-			// reference a row whose file is about to vanish. A file written
-			// since the oldest live session began is a fresh copy that
-			// session may be about to reference: it stays, as an orphan if
-			// nobody does.
-			for _, g := range removed {
-				if _, err := st.RemoveIfOlder(ctx, g.ID, cutoff); err != nil {
-					return err
-				}
-			}
-			return nil
+			removed, err = remove(ctx, tx, st, gs, cutoff)
+			return err
 		})
 		if err != nil {
 			return fmt.Errorf("sweep: %w", err)
 		}
-		for _, g := range removed {
-			res.Chunks++
-			res.Bytes += g.Stored
-		}
+		res.count(removed)
 		opts.progress(Progress{Phase: "sweep", Done: res.Chunks})
 		if len(removed) == 0 {
 			return nil
 		}
+	}
+}
+
+// sweepSparing pages through the garbage, asks opts.Spare about each page
+// outside the write lock, and removes, in a transaction that checks the
+// rule again, what it did not spare. Spared chunks do not stop the pages
+// after them.
+func sweepSparing(ctx context.Context, cat *catalog.Catalog, st store.Store, opts *Options, res *Result) error {
+	page := catalog.SweepRule{Before: opts.now().Add(-opts.Grace)}
+	for {
+		gs, err := cat.Garbage(ctx, page, sweepBatch)
+		if err != nil || len(gs) == 0 {
+			return err
+		}
+		page = page.After(gs[len(gs)-1])
+		ids := make([]store.ID, len(gs))
+		for i, g := range gs {
+			ids[i] = g.ID
+		}
+		spared, err := opts.Spare(ctx, ids)
+		if err != nil {
+			return fmt.Errorf("sweep: %w", err)
+		}
+		var removed []catalog.Garbage
+		err = cat.Tx(ctx, func(tx *catalog.Tx) error {
+			live, err := tx.LiveSessions(ctx)
+			if err != nil {
+				return err
+			}
+			res.Sessions = len(live)
+			rule, cutoff := rules(opts.now(), opts.Grace, live)
+			var todo []catalog.Garbage
+			for _, g := range gs {
+				if !spared.Has(g.ID) && rule.Allows(g) {
+					todo = append(todo, g)
+				}
+			}
+			removed, err = remove(ctx, tx, st, todo, cutoff)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("sweep: %w", err)
+		}
+		res.count(removed)
+		opts.progress(Progress{Phase: "sweep", Done: res.Chunks})
+	}
+}
+
+// remove deletes the rows of gs that are still garbage, and their files.
+// Files go before the commit: if it fails, the rows stay with their files
+// possibly gone, which writers check for (catalog.Tx.Protect); the reverse
+// order could let a writer reference a row whose file is about to vanish.
+// A file written since the oldest live session began is a fresh copy that
+// session may be about to reference: it stays, as an orphan if nobody does.
+func remove(ctx context.Context, tx *catalog.Tx, st store.Store, gs []catalog.Garbage, cutoff time.Time) ([]catalog.Garbage, error) {
+	removed, err := tx.DeleteGarbage(ctx, gs)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range removed {
+		if _, err := st.RemoveIfOlder(ctx, g.ID, cutoff); err != nil {
+			return nil, err
+		}
+	}
+	return removed, nil
+}
+
+func (res *Result) count(removed []catalog.Garbage) {
+	for _, g := range removed {
+		res.Chunks++
+		res.Bytes += g.Stored
 	}
 }
 

@@ -118,8 +118,8 @@ func (n *Node) acceptJoin(ctx context.Context, c *transfer.Conn, req transfer.Jo
 	n.log.Info("paired", "peer", joiner.Short(), "name", req.Name)
 	name, _ := n.cat.Config(ctx, "name")
 	var listen []string
-	if n.net != nil && n.net.ln != nil {
-		listen = n.net.advertised
+	if n.net != nil {
+		listen = n.net.listenAddrs()
 	}
 	return transfer.JoinResp{Name: name, Listen: listen}, nil
 }
@@ -140,7 +140,7 @@ func (n *Node) heartbeat(ctx context.Context) (transfer.Heartbeat, error) {
 	}
 	hb.Chunks, hb.Stored = st.Chunks, st.Bytes
 	if n.net != nil {
-		hb.Listen = n.net.advertised
+		hb.Listen = n.net.listenAddrs()
 	}
 	return hb, nil
 }
@@ -207,40 +207,66 @@ func (n *Node) pullChanges(ctx context.Context, c *transfer.Conn) (int, error) {
 		if resp.Last <= p.PullSeq {
 			return applied, nil
 		}
-		// Chunk lists come first, outside the write lock.
-		lists := make([][]catalog.ChunkRef, len(resp.Changes))
-		for i, ch := range resp.Changes {
-			v := ch.Version
-			if v.Gone || v.Deleted || v.Chunks == 0 {
-				continue
-			}
-			refs, err := n.fetchChunkList(ctx, c, transfer.ChunksReq{Origin: v.Origin, OriginSeq: v.OriginSeq}, v.Chunks)
-			if errors.Is(err, catalog.ErrNotFound) {
-				resp.Changes[i].Version.Gone = true // pruned since the page was read
-				continue
-			}
-			if err != nil {
-				return applied, err
-			}
-			lists[i] = refs
+		// Chunk lists are read outside the write lock, and applied in groups
+		// of at most applyRefs references, which bounds the memory a page
+		// of large versions takes. Each change applies in a savepoint: one
+		// that fails is undone whole (its identity too, so it can still
+		// arrive by another path), logged, and skipped.
+		type item struct {
+			v    transfer.Version
+			refs []catalog.ChunkRef
 		}
-		err = n.cat.Tx(ctx, func(tx *catalog.Tx) error {
-			for i, ch := range resp.Changes {
-				ap, err := tx.ApplyRemote(ctx, remoteOf(ch.Version), lists[i])
-				if err != nil {
-					n.log.Warn("change from peer not applied", "peer", peer[:8], "origin_seq", ch.Version.OriginSeq, "name", ch.Version.Name, "err", err)
-					continue
+		var group []item
+		var groupRefs int
+		apply := func(last int64) error {
+			err := n.cat.Tx(ctx, func(tx *catalog.Tx) error {
+				for _, it := range group {
+					var ap catalog.Applied
+					err := tx.Savepoint(ctx, func() error {
+						var err error
+						ap, err = tx.ApplyRemote(ctx, remoteOf(it.v), it.refs)
+						return err
+					})
+					if err != nil {
+						n.log.Warn("change from peer not applied", "peer", peer[:8], "origin", it.v.Origin[:min(8, len(it.v.Origin))],
+							"origin_seq", it.v.OriginSeq, "name", it.v.Name, "err", err)
+						continue
+					}
+					if !ap.Duplicate {
+						applied++
+					}
+					if ap.Conflict != "" {
+						n.log.Warn("concurrent writes: a conflict copy shows one of them", "name", it.v.Name, "copy", ap.Conflict)
+					}
 				}
-				if !ap.Duplicate {
-					applied++
+				if last > 0 {
+					return tx.SetPullSeq(ctx, peer, last)
 				}
-				if ap.Conflict != "" {
-					n.log.Warn("concurrent writes kept as a conflict copy", "name", ch.Version.Name, "copy", ap.Conflict)
+				return nil
+			})
+			group, groupRefs = group[:0], 0
+			return err
+		}
+		for _, ch := range resp.Changes {
+			v := ch.Version
+			var refs []catalog.ChunkRef
+			if !v.Gone && !v.Deleted && v.Chunks > 0 {
+				refs, err = n.fetchChunkList(ctx, c, transfer.ChunksReq{Origin: v.Origin, OriginSeq: v.OriginSeq}, v.Chunks)
+				if errors.Is(err, catalog.ErrNotFound) {
+					v.Gone, refs = true, nil // pruned since the page was read
+				} else if err != nil {
+					return applied, err
 				}
 			}
-			return tx.SetPullSeq(ctx, peer, resp.Last)
-		})
-		if err != nil {
+			group = append(group, item{v, refs})
+			groupRefs += len(refs)
+			if groupRefs >= applyRefs {
+				if err := apply(0); err != nil {
+					return applied, err
+				}
+			}
+		}
+		if err := apply(resp.Last); err != nil {
 			return applied, err
 		}
 		if !resp.More {
@@ -249,6 +275,9 @@ func (n *Node) pullChanges(ctx context.Context, c *transfer.Conn) (int, error) {
 	}
 	return applied, nil
 }
+
+// applyRefs bounds the chunk references of changes applied together.
+const applyRefs = 1 << 16
 
 // fetchChunkList reads a version's whole chunk list from a peer, a page at
 // a time.
@@ -312,7 +341,7 @@ func rank(id store.ID, nodes []string) []string {
 }
 
 // Replicas returns the configured replica count, capped by the number of
-// storage nodes (this one and its peers).
+// storage nodes: this one and its storage peers.
 func (n *Node) Replicas(ctx context.Context, peers int) (int, error) {
 	v, err := n.cat.Config(ctx, "replicas")
 	if err != nil {
@@ -342,7 +371,8 @@ type ReplicationReport struct {
 // confirms it durable.
 func (n *Node) replicate(ctx context.Context, hbEvery time.Duration) (ReplicationReport, error) {
 	var rep ReplicationReport
-	peers, err := n.cat.Peers(ctx)
+	all, err := n.cat.Peers(ctx)
+	peers := storagePeers(all)
 	if err != nil || len(peers) == 0 {
 		return rep, err
 	}
@@ -366,7 +396,10 @@ func (n *Node) replicate(ctx context.Context, hbEvery time.Duration) (Replicatio
 			counts[p.ID] = true
 		}
 	}
-	nodes := n.storageNodes(peers)
+	nodes := []string{n.id.String()}
+	for _, p := range peers {
+		nodes = append(nodes, p.ID)
+	}
 	// want[peer] lists chunks to offer to that peer.
 	want := map[string][]catalog.ChunkCopies{}
 	flush := func(peer string) error {
@@ -545,36 +578,18 @@ func (n *Node) push(ctx context.Context, c *transfer.Conn, ids []store.ID, read 
 
 // ---- reads ----
 
-// readLocal reads a chunk from this node's store. A chunk that fails
-// verification is moved out of the way, so that a replica replaces it.
+// readLocal reads a chunk from this node's store.
 func (n *Node) readLocal(ctx context.Context, id store.ID, buf []byte) ([]byte, error) {
-	data, err := n.disk.Get(ctx, id, buf)
-	if errors.Is(err, store.ErrIntegrity) {
-		n.quarantine(ctx, id, err)
-	}
-	return data, err
-}
-
-// quarantine removes a corrupt chunk file and records that this node no
-// longer holds the chunk; the next read or repair fetches a good copy.
-// Without peers, the file stays: it is evidence for check, and nothing can
-// replace it.
-func (n *Node) quarantine(ctx context.Context, id store.ID, cause error) {
-	peers, err := n.cat.Peers(ctx)
-	if err != nil || len(peers) == 0 {
-		return
-	}
-	n.log.Warn("corrupt chunk removed; a replica will replace it", "chunk", id.String(), "err", cause)
-	if err := n.cat.Unhold(ctx, id); err != nil {
-		return
-	}
-	n.disk.Remove(ctx, id)
+	return n.disk.Get(ctx, id, buf)
 }
 
 // readChunk returns a chunk's plain bytes: from this node's store, or, when
-// it does not hold a good copy, from a peer, verified on arrival. Several
-// reads run at once and each starts with a different holder, so a get of a
-// file whose chunks lie on several peers reads from all of them.
+// it does not hold a good copy, from a peer, verified on arrival. A corrupt
+// local copy is replaced by the good one, atomically: it is never removed
+// before a verified replacement is durable, so a transient read error
+// cannot cost the last copy. Several reads run at once and each starts with
+// a different peer, so a get of a file whose chunks lie on several peers
+// reads from all of them.
 func (n *Node) readChunk(ctx context.Context, id store.ID, buf []byte) ([]byte, error) {
 	data, err := n.readLocal(ctx, id, buf)
 	if err == nil || !(errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrIntegrity)) {
@@ -605,16 +620,39 @@ func (n *Node) fetchAny(ctx context.Context, id store.ID, buf []byte) ([]byte, e
 	if len(peers) == 0 {
 		return nil, errNoPeers
 	}
+	hb, err := n.cat.Duration(ctx, "heartbeat-interval")
+	if err != nil {
+		return nil, err
+	}
 	holders, _ := n.cat.Holders(ctx, id)
-	order := rotate(holders, int(id[0]))
+	// Online confirmed holders first, then other online peers, then the
+	// rest; each tier starts at a place that depends on the chunk, which
+	// spreads the reads of a file over the peers.
+	var tiers [4][]string
+	now := n.now()
 	for _, p := range peers {
-		if !slices.Contains(order, p.ID) {
-			order = append(order, p.ID)
+		if len(p.Addrs) == 0 && p.LastSeen.IsZero() {
+			continue // a client that only dials in: it holds no replicas
 		}
+		t := 0
+		if !slices.Contains(holders, p.ID) {
+			t = 1
+		}
+		if stateOf(p.LastSeen, now, hb) != StateOnline {
+			t += 2
+		}
+		tiers[t] = append(tiers[t], p.ID)
+	}
+	var order []string
+	for _, t := range tiers {
+		order = append(order, rotate(t, int(id[0])<<8|int(id[1]))...)
+	}
+	if len(order) == 0 {
+		return nil, errNoPeers
 	}
 	var errs []error
 	for _, peer := range order {
-		data, err := n.fetchFrom(ctx, peer, id, buf)
+		data, err := n.fetchFrom(ctx, peer, id, buf, false)
 		if err == nil {
 			return data, nil
 		}
@@ -635,14 +673,14 @@ func rotate(s []string, k int) []string {
 }
 
 // fetchFrom reads one chunk from a peer and verifies it.
-func (n *Node) fetchFrom(ctx context.Context, peer string, id store.ID, buf []byte) ([]byte, error) {
+func (n *Node) fetchFrom(ctx context.Context, peer string, id store.ID, buf []byte, relay bool) ([]byte, error) {
 	fctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	c, err := n.peerConn(fctx, peer)
 	if err != nil {
 		return nil, err
 	}
-	s, err := c.OpenStream(fctx, transfer.OpFetch, transfer.IDList{IDs: []store.ID{id}})
+	s, err := c.OpenStream(fctx, transfer.OpFetch, transfer.FetchReq{IDs: []store.ID{id}, Relay: relay})
 	if err != nil {
 		return nil, err
 	}
@@ -684,9 +722,10 @@ func (n *Node) keepFetched(ctx context.Context, id store.ID, data []byte) {
 
 // ScrubReport says what a scrub found.
 type ScrubReport struct {
-	Chunks   int64 `json:"chunks"`
-	Corrupt  int64 `json:"corrupt"`
-	Repaired int64 `json:"repaired"`
+	Chunks          int64 `json:"chunks"`
+	Corrupt         int64 `json:"corrupt"`
+	Repaired        int64 `json:"repaired"`
+	ReplicasDropped int64 `json:"replicas_dropped"` // copies peers no longer hold
 }
 
 // Scrub re-reads every chunk this node holds; a corrupt one is replaced
@@ -704,6 +743,7 @@ func (n *Node) Scrub(ctx context.Context) (ScrubReport, error) {
 			buf = data[:0]
 			return nil
 		}
+		n.log.Warn("scrub: bad chunk", "chunk", cc.ID.String(), "err", err)
 		if !errors.Is(err, store.ErrIntegrity) && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
@@ -719,6 +759,55 @@ func (n *Node) Scrub(ctx context.Context) (ScrubReport, error) {
 	return rep, err
 }
 
+// VerifyReplicas asks each online storage peer whether it still holds the
+// chunks it confirmed, and forgets the copies it denies (lost to a disk, or
+// collected when no version referenced the chunk for a while), so that
+// replication makes them again.
+func (n *Node) VerifyReplicas(ctx context.Context, hb time.Duration) (dropped int64, err error) {
+	peers, err := n.cat.Peers(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range storagePeers(peers) {
+		if stateOf(p.LastSeen, n.now(), hb) != StateOnline {
+			continue
+		}
+		c, err := n.peerConn(ctx, p.ID)
+		if err != nil {
+			continue
+		}
+		var after int64
+		for {
+			ids, next, err := n.cat.ReplicasOf(ctx, p.ID, after, transfer.MaxIDs)
+			if err != nil {
+				return dropped, err
+			}
+			if len(ids) == 0 {
+				break
+			}
+			after = next
+			var bits transfer.Bits
+			if err := c.Call(ctx, transfer.OpHave, transfer.IDList{IDs: ids}, &bits); err != nil || len(bits.Bits) != len(ids) {
+				break
+			}
+			var gone []store.ID
+			for i, id := range ids {
+				if !bits.Bits[i] {
+					gone = append(gone, id)
+				}
+			}
+			if len(gone) > 0 {
+				n.log.Warn("a peer no longer holds chunks it confirmed", "peer", p.ID[:8], "chunks", len(gone))
+				if err := n.cat.DropReplicas(ctx, p.ID, gone); err != nil {
+					return dropped, err
+				}
+				dropped += int64(len(gone))
+			}
+		}
+	}
+	return dropped, nil
+}
+
 // spareInUse is the cluster half of the GC rule: of the chunks this node
 // would sweep, it keeps those any peer still needs. A peer that cannot be
 // asked keeps all of them.
@@ -730,6 +819,11 @@ func (n *Node) spareInUse(grace time.Duration) func(context.Context, []store.ID)
 		}
 		spared := make(store.IDSet)
 		for _, p := range peers {
+			if len(p.Addrs) == 0 && p.LastSeen.IsZero() {
+				// A client that never served has no catalog of the
+				// cluster's versions: whatever it writes, it writes here.
+				continue
+			}
 			c, err := n.peerConn(ctx, p.ID)
 			var bits transfer.Bits
 			if err == nil {
@@ -766,8 +860,11 @@ func (n *Node) AddPeer(ctx context.Context, p catalog.Peer) error {
 // RemovePeer unpins a peer named by ID, ID prefix or name.
 func (n *Node) RemovePeer(ctx context.Context, ref string) error {
 	p, err := n.cat.FindPeer(ctx, ref)
+	if errors.Is(err, catalog.ErrNotFound) {
+		return fmt.Errorf("peer rm %s: %w (loft peer ls lists them)", ref, ErrNoPeer)
+	}
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrNoPeer, err)
+		return err
 	}
 	return n.cat.RemovePeer(ctx, p.ID)
 }

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,7 +28,10 @@ type handler struct {
 // session that protects the chunks it was told this node holds, and the
 // pages of a commit that has not arrived whole.
 type remotePut struct {
-	sess   *catalog.Session
+	sess *catalog.Session
+
+	mu     sync.Mutex // requests on one connection are served concurrently
+	name   string     // of the pending commit
 	chunks []catalog.ChunkRef
 }
 
@@ -78,21 +82,14 @@ func (h *handler) serve(ctx context.Context, c *transfer.Conn, op transfer.Op, b
 			return nil, err
 		}
 		n.recordHeartbeat(ctx, c.Peer().String(), hb, 0)
+		n.learnPeer(ctx, c.Peer().String(), hb)
 		return n.heartbeat(ctx)
 	case transfer.OpHave:
 		var req transfer.IDList
 		if err := transfer.DecodeBody(body, &req); err != nil {
 			return nil, err
 		}
-		held, err := n.cat.HeldAmong(ctx, req.IDs)
-		if err != nil {
-			return nil, err
-		}
-		bits := make([]bool, len(req.IDs))
-		for i, id := range req.IDs {
-			bits[i] = held.Has(id)
-		}
-		return transfer.Bits{Bits: bits}, nil
+		return h.have(ctx, c, req.IDs)
 	case transfer.OpInUse:
 		var req transfer.InUseReq
 		if err := transfer.DecodeBody(body, &req); err != nil {
@@ -112,16 +109,22 @@ func (h *handler) serve(ctx context.Context, c *transfer.Conn, op transfer.Op, b
 		if err := transfer.DecodeBody(body, &req); err != nil {
 			return nil, err
 		}
-		ex, last, err := n.cat.ExportChanges(ctx, req.After, req.Limit, c.Peer().String())
-		if err != nil {
-			return nil, err
+		// A page must fit in a control frame: with long names and vectors,
+		// fewer changes go in one.
+		for limit := req.Limit; ; limit = max(1, limit/2) {
+			ex, last, err := n.cat.ExportChanges(ctx, req.After, limit, c.Peer().String())
+			if err != nil {
+				return nil, err
+			}
+			resp := transfer.ChangesResp{Changes: make([]transfer.Change, len(ex)), Last: last}
+			for i, e := range ex {
+				resp.Changes[i] = transfer.Change{Seq: e.Seq, Version: wireRemote(e.Version)}
+			}
+			resp.More = last > req.After
+			if b, _ := json.Marshal(resp); len(b) < transfer.MaxControlFrame-4096 || limit == 1 {
+				return resp, nil
+			}
 		}
-		resp := transfer.ChangesResp{Changes: make([]transfer.Change, len(ex)), Last: last}
-		for i, e := range ex {
-			resp.Changes[i] = transfer.Change{Seq: e.Seq, Version: wireRemote(e.Version)}
-		}
-		resp.More = last > req.After
-		return resp, nil
 	case transfer.OpVersionChunks, transfer.OpChunkList:
 		var req transfer.ChunksReq
 		if err := transfer.DecodeBody(body, &req); err != nil {
@@ -209,22 +212,21 @@ func (h *handler) serve(ctx context.Context, c *transfer.Conn, op transfer.Op, b
 }
 
 func (h *handler) beginPut(ctx context.Context, c *transfer.Conn) error {
+	// The lock covers the session's creation, so two concurrent begins on
+	// one connection make one session.
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.puts == nil {
 		h.puts = make(map[*transfer.Conn]*remotePut)
 	}
 	if _, ok := h.puts[c]; ok {
-		h.mu.Unlock()
 		return nil
 	}
-	h.mu.Unlock()
 	sess, err := h.n.cat.BeginSession(ctx, "remote put from "+c.Peer().Short())
 	if err != nil {
 		return err
 	}
-	h.mu.Lock()
 	h.puts[c] = &remotePut{sess: sess}
-	h.mu.Unlock()
 	// The session ends with the connection, however it ends.
 	go func() {
 		<-c.Done()
@@ -243,40 +245,104 @@ func (h *handler) endPut(c *transfer.Conn) {
 	}
 }
 
+func (h *handler) session(c *transfer.Conn) *remotePut {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.puts[c]
+}
+
+// have answers a have/want query. During a client's put, an unreferenced
+// chunk reported as present is protected for the put's session first, as a
+// local put protects the chunks it reuses, so a sweep cannot take it
+// before the commit.
+func (h *handler) have(ctx context.Context, c *transfer.Conn, ids []store.ID) (transfer.Bits, error) {
+	n := h.n
+	held, err := n.cat.HeldAmong(ctx, ids)
+	if err != nil {
+		return transfer.Bits{}, err
+	}
+	bits := make([]bool, len(ids))
+	rp := h.session(c)
+	for i, id := range ids {
+		if !held.Has(id) {
+			continue
+		}
+		if rp == nil {
+			bits[i] = true
+			continue
+		}
+		st, err := n.cat.Lookup(ctx, id)
+		if err != nil {
+			return transfer.Bits{}, err
+		}
+		if st.Refs > 0 {
+			bits[i] = true
+			continue
+		}
+		err = n.cat.Tx(ctx, func(tx *catalog.Tx) error {
+			known, err := tx.Protect(ctx, id, rp.sess.StartSeq)
+			if err != nil || !known {
+				return err
+			}
+			if _, err := n.disk.Stat(ctx, id); err == nil {
+				bits[i] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return transfer.Bits{}, err
+		}
+	}
+	return transfer.Bits{Bits: bits}, nil
+}
+
 // commit adds a client's version once every chunk of it is here, durable.
 func (h *handler) commit(ctx context.Context, c *transfer.Conn, req transfer.CommitReq) (transfer.CommitResp, error) {
-	h.mu.Lock()
-	rp := h.puts[c]
-	h.mu.Unlock()
+	rp := h.session(c)
 	if rp == nil {
 		return transfer.CommitResp{}, transfer.Errorf(transfer.CodeBadRequest, "commit without a put session")
 	}
+	rp.mu.Lock()
+	if rp.name != req.Name {
+		rp.name, rp.chunks = req.Name, nil // a commit abandoned part way is dropped
+	}
 	if len(rp.chunks)+len(req.Chunks) > maxPendingChunks {
-		rp.chunks = nil
+		rp.name, rp.chunks = "", nil
+		rp.mu.Unlock()
 		return transfer.CommitResp{}, transfer.Errorf(transfer.CodeTooLarge, "version of more than %d chunks", maxPendingChunks)
 	}
 	for _, r := range req.Chunks {
 		rp.chunks = append(rp.chunks, catalog.ChunkRef{ID: r.ID, Plain: r.Plain, Stored: r.Stored})
 	}
 	if req.More {
+		rp.mu.Unlock()
 		return transfer.CommitResp{}, nil
 	}
 	refs := rp.chunks
-	rp.chunks = nil
+	rp.name, rp.chunks = "", nil
+	rp.mu.Unlock()
+
+	var plain int64
 	ids := make([]store.ID, len(refs))
 	for i, r := range refs {
 		ids[i] = r.ID
+		plain += r.Plain
+	}
+	if plain != req.Size {
+		return transfer.CommitResp{}, transfer.Errorf(transfer.CodeBadRequest, "%s: chunks add up to %d bytes, not %d", req.Name, plain, req.Size)
 	}
 	var added catalog.Added
 	err := h.n.cat.Tx(ctx, func(tx *catalog.Tx) error {
-		// Under the write lock: every chunk must be here, held, and
-		// protected from a sweep for as long as this put's session lives.
+		// Under the write lock: every chunk must be here, held, and, if no
+		// version references it, protected for this put's session with its
+		// file present.
+		held, err := tx.HeldRefs(ctx, ids)
+		if err != nil {
+			return err
+		}
 		for i, r := range refs {
-			st, err := h.n.cat.Lookup(ctx, r.ID)
-			if err != nil {
-				return err
-			}
-			if !st.Known || !st.Held {
+			st, ok := held[r.ID]
+			if !ok {
 				return transfer.Errorf(transfer.CodeNotFound, "chunk %s is not on this node", r.ID)
 			}
 			refs[i].Stored = st.Stored
@@ -289,7 +355,6 @@ func (h *handler) commit(ctx context.Context, c *transfer.Conn, req transfer.Com
 				}
 			}
 		}
-		var err error
 		added, err = tx.AddVersion(ctx, catalog.NewVersion{Name: req.Name, Size: req.Size, Mode: req.Mode,
 			MTime: req.MTime, ContentType: req.ContentType, SHA256: req.SHA256, Chunks: refs})
 		return err
@@ -313,9 +378,9 @@ func (h *handler) ServeStream(ctx context.Context, c *transfer.Conn, op transfer
 	case transfer.OpPush:
 		err = h.n.receivePush(ctx, c, s)
 	case transfer.OpFetch:
-		var req transfer.IDList
+		var req transfer.FetchReq
 		if err = transfer.DecodeBody(body, &req); err == nil {
-			err = h.n.serveFetch(ctx, s, req.IDs)
+			err = h.n.serveFetch(ctx, s, req.IDs, req.Relay)
 		}
 	default:
 		err = fmt.Errorf("unknown stream operation %d", op)
@@ -416,16 +481,22 @@ func parseAck(b []byte) (store.ID, transfer.Code, error) {
 
 // serveFetch sends the chunks asked for, each verified on read; a chunk
 // this node does not hold (or holds corrupt) is answered with FrameMiss.
-func (n *Node) serveFetch(ctx context.Context, s *transfer.Stream, ids []store.ID) error {
+// With relay (a client reading through this node), a chunk this node lacks
+// is fetched from its peers; peers ask without relay, so a fetch crosses
+// at most two hops.
+func (n *Node) serveFetch(ctx context.Context, s *transfer.Stream, ids []store.ID, relay bool) error {
 	var buf []byte
 	out := make([]byte, 0, store.IDSize+(1<<20))
+	read := n.readLocal
+	if relay {
+		read = n.readChunk
+	}
 	for _, id := range ids {
-		data, err := n.disk.Get(ctx, id, buf)
+		data, err := read(ctx, id, buf)
 		if err != nil {
 			code := transfer.CodeNotFound
 			if errors.Is(err, store.ErrIntegrity) {
 				code = transfer.CodeIntegrity
-				n.quarantine(ctx, id, err)
 			}
 			if err := s.WriteFrame(transfer.FrameMiss, ackBody(id, code)); err != nil {
 				return err

@@ -27,12 +27,14 @@ var ErrUnreachable = errors.New("peer unreachable")
 type network struct {
 	n   *Node
 	cfg transfer.Config
-	ln  *transfer.Listener // nil unless serving
+
+	mu sync.Mutex
+	ln *transfer.Listener // nil unless serving
 	// advertised are the addresses peers are told to dial (while serving).
 	advertised []string
-	mu         sync.Mutex
 	conn       map[store.PeerID]*transfer.Conn
 	dial       map[store.PeerID]*dialing
+	failed     map[store.PeerID]failure
 }
 
 // dialing lets concurrent users of a peer wait for one dial.
@@ -55,7 +57,8 @@ func (n *Node) network(ctx context.Context) (*network, error) {
 			return
 		}
 		name, _ := n.cat.Config(ctx, "name")
-		nw := &network{n: n, conn: make(map[store.PeerID]*transfer.Conn), dial: make(map[store.PeerID]*dialing)}
+		nw := &network{n: n, conn: make(map[store.PeerID]*transfer.Conn), dial: make(map[store.PeerID]*dialing),
+			failed: make(map[store.PeerID]failure)}
 		nw.cfg = transfer.Config{
 			Identity: ident,
 			Cert:     cert,
@@ -73,10 +76,11 @@ func (n *Node) network(ctx context.Context) (*network, error) {
 	return n.net, n.netErr
 }
 
-// pinned reports whether id is a paired peer. It reads the catalog, so a
-// peer added or removed by another process counts at once.
+// pinned reports whether id is a paired peer, by its exact ID (never a
+// name, which peers choose). It reads the catalog, so a peer added or
+// removed by another process counts at once.
 func (n *Node) pinned(id store.PeerID) bool {
-	_, err := n.cat.FindPeer(context.Background(), id.String())
+	_, err := n.cat.PeerByID(context.Background(), id.String())
 	return err == nil
 }
 
@@ -85,17 +89,21 @@ func (nw *network) close() {
 	nw.mu.Lock()
 	conns := nw.conn
 	nw.conn = map[store.PeerID]*transfer.Conn{}
+	ln := nw.ln
 	nw.mu.Unlock()
 	for _, c := range conns {
 		c.Close("closing")
 	}
-	if nw.ln != nil {
-		nw.ln.Close()
+	if ln != nil {
+		ln.Close()
 	}
 }
 
 // connect returns a live connection to peer, dialing its addresses in turn
-// when there is none. Concurrent callers share one dial.
+// when there is none. Concurrent callers share one dial, which runs on its
+// own deadline so that one impatient caller does not fail the others. A
+// failed dial is remembered for a while: a dead peer costs one timeout,
+// not one per chunk.
 func (nw *network) connect(ctx context.Context, peer store.PeerID) (*transfer.Conn, error) {
 	nw.mu.Lock()
 	if c, ok := nw.conn[peer]; ok {
@@ -107,28 +115,59 @@ func (nw *network) connect(ctx context.Context, peer store.PeerID) (*transfer.Co
 			return c, nil
 		}
 	}
-	if d, ok := nw.dial[peer]; ok {
+	if f, ok := nw.failed[peer]; ok && time.Since(f.at) < redialAfter {
 		nw.mu.Unlock()
-		select {
-		case <-d.done:
-			return d.c, d.err
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+		return nil, f.err
 	}
-	d := &dialing{done: make(chan struct{})}
-	nw.dial[peer] = d
+	d, ok := nw.dial[peer]
+	if !ok {
+		d = &dialing{done: make(chan struct{})}
+		nw.dial[peer] = d
+		go func() {
+			dctx, cancel := context.WithTimeout(context.Background(), dialTimeout)
+			defer cancel()
+			c, err := nw.dialPeer(dctx, peer)
+			nw.mu.Lock()
+			delete(nw.dial, peer)
+			if err == nil {
+				c = nw.keep(c)
+				delete(nw.failed, peer)
+			} else {
+				nw.failed[peer] = failure{at: time.Now(), err: err}
+			}
+			d.c, d.err = c, err
+			nw.mu.Unlock()
+			close(d.done)
+		}()
+	}
 	nw.mu.Unlock()
+	select {
+	case <-d.done:
+		return d.c, d.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
 
-	d.c, d.err = nw.dialPeer(ctx, peer)
-	nw.mu.Lock()
-	delete(nw.dial, peer)
-	if d.err == nil {
-		nw.conn[peer] = d.c
-	}
-	nw.mu.Unlock()
-	close(d.done)
-	return d.c, d.err
+const (
+	dialTimeout = 10 * time.Second
+	redialAfter = 5 * time.Second
+)
+
+type failure struct {
+	at  time.Time
+	err error
+}
+
+// keep records c as the connection to use for its peer: the newest. An
+// older one is not closed: when two nodes dial each other at once, each
+// may use a different one of the two, and two connections accepted from
+// one peer ID are two of its processes (serve and a command line), so
+// closing either would break a user. Both end with their peers.
+// The caller holds nw.mu.
+func (nw *network) keep(c *transfer.Conn) *transfer.Conn {
+	nw.conn[c.Peer()] = c
+	return c
 }
 
 func (nw *network) dialPeer(ctx context.Context, peer store.PeerID) (*transfer.Conn, error) {
@@ -140,17 +179,20 @@ func (nw *network) dialPeer(ctx context.Context, peer store.PeerID) (*transfer.C
 		return nil, fmt.Errorf("peer %s has no address: %w (loft peer add %s ADDR)", peer.Short(), ErrUnreachable, peer)
 	}
 	var errs []error
+	nw.mu.Lock()
+	ln := nw.ln
+	nw.mu.Unlock()
 	for _, addr := range p.Addrs {
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		var c *transfer.Conn
-		if nw.ln != nil {
-			c, err = nw.ln.Dial(dctx, addr, peer)
+		if ln != nil {
+			c, err = ln.Dial(dctx, addr, peer)
 		} else {
 			c, err = transfer.Dial(dctx, addr, peer, nw.cfg)
 		}
 		cancel()
 		if err == nil {
-			if nw.ln == nil {
+			if ln == nil {
 				// A client connection still answers the peer's requests
 				// (fetches of chunks this node holds, for one).
 				go nw.serveConn(context.WithoutCancel(ctx), c)
@@ -177,11 +219,23 @@ func (nw *network) serveConn(ctx context.Context, c *transfer.Conn) {
 
 // adopt records an accepted connection as the one to use for its peer.
 func (nw *network) adopt(c *transfer.Conn) {
-	// When both sides dial at once, requests go on the newer connection and
-	// the older one idles out.
 	nw.mu.Lock()
-	nw.conn[c.Peer()] = c
+	nw.keep(c)
 	nw.mu.Unlock()
+}
+
+// serving records the listener and the addresses peers are told to dial.
+func (nw *network) serving(ln *transfer.Listener, advertised []string) {
+	nw.mu.Lock()
+	nw.ln, nw.advertised = ln, advertised
+	nw.mu.Unlock()
+}
+
+// listenAddrs returns the advertised addresses, nil when not serving.
+func (nw *network) listenAddrs() []string {
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	return nw.advertised
 }
 
 // peerConn is the entry point for code that talks to a peer by catalog ID.
@@ -197,11 +251,15 @@ func (n *Node) peerConn(ctx context.Context, id string) (*transfer.Conn, error) 
 	return nw.connect(ctx, pid)
 }
 
-// ID strings of storage nodes, this one included.
-func (n *Node) storageNodes(peers []catalog.Peer) []string {
-	out := []string{n.id.String()}
+// storagePeers returns the peers that hold replicas: those with an address
+// to dial. A peer without one is a client (a laptop using this node with
+// --node): it is never sent replicas and does not count towards them.
+func storagePeers(peers []catalog.Peer) []catalog.Peer {
+	var out []catalog.Peer
 	for _, p := range peers {
-		out = append(out, p.ID)
+		if len(p.Addrs) > 0 {
+			out = append(out, p)
+		}
 	}
 	return out
 }

@@ -13,6 +13,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
+
 	"github.com/loftstore/loft/catalog"
 	"github.com/loftstore/loft/store"
 	"github.com/loftstore/loft/transfer"
@@ -173,7 +176,7 @@ func (s remoteSource) Chunks(ctx context.Context, v catalog.Version, from int64,
 }
 
 func (s remoteSource) Read(ctx context.Context, id store.ID, buf []byte) ([]byte, error) {
-	data, err := s.r.n.fetchFrom(ctx, s.r.Peer.ID, id, buf)
+	data, err := s.r.n.fetchFrom(ctx, s.r.Peer.ID, id, buf, true)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("chunk %s: %w", id.Short(), store.ErrNotFound)
 	}
@@ -258,81 +261,127 @@ func (r *Remote) putOne(ctx context.Context, fp, name string, fi fs.FileInfo, re
 	return r.putFile(ctx, f, name, uint32(fi.Mode().Perm()), fi.ModTime(), res)
 }
 
-// remoteBatch is how many chunks are offered and sent together; it bounds
-// the memory of a remote put (at most this many chunks are buffered).
-const remoteBatch = 16
+// A remote put offers chunks in batches of remoteBatch (one have/want
+// round trip each) and sends the missing ones on up to remoteStreams
+// streams at once. remoteBudget bounds the chunk bytes held in memory:
+// read but not yet acknowledged by the peer.
+const (
+	remoteBatch   = 8
+	remoteStreams = 4
+	remoteBudget  = 32 << 20
+)
 
 func (r *Remote) putFile(ctx context.Context, rd io.Reader, name string, mode uint32, mtime time.Time, res *RemotePutResult) error {
 	if err := catalog.ValidName(name); err != nil {
 		return err
 	}
-	ch := store.NewChunker(rd, r.n.params)
-	whole := sha256.New()
+	g, gctx := errgroup.WithContext(ctx)
+	budget := semaphore.NewWeighted(remoteBudget)
+	work := make(chan []pending)
+	var sent, skipped, newChunks, reused atomic.Int64
+	for range remoteStreams {
+		g.Go(func() error {
+			for batch := range work {
+				acked, n, err := r.pushData(gctx, batch)
+				sent.Add(n)
+				var held int64
+				for _, b := range batch {
+					held += int64(len(b.data))
+				}
+				budget.Release(held)
+				if err != nil {
+					return err
+				}
+				if acked != len(batch) {
+					return fmt.Errorf("peer stored %d of %d chunks", acked, len(batch))
+				}
+				newChunks.Add(int64(len(batch)))
+			}
+			return nil
+		})
+	}
 	var refs []transfer.ChunkRef
 	var size int64
-	var batch []pending
-	var newChunks, reused atomic.Int64
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		ids := make([]store.ID, len(batch))
-		for i, b := range batch {
-			ids[i] = b.id
-		}
-		var bits transfer.Bits
-		if err := r.call(ctx, transfer.OpHave, transfer.IDList{IDs: ids}, &bits); err != nil {
-			return err
-		}
-		if len(bits.Bits) != len(ids) {
-			return fmt.Errorf("peer answered %d of %d chunks", len(bits.Bits), len(ids))
-		}
-		var missing []pending
-		for i, b := range batch {
-			if bits.Bits[i] {
-				res.BytesSkipped += int64(len(b.data))
-				reused.Add(1)
-			} else {
-				missing = append(missing, b)
+	whole := sha256.New()
+	g.Go(func() error {
+		defer close(work)
+		ch := store.NewChunker(rd, r.n.params)
+		var batch []pending
+		offer := func() error {
+			if len(batch) == 0 {
+				return nil
+			}
+			ids := make([]store.ID, len(batch))
+			for i, b := range batch {
+				ids[i] = b.id
+			}
+			var bits transfer.Bits
+			if err := r.call(gctx, transfer.OpHave, transfer.IDList{IDs: ids}, &bits); err != nil {
+				return err
+			}
+			if len(bits.Bits) != len(ids) {
+				return fmt.Errorf("peer answered %d of %d chunks", len(bits.Bits), len(ids))
+			}
+			var missing []pending
+			for i, b := range batch {
+				if bits.Bits[i] {
+					skipped.Add(int64(len(b.data)))
+					reused.Add(1)
+					budget.Release(int64(len(b.data)))
+				} else {
+					missing = append(missing, b)
+				}
+			}
+			batch = nil
+			if len(missing) == 0 {
+				return nil
+			}
+			select {
+			case work <- missing:
+				return nil
+			case <-gctx.Done():
+				return gctx.Err()
 			}
 		}
-		if len(missing) > 0 {
-			acked, sent, err := r.pushData(ctx, missing)
-			res.BytesSent += sent
+		for {
+			data, err := ch.Next()
+			if err == io.EOF {
+				break
+			}
 			if err != nil {
-				return err
+				return fmt.Errorf("read %s: %w", name, err)
 			}
-			if acked != len(missing) {
-				return fmt.Errorf("peer stored %d of %d chunks", acked, len(missing))
+			if !budget.TryAcquire(int64(len(data))) {
+				// The budget is held by chunks in flight and by this batch:
+				// send the batch on before waiting, or nothing would free it.
+				if err := offer(); err != nil {
+					return err
+				}
+				if err := budget.Acquire(gctx, int64(len(data))); err != nil {
+					return err
+				}
 			}
-			newChunks.Add(int64(len(missing)))
-			res.NewBytes += sent
-		}
-		batch = batch[:0]
-		return nil
-	}
-	for {
-		data, err := ch.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("read %s: %w", name, err)
-		}
-		id := store.Sum(data)
-		whole.Write(data)
-		size += int64(len(data))
-		refs = append(refs, transfer.ChunkRef{ID: id, Plain: int64(len(data)), Stored: int64(len(data))})
-		batch = append(batch, pending{id, append([]byte(nil), data...)})
-		if len(batch) == remoteBatch {
-			if err := flush(); err != nil {
-				return err
+			id := store.Sum(data)
+			whole.Write(data)
+			size += int64(len(data))
+			refs = append(refs, transfer.ChunkRef{ID: id, Plain: int64(len(data)), Stored: int64(len(data))})
+			batch = append(batch, pending{id, append([]byte(nil), data...)})
+			if len(batch) == remoteBatch {
+				if err := offer(); err != nil {
+					return err
+				}
 			}
 		}
-	}
-	if err := flush(); err != nil {
+		return offer()
+	})
+	err := g.Wait()
+	res.BytesSent += sent.Load()
+	res.BytesSkipped += skipped.Load()
+	res.NewBytes += sent.Load()
+	if err != nil {
 		return err
 	}
+	// Every chunk is acknowledged durable on the peer: commit the version.
 	var sum [32]byte
 	copy(sum[:], whole.Sum(nil))
 	req := transfer.CommitReq{Name: name, Size: size, Mode: mode, MTime: mtime, SHA256: sum}

@@ -51,13 +51,13 @@ func (n *Node) Serve(ctx context.Context, opts ServeOptions) error {
 	if err != nil {
 		return fmt.Errorf("serve: listen on %s: %w", opts.Listen, err)
 	}
-	nw.ln = ln
-	defer nw.close()
-	nw.advertised = opts.Advertise
-	if len(nw.advertised) == 0 {
-		nw.advertised = advertise(ln.Addr().String())
+	advertised := opts.Advertise
+	if len(advertised) == 0 {
+		advertised = advertise(ln.Addr().String())
 	}
-	n.log.Info("serving", "node", n.id.String(), "listen", ln.Addr().String(), "advertise", nw.advertised)
+	nw.serving(ln, advertised)
+	defer nw.close()
+	n.log.Info("serving", "node", n.id.String(), "listen", ln.Addr().String(), "advertise", advertised)
 	if opts.Ready != nil {
 		opts.Ready(ln.Addr().String())
 	}
@@ -100,6 +100,10 @@ func (n *Node) Serve(ctx context.Context, opts ServeOptions) error {
 			if err != nil && ctx.Err() == nil {
 				n.log.Warn("scrub incomplete", "err", err)
 			}
+			rep.ReplicasDropped, err = n.VerifyReplicas(ctx, iv["heartbeat-interval"])
+			if err != nil && ctx.Err() == nil {
+				n.log.Warn("replica check incomplete", "err", err)
+			}
 			if rep.Corrupt > 0 {
 				n.log.Warn("scrub found corrupt chunks", "corrupt", rep.Corrupt, "repaired", rep.Repaired)
 			}
@@ -115,6 +119,7 @@ func (n *Node) Serve(ctx context.Context, opts ServeOptions) error {
 			} else if res.Chunks > 0 {
 				n.log.Info("gc", "chunks", res.Chunks, "bytes", res.Bytes)
 			}
+			n.recordLoop(ctx, "gc", res, err)
 		})
 		return nil
 	})
@@ -242,12 +247,7 @@ func (n *Node) exchange(ctx context.Context, nw *network, peer store.PeerID, hb 
 		return err
 	}
 	n.recordHeartbeat(ctx, peer.String(), theirs, time.Since(start))
-	if len(theirs.Listen) > 0 || theirs.Name != "" {
-		p, err := n.cat.FindPeer(ctx, peer.String())
-		if err == nil && ((len(theirs.Listen) > 0 && !slices.Equal(p.Addrs, theirs.Listen)) || (theirs.Name != "" && p.Name != theirs.Name)) {
-			n.cat.AddPeer(ctx, catalog.Peer{ID: p.ID, Name: theirs.Name, Addrs: theirs.Listen})
-		}
-	}
+	n.learnPeer(ctx, peer.String(), theirs)
 	if _, err := n.pullChanges(ctx, c); err != nil && ctx.Err() == nil {
 		n.log.Warn("change exchange failed", "peer", peer.Short(), "err", err)
 	}
@@ -309,4 +309,28 @@ func isLoopback(hostport string) bool {
 	h, _, _ := net.SplitHostPort(hostport)
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
+}
+
+// learnPeer adds the addresses a peer advertises to those known for it
+// (the ones known first stay first: an address given at pairing, or behind
+// a port forward, is not replaced by what the peer sees of itself), and
+// takes the peer's name when the user gave it none.
+func (n *Node) learnPeer(ctx context.Context, id string, hb transfer.Heartbeat) {
+	p, err := n.cat.PeerByID(ctx, id)
+	if err != nil {
+		return
+	}
+	addrs := slices.Clone(p.Addrs)
+	for _, a := range hb.Listen {
+		if !slices.Contains(addrs, a) && len(addrs) < transfer.MaxAddrs {
+			addrs = append(addrs, a)
+		}
+	}
+	name := ""
+	if p.Name == "" && hb.Name != "" {
+		name = hb.Name
+	}
+	if len(addrs) != len(p.Addrs) || name != "" {
+		n.cat.AddPeer(ctx, catalog.Peer{ID: id, Name: name, Addrs: addrs})
+	}
 }

@@ -29,6 +29,7 @@ type NodeStatus struct {
 type PeerStatus struct {
 	ID       string        `json:"id"`
 	Name     string        `json:"name,omitempty"`
+	Role     string        `json:"role"` // storage, or client (no address: uses this node, holds no replicas)
 	State    string        `json:"state"`
 	LastSeen time.Time     `json:"last_seen,omitzero"`
 	RTT      time.Duration `json:"rtt_ns"`
@@ -77,17 +78,20 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	counts := map[string]bool{}
 	st.Peers = []PeerStatus{}
 	for _, p := range peers {
-		ps := PeerStatus{ID: p.ID, Name: p.Name, State: stateOf(p.LastSeen, now, hbEvery), LastSeen: p.LastSeen, Addrs: p.Addrs}
+		ps := PeerStatus{ID: p.ID, Name: p.Name, Role: "storage", State: stateOf(p.LastSeen, now, hbEvery), LastSeen: p.LastSeen, Addrs: p.Addrs}
+		if len(p.Addrs) == 0 {
+			ps.Role = "client"
+		}
 		var info peerInfo
 		if json.Unmarshal([]byte(p.Info), &info) == nil {
 			ps.RTT, ps.Chunks, ps.Free = info.RTT, info.Chunks, info.Free
 		}
-		if ps.State != StateOffline || now.Sub(p.LastSeen) < grace {
+		if ps.Role == "storage" && (ps.State != StateOffline || now.Sub(p.LastSeen) < grace) {
 			counts[p.ID] = true
 		}
 		st.Peers = append(st.Peers, ps)
 	}
-	r, err := n.Replicas(ctx, len(peers))
+	r, err := n.Replicas(ctx, len(storagePeers(peers)))
 	if err != nil {
 		return st, err
 	}
@@ -135,7 +139,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		}
 	}
 	st.Loops = map[string]loopRecord{}
-	for _, name := range []string{"replicate", "scrub"} {
+	for _, name := range []string{"replicate", "scrub", "gc"} {
 		if v, err := n.cat.Meta(ctx, "loop."+name); err == nil && v != "" {
 			var rec loopRecord
 			if json.Unmarshal([]byte(v), &rec) == nil {

@@ -30,7 +30,7 @@ const (
 	OpEndPut        Op = 17 // Empty -> Empty: ends this connection's write session
 
 	OpPush  Op = 32 // stream: PushReq, then chunk frames; acks come back
-	OpFetch Op = 33 // stream: IDList, then chunk frames come back
+	OpFetch Op = 33 // stream: FetchReq, then chunk frames come back
 )
 
 // Caps on lists. A message whose lists are longer is refused as a whole.
@@ -350,6 +350,21 @@ type JoinResp struct {
 
 func (r *JoinResp) Validate() error {
 	return checkStrings(append([]string{r.Name}, r.Listen...), 1+MaxAddrs)
+}
+
+// FetchReq opens a fetch stream. With Relay, the node fetches chunks it
+// lacks from its own peers (for a client that reads through it); peers
+// never set it, so a fetch crosses at most two hops.
+type FetchReq struct {
+	IDs   []store.ID `json:"ids"`
+	Relay bool       `json:"relay,omitempty"`
+}
+
+func (r *FetchReq) Validate() error {
+	if len(r.IDs) > MaxIDs {
+		return fmt.Errorf("%d chunk IDs, over %d", len(r.IDs), MaxIDs)
+	}
+	return nil
 }
 
 // PushReq opens a push stream. Chunk frames follow (FrameChunk: 32-byte ID,

@@ -12,7 +12,7 @@ import (
 func messages() []any {
 	return []any{&Heartbeat{}, &IDList{}, &Bits{}, &InUseReq{}, &ChangesReq{}, &ChangesResp{}, &ChunksReq{},
 		&ChunksResp{}, &ListReq{}, &ListResp{}, &NameReq{}, &VersionsResp{}, &RemoveReq{}, &RestoreReq{},
-		&LookupReq{}, &CommitReq{}, &CommitResp{}, &JoinReq{}, &JoinResp{}, &Version{}}
+		&LookupReq{}, &CommitReq{}, &FetchReq{}, &CommitResp{}, &JoinReq{}, &JoinResp{}, &Version{}}
 }
 
 func FuzzDecodeMessages(f *testing.F) {

@@ -33,11 +33,13 @@ CREATE INDEX replicas_peer ON replicas(peer);
 
 -- A version's identity across the cluster is the change that created it,
 -- (origin, origin_seq); vv is its version vector (JSON origin -> count).
--- objects.vv is the merge of every version vector applied to the object,
--- which decides whether a version from a peer follows or is concurrent.
+-- objects.siblings is the object's frontier: the versions (identity, vector,
+-- creation time, deleted) that no known version follows; objects.vv is the
+-- merge of their vectors, the clock a local write advances.
 ALTER TABLE versions ADD COLUMN origin_seq INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE versions ADD COLUMN vv TEXT NOT NULL DEFAULT '{}';
 ALTER TABLE objects ADD COLUMN vv TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE objects ADD COLUMN siblings TEXT NOT NULL DEFAULT '[]';
 CREATE INDEX versions_origin ON versions(origin, origin_seq);
 
 -- Versions written before this migration get their identity from the log.
@@ -46,3 +48,5 @@ UPDATE versions SET origin_seq = coalesce((SELECT c.origin_seq FROM changes c JO
 	AND c.op IN ('put', 'delete', 'restore') ORDER BY c.seq DESC LIMIT 1), 0);
 UPDATE versions SET vv = json_object(origin, num);
 UPDATE objects SET vv = coalesce((SELECT v.vv FROM versions v WHERE v.object_id = objects.id AND v.num = objects.head), '{}');
+UPDATE objects SET siblings = coalesce((SELECT json_array(json_object('o', v.origin, 's', v.origin_seq, 'vv', json(v.vv),
+	'c', v.created, 'd', json(CASE WHEN v.deleted THEN 'true' ELSE 'false' END))) FROM versions v WHERE v.object_id = objects.id AND v.num = objects.head), '[]');

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -23,6 +24,7 @@ type bench struct {
 	loft  string // the binary under test
 	dir   string // scratch space
 	quick bool
+	size  int64 // the big file's size when not 0
 	rows  []row
 }
 
@@ -36,8 +38,17 @@ func main() {
 	flag.StringVar(&b.loft, "loft", "bin/loft", "loft binary to measure")
 	flag.StringVar(&b.dir, "dir", ".bench", "scratch directory (several GiB)")
 	flag.BoolVar(&b.quick, "quick", false, "smaller sizes, for trying the harness")
-	only := flag.String("only", "", "comma-separated sections to run (limits,params,put,small,edit,get,rss,million)")
+	only := flag.String("only", "", "comma-separated sections to run (limits,params,put,small,edit,get,rss,million,peers); the limits always run")
+	size := flag.String("size", "", "size of the big file, the \"1 GiB\" of the figures (e.g. 128MiB); for trying a section")
 	flag.Parse()
+	if *size != "" {
+		n, err := parseSize(*size)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: -size:", err)
+			os.Exit(2)
+		}
+		b.size = n
+	}
 	if err := b.run(*only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -77,7 +88,7 @@ func (b *bench) run(only string) error {
 		fn   func(context.Context, sizes, *limits, *e2eState) error
 	}{
 		{"put", b.putNew}, {"small", b.putSmall}, {"edit", b.putEdited}, {"get", b.get},
-		{"rss", b.rss}, {"million", b.million},
+		{"rss", b.rss}, {"million", b.million}, {"peers", b.peers},
 	}
 	for _, s := range steps {
 		if !want(s.name) {
@@ -100,10 +111,33 @@ type sizes struct {
 }
 
 func (b *bench) sizes() sizes {
+	sz := sizes{big: 1 << 30, huge: 4 << 30, small: 20000, million: 1000000, paramLen: 256 << 20}
 	if b.quick {
-		return sizes{big: 128 << 20, huge: 256 << 20, small: 2000, million: 20000, paramLen: 64 << 20}
+		sz = sizes{big: 128 << 20, huge: 256 << 20, small: 2000, million: 20000, paramLen: 64 << 20}
 	}
-	return sizes{big: 1 << 30, huge: 4 << 30, small: 20000, million: 1000000, paramLen: 256 << 20}
+	if b.size > 0 {
+		sz.big = b.size
+	}
+	return sz
+}
+
+// parseSize reads a byte count such as 134217728, 128MiB or 1GiB.
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%q is no size (such as 128MiB)", s)
+	}
+	return n * mult, nil
 }
 
 func (b *bench) add(r row) {

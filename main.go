@@ -7,22 +7,32 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/loftstore/loft/cli"
 )
 
-func main() {
+func main() { os.Exit(run()) }
+
+func run() int {
 	// A soft memory target keeps the heap small on small machines; the put
 	// and get pipelines bound their live data well below it.
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(48 << 20)
 	}
+	// LOFT_CPUPROFILE names a file for a CPU profile of this run (pprof
+	// format), for performance work on the real binary.
+	if path := os.Getenv("LOFT_CPUPROFILE"); path != "" {
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer f.Close()
+			defer pprof.StopCPUProfile()
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	// The first signal asks loft to stop cleanly; from then on the default
 	// handling is back, so a second one ends the process at once.
 	context.AfterFunc(ctx, stop)
-	code := cli.Run(ctx, os.Args, cli.OSEnv())
-	stop()
-	os.Exit(code)
+	return cli.Run(ctx, os.Args, cli.OSEnv())
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,9 +12,12 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"os"
 	"time"
 
 	"github.com/quic-go/quic-go"
+
+	"github.com/loftstore/loft/store"
 )
 
 // quicLimit is the ceiling of any transfer between two nodes on this
@@ -21,6 +25,19 @@ import (
 // bytes on one stream over loopback inside this process, in 1 MiB writes,
 // from the first write until the receiver has read the last byte.
 func quicLimit(ctx context.Context, total int64) (float64, error) {
+	return quicRun(ctx, total, nil, "")
+}
+
+// quicWorkLimit is the ceiling of a remote put on this machine: the same
+// transfer, but the sender reads src through the chunker and hashes every
+// chunk twice (its ID and the whole file), and the receiver hashes every
+// chunk once more (verification) and writes it to a file in dir, flushed at
+// the end: the work a remote put cannot skip, without the protocol around it.
+func quicWorkLimit(ctx context.Context, total int64, src, dir string) (float64, error) {
+	return quicRun(ctx, total, &src, dir)
+}
+
+func quicRun(ctx context.Context, total int64, src *string, dir string) (float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, phaseTimeout(total))
 	defer cancel()
 	cert, pool, err := throwawayCert()
@@ -52,7 +69,12 @@ func quicLimit(ctx context.Context, total int64) (float64, error) {
 			got <- result{err: err}
 			return
 		}
-		n, err := io.CopyBuffer(io.Discard, s, make([]byte, 1<<20))
+		if src == nil {
+			n, err := io.CopyBuffer(io.Discard, s, make([]byte, 1<<20))
+			got <- result{n, time.Now(), err}
+			return
+		}
+		n, err := receiveWork(s, dir)
 		got <- result{n, time.Now(), err}
 	}()
 	conn, err := quic.DialAddr(ctx, ln.Addr().String(), &tls.Config{
@@ -66,9 +88,14 @@ func quicLimit(ctx context.Context, total int64) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	buf := randomBytes(1<<20, 9)
 	start := time.Now()
-	for sent := int64(0); sent < total; {
+	if src != nil {
+		if err := sendWork(s, *src, total); err != nil {
+			return 0, err
+		}
+	}
+	buf := randomBytes(1<<20, 9)
+	for sent := int64(0); src == nil && sent < total; {
 		n := min(int64(len(buf)), total-sent)
 		if _, err := s.Write(buf[:n]); err != nil {
 			return 0, err
@@ -121,4 +148,55 @@ func throwawayCert() (tls.Certificate, *x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool, nil
+}
+
+func sendWork(w io.Writer, src string, total int64) error {
+	f, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	ch := store.NewChunker(io.LimitReader(f, total), store.DefaultParams())
+	whole := sha256.New()
+	for {
+		c, err := ch.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		store.Sum(c)
+		whole.Write(c)
+		if _, err := w.Write(c); err != nil {
+			return err
+		}
+	}
+}
+
+func receiveWork(r io.Reader, dir string) (int64, error) {
+	f, err := os.CreateTemp(dir, "quic-work-*")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	var n int64
+	for {
+		k, err := io.ReadFull(r, buf)
+		if k > 0 {
+			sha256.Sum256(buf[:k])
+			if _, werr := f.Write(buf[:k]); werr != nil {
+				return n, werr
+			}
+			n += int64(k)
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return n, f.Sync()
+		}
+		if err != nil {
+			return n, err
+		}
+	}
 }

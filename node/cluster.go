@@ -11,6 +11,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -400,23 +401,51 @@ func (n *Node) replicate(ctx context.Context, hbEvery time.Duration) (Replicatio
 	for _, p := range peers {
 		nodes = append(nodes, p.ID)
 	}
-	// want[peer] lists chunks to offer to that peer.
-	want := map[string][]catalog.ChunkCopies{}
-	flush := func(peer string) error {
-		batch := want[peer]
-		want[peer] = nil
-		pushed, bytes, had, err := n.offer(ctx, peer, batch)
-		rep.Pushed += pushed
-		rep.PushedBytes += bytes
-		rep.Confirmed += had
-		return err
-	}
+	// One worker per online peer offers that peer its batches, so peers are
+	// served at once; the walk hands batches over with a short queue, which
+	// bounds the chunk lists held.
+	var mu sync.Mutex
 	var errs []error
+	queues := map[string]chan []catalog.ChunkCopies{}
+	var wg sync.WaitGroup
+	for peer := range online {
+		q := make(chan []catalog.ChunkCopies, 1)
+		queues[peer] = q
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			failed := false
+			for batch := range q {
+				if failed {
+					continue // the peer failed: drain, skip it for this pass
+				}
+				pushed, bytes, had, err := n.offer(ctx, peer, batch)
+				mu.Lock()
+				rep.Pushed += pushed
+				rep.PushedBytes += bytes
+				rep.Confirmed += had
+				if err != nil {
+					errs = append(errs, fmt.Errorf("peer %s: %w", peer[:8], err))
+					failed = true
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	want := map[string][]catalog.ChunkCopies{}
+	send := func(peer string) {
+		if len(want[peer]) > 0 {
+			queues[peer] <- want[peer]
+			want[peer] = nil
+		}
+	}
 	err = n.cat.EachReferenced(ctx, func(cc catalog.ChunkCopies) error {
 		if !cc.Held {
 			return nil
 		}
+		mu.Lock()
 		rep.Chunks++
+		mu.Unlock()
 		have := 1
 		holders := map[string]bool{n.id.String(): true}
 		for _, p := range cc.Peers {
@@ -428,8 +457,10 @@ func (n *Node) replicate(ctx context.Context, hbEvery time.Duration) (Replicatio
 		if have >= r {
 			return nil
 		}
+		mu.Lock()
 		rep.Below++
 		rep.BelowBytes += cc.Stored
+		mu.Unlock()
 		need := r - have
 		for _, nd := range rank(cc.ID, nodes) {
 			if need == 0 {
@@ -440,27 +471,28 @@ func (n *Node) replicate(ctx context.Context, hbEvery time.Duration) (Replicatio
 			}
 			want[nd] = append(want[nd], cc)
 			need--
-			if len(want[nd]) == 256 {
-				if err := flush(nd); err != nil {
-					errs = append(errs, err)
-					online[nd] = false // skip it for the rest of this pass
-				}
+			if len(want[nd]) == replicateBatch {
+				send(nd)
 			}
 		}
 		return ctx.Err()
 	})
+	for peer, q := range queues {
+		if err == nil {
+			send(peer)
+		}
+		close(q)
+	}
+	wg.Wait()
 	if err != nil {
 		return rep, err
 	}
-	for peer := range want {
-		if len(want[peer]) > 0 && online[peer] {
-			if err := flush(peer); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
 	return rep, errors.Join(errs...)
 }
+
+// replicateBatch is how many chunks one offer (a have/want round trip and a
+// push stream) carries.
+const replicateBatch = 64
 
 // offer asks peer which of the chunks it holds, records those as replicas,
 // and pushes the rest, recording each once the peer acknowledges it durable.
@@ -494,7 +526,7 @@ func (n *Node) offer(ctx context.Context, peer string, batch []catalog.ChunkCopi
 	if err := n.cat.AddReplicas(ctx, peer, present); err != nil {
 		return 0, 0, 0, err
 	}
-	acked, sent, err := n.push(ctx, c, missing, n.readLocal)
+	acked, sent, err := n.push(ctx, c, missing, n.readLocal, nil)
 	if len(acked) > 0 {
 		if aerr := n.cat.AddReplicas(ctx, peer, acked); aerr != nil && err == nil {
 			err = aerr
@@ -505,7 +537,10 @@ func (n *Node) offer(ctx context.Context, peer string, batch []catalog.ChunkCopi
 
 // push sends chunks this node holds on one stream and returns those the
 // peer acknowledged durable, and the bytes sent.
-func (n *Node) push(ctx context.Context, c *transfer.Conn, ids []store.ID, read func(context.Context, store.ID, []byte) ([]byte, error)) ([]store.ID, int64, error) {
+//
+// read supplies each chunk's bytes; written, when set, is told once a
+// chunk has been handed to the stream, when read's buffer may be reused.
+func (n *Node) push(ctx context.Context, c *transfer.Conn, ids []store.ID, read func(context.Context, store.ID, []byte) ([]byte, error), written func(store.ID)) ([]store.ID, int64, error) {
 	if len(ids) == 0 {
 		return nil, 0, nil
 	}
@@ -559,6 +594,9 @@ func (n *Node) push(ctx context.Context, c *transfer.Conn, ids []store.ID, read 
 		s.SetDeadline(time.Now().Add(60 * time.Second))
 		if werr = s.WriteFrame(transfer.FrameChunk, frame); werr != nil {
 			break
+		}
+		if written != nil {
+			written(id)
 		}
 		sent += int64(len(data))
 		n.traffic.pushed.Add(int64(len(data)))

@@ -264,11 +264,12 @@ func (r *Remote) putOne(ctx context.Context, fp, name string, fi fs.FileInfo, re
 // A remote put offers chunks in batches of remoteBatch (one have/want
 // round trip each) and sends the missing ones on up to remoteStreams
 // streams at once. remoteBudget bounds the chunk bytes held in memory:
-// read but not yet acknowledged by the peer.
+// read but not yet acknowledged by the peer. It stays well below the
+// process's soft memory limit, or the collector would run without pause.
 const (
 	remoteBatch   = 8
 	remoteStreams = 4
-	remoteBudget  = 32 << 20
+	remoteBudget  = 20 << 20
 )
 
 func (r *Remote) putFile(ctx context.Context, rd io.Reader, name string, mode uint32, mtime time.Time, res *RemotePutResult) error {
@@ -282,13 +283,8 @@ func (r *Remote) putFile(ctx context.Context, rd io.Reader, name string, mode ui
 	for range remoteStreams {
 		g.Go(func() error {
 			for batch := range work {
-				acked, n, err := r.pushData(gctx, batch)
+				acked, n, err := r.pushData(gctx, batch, budget)
 				sent.Add(n)
-				var held int64
-				for _, b := range batch {
-					held += int64(len(b.data))
-				}
-				budget.Release(held)
 				if err != nil {
 					return err
 				}
@@ -327,7 +323,7 @@ func (r *Remote) putFile(ctx context.Context, rd io.Reader, name string, mode ui
 				if bits.Bits[i] {
 					skipped.Add(int64(len(b.data)))
 					reused.Add(1)
-					budget.Release(int64(len(b.data)))
+					r.release([]pending{b}, budget)
 				} else {
 					missing = append(missing, b)
 				}
@@ -351,21 +347,23 @@ func (r *Remote) putFile(ctx context.Context, rd io.Reader, name string, mode ui
 			if err != nil {
 				return fmt.Errorf("read %s: %w", name, err)
 			}
-			if !budget.TryAcquire(int64(len(data))) {
+			need := bufferSize(len(data))
+			if !budget.TryAcquire(need) {
 				// The budget is held by chunks in flight and by this batch:
 				// send the batch on before waiting, or nothing would free it.
 				if err := offer(); err != nil {
 					return err
 				}
-				if err := budget.Acquire(gctx, int64(len(data))); err != nil {
+				if err := budget.Acquire(gctx, need); err != nil {
 					return err
 				}
 			}
+			buf := r.n.bufs.get(len(data))
 			id := store.Sum(data)
 			whole.Write(data)
 			size += int64(len(data))
 			refs = append(refs, transfer.ChunkRef{ID: id, Plain: int64(len(data)), Stored: int64(len(data))})
-			batch = append(batch, pending{id, append([]byte(nil), data...)})
+			batch = append(batch, pending{id: id, data: append((*buf)[:0], data...), buf: buf})
 			if len(batch) == remoteBatch {
 				if err := offer(); err != nil {
 					return err
@@ -410,17 +408,28 @@ func (r *Remote) putFile(ctx context.Context, rd io.Reader, name string, mode ui
 }
 
 // pushData sends chunks held in memory on one stream and returns how many
-// the peer acknowledged durable and the bytes sent.
-func (r *Remote) pushData(ctx context.Context, chunks []pending) (int, int64, error) {
-	data := make(map[store.ID][]byte, len(chunks))
+// the peer acknowledged durable and the bytes sent. Each chunk's buffer goes
+// back to the pool as soon as the chunk is written to the stream: if the
+// peer does not acknowledge it, the put fails, and its rerun reads the
+// file again.
+func (r *Remote) pushData(ctx context.Context, chunks []pending, budget *semaphore.Weighted) (int, int64, error) {
+	byID := make(map[store.ID]pending, len(chunks))
 	ids := make([]store.ID, len(chunks))
 	for i, c := range chunks {
 		ids[i] = c.id
-		data[c.id] = c.data
+		byID[c.id] = c
 	}
-	acked, sent, err := r.n.push(ctx, r.c, ids, func(_ context.Context, id store.ID, _ []byte) ([]byte, error) {
-		return data[id], nil
-	})
+	read := func(_ context.Context, id store.ID, _ []byte) ([]byte, error) { return byID[id].data, nil }
+	written := func(id store.ID) {
+		if c, ok := byID[id]; ok {
+			delete(byID, id)
+			r.release([]pending{c}, budget)
+		}
+	}
+	acked, sent, err := r.n.push(ctx, r.c, ids, read, written)
+	for _, c := range byID { // not written: an error stopped the stream
+		r.release([]pending{c}, budget)
+	}
 	return len(acked), sent, err
 }
 
@@ -428,6 +437,15 @@ func (r *Remote) pushData(ctx context.Context, chunks []pending) (int, int64, er
 type pending struct {
 	id   store.ID
 	data []byte
+	buf  *[]byte // from the node's buffer pool
+}
+
+// release returns chunks' buffers to the pool and their bytes to budget.
+func (r *Remote) release(chunks []pending, budget *semaphore.Weighted) {
+	for _, c := range chunks {
+		budget.Release(int64(cap(*c.buf)))
+		r.n.bufs.put(c.buf)
+	}
 }
 
 // Close ends the connection's use and closes the local node it came from.

@@ -38,6 +38,7 @@ func Settings() []Setting {
 		{Key: "peer-grace", Default: "1h", Help: "how long a peer may be offline before its chunks are copied elsewhere", check: duration},
 		{Key: "heartbeat-interval", Default: "2s", Help: "how often serve exchanges heartbeats and changes with each peer", check: positive},
 		{Key: "replicate-interval", Default: "10s", Help: "how often serve looks for chunks below their replica count", check: positive},
+		{Key: "repair-interval", Default: "10m", Help: "how often serve asks peers to confirm the copies they hold, so lost ones are made again", check: positive},
 		{Key: "scrub-interval", Default: "24h", Help: "how often serve re-reads every chunk it holds and repairs bad ones", check: positive},
 		{Key: "gc-interval", Default: "1h", Help: "how often serve collects garbage", check: positive},
 		{Key: "listen", Default: "0.0.0.0:7419", Help: "UDP address serve listens on"},

@@ -240,7 +240,7 @@ func (e *runEnv) statusCommand() *ucli.Command {
 			r := st.Replication
 			fmt.Fprintf(e.Stdout, "replication: %d copies wanted; %d of %d chunks (%s) below, %d under repair here, %d not located\n",
 				r.Replicas, r.Below, r.Chunks, bytes(r.BelowBytes), r.UnderRepair, r.Unplaced)
-			for _, name := range []string{"replicate", "scrub", "gc"} {
+			for _, name := range []string{"replicate", "repair", "scrub", "gc"} {
 				if rec, ok := st.Loops[name]; ok {
 					b, _ := json.Marshal(rec.Result)
 					line := fmt.Sprintf("last %s: %s %s", name, when(rec.At), b)

@@ -79,7 +79,7 @@ func exitCode(err error) int {
 	case errors.As(err, &ue), errors.Is(err, catalog.ErrBadName), errors.Is(err, node.ErrNeedName),
 		errors.Is(err, node.ErrNeedDest), errors.Is(err, node.ErrIsDir), errors.Is(err, store.ErrBadParams),
 		errors.Is(err, catalog.ErrBadSetting), errors.Is(err, node.ErrDestination),
-		errors.Is(err, node.ErrSpecialFile), errors.Is(err, node.ErrDuplicateName):
+		errors.Is(err, node.ErrSpecialFile), errors.Is(err, node.ErrDuplicateName), errors.Is(err, store.ErrBadPeerID):
 		return ExitUsage
 	case errors.Is(err, store.ErrIntegrity), errors.As(err, &ce):
 		return ExitIntegrity

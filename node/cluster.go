@@ -135,7 +135,7 @@ func (n *Node) heartbeat(ctx context.Context) (transfer.Heartbeat, error) {
 	if unix.Statfs(n.dir, &fs) == nil {
 		hb.Free = int64(fs.Bavail) * int64(fs.Bsize)
 	}
-	st, err := n.cat.HeldTotals(ctx)
+	st, err := n.heldTotals(ctx)
 	if err != nil {
 		return hb, err
 	}
@@ -145,6 +145,23 @@ func (n *Node) heartbeat(ctx context.Context) (transfer.Heartbeat, error) {
 	}
 	return hb, nil
 }
+
+// heldTotals counts the chunks this node holds. Counting scans the chunk
+// table, so heartbeats share one count for up to heldTotalsAge.
+func (n *Node) heldTotals(ctx context.Context) (catalog.GarbageTotals, error) {
+	n.held.mu.Lock()
+	defer n.held.mu.Unlock()
+	if !n.held.at.IsZero() && time.Since(n.held.at) < heldTotalsAge {
+		return n.held.t, nil
+	}
+	t, err := n.cat.HeldTotals(ctx)
+	if err == nil {
+		n.held.t, n.held.at = t, time.Now()
+	}
+	return t, err
+}
+
+const heldTotalsAge = 10 * time.Second
 
 // peerInfo is what the catalog keeps of a peer's last heartbeat.
 type peerInfo struct {
@@ -760,9 +777,15 @@ func (n *Node) keepFetched(ctx context.Context, id store.ID, data []byte) {
 
 // ScrubReport says what a scrub found.
 type ScrubReport struct {
-	Chunks          int64 `json:"chunks"`
-	Corrupt         int64 `json:"corrupt"`
-	Repaired        int64 `json:"repaired"`
+	Chunks   int64 `json:"chunks"`
+	Corrupt  int64 `json:"corrupt"`
+	Repaired int64 `json:"repaired"`
+}
+
+// RepairReport says what a repair pass found. The copies it forgets are
+// made again by the next replication pass; chunks whose holder has been
+// offline past peer-grace are copied elsewhere by replication too.
+type RepairReport struct {
 	ReplicasDropped int64 `json:"replicas_dropped"` // copies peers no longer hold
 }
 

@@ -62,6 +62,11 @@ type Node struct {
 	bufs bufferPool
 
 	traffic traffic
+	held    struct { // see heldTotals
+		mu sync.Mutex
+		at time.Time
+		t  catalog.GarbageTotals
+	}
 
 	netOnce sync.Once
 	net     *network

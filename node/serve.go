@@ -42,7 +42,7 @@ func (n *Node) Serve(ctx context.Context, opts ServeOptions) error {
 		}
 	}
 	iv := map[string]time.Duration{}
-	for _, k := range []string{"heartbeat-interval", "replicate-interval", "scrub-interval", "gc-interval"} {
+	for _, k := range []string{"heartbeat-interval", "replicate-interval", "repair-interval", "scrub-interval", "gc-interval"} {
 		if iv[k], err = n.cat.Duration(ctx, k); err != nil {
 			return err
 		}
@@ -95,15 +95,24 @@ func (n *Node) Serve(ctx context.Context, opts ServeOptions) error {
 		return nil
 	})
 	g.Go(func() error {
+		every(ctx, iv["repair-interval"], func() {
+			var rep RepairReport
+			var err error
+			rep.ReplicasDropped, err = n.VerifyReplicas(ctx, iv["heartbeat-interval"])
+			if err != nil && ctx.Err() == nil {
+				n.log.Warn("repair: replica check incomplete", "err", err)
+			}
+			n.recordLoop(ctx, "repair", rep, err)
+		})
+		return nil
+	})
+	g.Go(func() error {
 		every(ctx, iv["scrub-interval"], func() {
 			rep, err := n.Scrub(ctx)
 			if err != nil && ctx.Err() == nil {
 				n.log.Warn("scrub incomplete", "err", err)
 			}
-			rep.ReplicasDropped, err = n.VerifyReplicas(ctx, iv["heartbeat-interval"])
-			if err != nil && ctx.Err() == nil {
-				n.log.Warn("replica check incomplete", "err", err)
-			}
+
 			if rep.Corrupt > 0 {
 				n.log.Warn("scrub found corrupt chunks", "corrupt", rep.Corrupt, "repaired", rep.Repaired)
 			}

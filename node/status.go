@@ -139,7 +139,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		}
 	}
 	st.Loops = map[string]loopRecord{}
-	for _, name := range []string{"replicate", "scrub", "gc"} {
+	for _, name := range []string{"replicate", "repair", "scrub", "gc"} {
 		if v, err := n.cat.Meta(ctx, "loop."+name); err == nil && v != "" {
 			var rec loopRecord
 			if json.Unmarshal([]byte(v), &rec) == nil {

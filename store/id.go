@@ -45,6 +45,9 @@ func (id *ID) UnmarshalText(b []byte) error {
 // ErrBadID is returned by ParseID for text that is not a chunk ID.
 var ErrBadID = errors.New("not a chunk id")
 
+// ErrBadPeerID is returned by ParsePeerID for text that is not a node ID.
+var ErrBadPeerID = errors.New("not a node id")
+
 // ParseID parses the 64-character hex form of an ID.
 func ParseID(s string) (ID, error) {
 	var id ID
@@ -85,7 +88,7 @@ func (p PeerID) Short() string { return p.String()[:8] }
 // spelling is accepted, so that one node has one textual ID.
 func ParsePeerID(s string) (PeerID, error) {
 	var p PeerID
-	bad := fmt.Errorf("%w: %q is not a node id", ErrBadID, s)
+	bad := fmt.Errorf("%w: %q", ErrBadPeerID, s)
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 {
 			return p, bad

@@ -278,8 +278,8 @@ func TestParsePeerIDRejects(t *testing.T) {
 			if err == nil {
 				t.Fatalf("ParsePeerID(%q) = %s, want an error", in, p)
 			}
-			if !errors.Is(err, ErrBadID) {
-				t.Fatalf("error %v is not ErrBadID", err)
+			if !errors.Is(err, ErrBadPeerID) {
+				t.Fatalf("error %v is not ErrBadPeerID", err)
 			}
 		})
 	}
@@ -312,8 +312,8 @@ func FuzzParsePeerID(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in string) {
 		p, err := ParsePeerID(in)
 		if err != nil {
-			if !errors.Is(err, ErrBadID) {
-				t.Fatalf("ParsePeerID(%q) error %v is not ErrBadID", in, err)
+			if !errors.Is(err, ErrBadPeerID) {
+				t.Fatalf("ParsePeerID(%q) error %v is not ErrBadPeerID", in, err)
 			}
 			return
 		}

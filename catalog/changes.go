@@ -107,3 +107,18 @@ func (c *Catalog) GCRuns(ctx context.Context, limit int) ([]GCRun, error) {
 	}
 	return out, classify(rows.Err())
 }
+
+// LastChanges returns the newest limit changes, oldest first.
+func (c *Catalog) LastChanges(ctx context.Context, limit int) ([]Change, error) {
+	seq, err := c.LastSeq(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return c.Changes(ctx, max(0, seq-int64(limit)), limit)
+}
+
+// LastSeq returns the newest change sequence, 0 for an empty log.
+func (c *Catalog) LastSeq(ctx context.Context) (int64, error) {
+	seq, err := lastSeq(ctx, c.r)
+	return seq, classify(err)
+}

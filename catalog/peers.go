@@ -487,3 +487,46 @@ func (c *Catalog) ReplicasOf(ctx context.Context, peer string, after int64, limi
 	}
 	return out, after, classify(rows.Err())
 }
+
+// VersionCopies calls fn with the copies of each chunk of version v, a
+// page at a time.
+func (c *Catalog) VersionCopies(ctx context.Context, v Version, fn func(ChunkCopies) error) error {
+	from := int64(0)
+	for {
+		rows, err := c.r.QueryContext(ctx, `SELECT vc.idx, c.hash, c.plain_size, c.stored_size, c.held,
+			coalesce((SELECT group_concat(peer) FROM replicas r WHERE r.chunk_id = c.id), '')
+			FROM version_chunks vc JOIN chunks c ON c.id = vc.chunk_id
+			WHERE vc.version_id = ? AND vc.idx >= ? ORDER BY vc.idx LIMIT 1000`, v.id, from)
+		if err != nil {
+			return classify(err)
+		}
+		var page []ChunkCopies
+		for rows.Next() {
+			var cc ChunkCopies
+			var h []byte
+			var peers string
+			if err := rows.Scan(&from, &h, &cc.Plain, &cc.Stored, &cc.Held, &peers); err != nil {
+				rows.Close()
+				return classify(err)
+			}
+			copy(cc.ID[:], h)
+			if peers != "" {
+				cc.Peers = strings.Split(peers, ",")
+			}
+			page = append(page, cc)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return classify(err)
+		}
+		for _, cc := range page {
+			if err := fn(cc); err != nil {
+				return err
+			}
+		}
+		if len(page) < 1000 {
+			return nil
+		}
+		from++
+	}
+}

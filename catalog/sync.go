@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
@@ -120,6 +121,12 @@ func (c *Catalog) ExportChanges(ctx context.Context, after int64, limit int, ski
 		v, vv, err := c.versionByIdentity(ctx, c.r, e.Version.Origin, e.Version.OriginSeq, e.Version.Name)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
+			// A deletion that lost to a concurrent write is on the frontier
+			// without a row: it travels as the frontier knows it.
+			if s, ok := c.frontierEntry(ctx, e.Version.Name, e.Version.Origin, e.Version.OriginSeq); ok && s.Deleted {
+				e.Version.Deleted, e.Version.VV, e.Version.Created = true, s.VV, fromNanos(s.Created)
+				break
+			}
 			e.Version.Gone = true
 		case err != nil:
 			return nil, 0, classify(err)
@@ -131,6 +138,25 @@ func (c *Catalog) ExportChanges(ctx context.Context, after int64, limit int, ski
 		out = append(out, e)
 	}
 	return out, last, nil
+}
+
+// frontierEntry returns the frontier entry of object name with the given
+// identity, if it is there.
+func (c *Catalog) frontierEntry(ctx context.Context, name, origin string, seq int64) (sibling, bool) {
+	var raw string
+	if err := c.r.QueryRowContext(ctx, `SELECT siblings FROM objects WHERE name = ?`, name).Scan(&raw); err != nil {
+		return sibling{}, false
+	}
+	var front []sibling
+	if json.Unmarshal([]byte(raw), &front) != nil {
+		return sibling{}, false
+	}
+	for _, s := range front {
+		if s.same(origin, seq) {
+			return s, true
+		}
+	}
+	return sibling{}, false
 }
 
 // versionByIdentity finds the version created by change (origin, seq),
@@ -289,6 +315,10 @@ func (tx *Tx) show(ctx context.Context, obj int64, name string, front, next []si
 			return place(target)
 		}
 		v, err := tx.versionByIdentityTx(ctx, s.Origin, s.Seq, name)
+		if errors.Is(err, sql.ErrNoRows) && s.Deleted {
+			// A deletion that was on the frontier unshown has no row yet.
+			return tx.insertTombstone(ctx, target, s)
+		}
 		if err != nil {
 			return fmt.Errorf("version %s/%d of %s: %w", s.Origin, s.Seq, name, err)
 		}
@@ -381,6 +411,24 @@ func (tx *Tx) retireCopies(ctx context.Context, name string, front, next []sibli
 		}
 	}
 	return nil
+}
+
+// insertTombstone adds deletion s, known from a frontier, as obj's head.
+func (tx *Tx) insertTombstone(ctx context.Context, obj int64, s sibling) error {
+	var head int64
+	if err := tx.QueryRowContext(ctx, `SELECT head FROM objects WHERE id = ?`, obj).Scan(&head); err != nil {
+		return err
+	}
+	num := head + 1
+	if _, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, deleted, created, origin, origin_seq, vv)
+		VALUES (?, ?, 1, ?, ?, ?, ?)`, obj, num, s.Created, s.Origin, s.Seq, s.VV.String()); err != nil {
+		return fmt.Errorf("add deletion: %w", err)
+	}
+	if err := tx.setHead(ctx, obj, num, false); err != nil {
+		return err
+	}
+	_, err := tx.prune(ctx, obj, num, tx.seq)
+	return err
 }
 
 // headIdentity returns the identity of obj's newest version.

@@ -58,7 +58,8 @@ func coded(err error) error {
 		return transfer.Errorf(transfer.CodeIntegrity, "%v", err)
 	case errors.Is(err, syscall.ENOSPC):
 		return transfer.Errorf(transfer.CodeNoSpace, "%v", err)
-	case errors.Is(err, transfer.ErrBadMessage), errors.Is(err, catalog.ErrBadName), errors.Is(err, catalog.ErrBadSetting):
+	case errors.Is(err, transfer.ErrBadMessage), errors.Is(err, catalog.ErrBadName), errors.Is(err, catalog.ErrBadSetting),
+		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, transfer.ErrFrameTooLarge):
 		return transfer.Errorf(transfer.CodeBadRequest, "%v", err)
 	}
 	return transfer.Errorf(transfer.CodeInternal, "%v", err)
@@ -377,6 +378,12 @@ func (h *handler) ServeStream(ctx context.Context, c *transfer.Conn, op transfer
 	switch op {
 	case transfer.OpPush:
 		err = h.n.receivePush(ctx, c, s)
+	case transfer.OpEvents:
+		if c.Peer() != h.n.id {
+			err = transfer.Errorf(transfer.CodeDenied, "events are for this node's own dashboard")
+			break
+		}
+		err = h.n.serveEvents(ctx, s)
 	case transfer.OpFetch:
 		var req transfer.FetchReq
 		if err = transfer.DecodeBody(body, &req); err == nil {
@@ -387,7 +394,7 @@ func (h *handler) ServeStream(ctx context.Context, c *transfer.Conn, op transfer
 	}
 	if err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
 		h.n.log.Warn("stream ended", "peer", c.Peer().Short(), "op", op, "err", err)
-		s.Cancel(transfer.CodeOf(err))
+		s.Cancel(transfer.CodeOf(coded(err)))
 	}
 }
 

@@ -76,10 +76,13 @@ func (n *Node) network(ctx context.Context) (*network, error) {
 	return n.net, n.netErr
 }
 
-// pinned reports whether id is a paired peer, by its exact ID (never a
-// name, which peers choose). It reads the catalog, so a peer added or
+// pinned reports whether id is this node or a paired peer, by its exact
+// ID (never a name, which peers choose). It reads the catalog, so a peer added or
 // removed by another process counts at once.
 func (n *Node) pinned(id store.PeerID) bool {
+	if id == n.id {
+		return true // this repository's own key: its dashboard or command line
+	}
 	_, err := n.cat.PeerByID(context.Background(), id.String())
 	return err == nil
 }

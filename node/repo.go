@@ -62,6 +62,7 @@ type Node struct {
 	bufs bufferPool
 
 	traffic traffic
+	hub     hub      // a serving node's event stream
 	held    struct { // see heldTotals
 		mu sync.Mutex
 		at time.Time
@@ -136,7 +137,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	n := &Node{dir: dir, log: opts.Logger, now: opts.Now}
+	n := &Node{dir: dir, now: opts.Now}
+	n.log = slog.New(hubHandler{opts.Logger.Handler(), &n.hub})
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("%s: %w", dir, ErrNoRepository)
 	}

@@ -81,6 +81,7 @@ func (n *Node) Serve(ctx context.Context, opts ServeOptions) error {
 	})
 	g.Go(func() error { n.peerLoops(ctx, iv["heartbeat-interval"]); return nil })
 	g.Go(func() error { n.recordTraffic(ctx, max(iv["heartbeat-interval"], time.Second)); return nil })
+	g.Go(func() error { n.publishLoop(ctx, max(iv["heartbeat-interval"], time.Second), advertised); return nil })
 	g.Go(func() error {
 		every(ctx, iv["replicate-interval"], func() {
 			rep, err := n.replicate(ctx, iv["heartbeat-interval"])

@@ -29,8 +29,9 @@ const (
 	OpJoin          Op = 16 // JoinReq -> JoinResp, on a join connection only
 	OpEndPut        Op = 17 // Empty -> Empty: ends this connection's write session
 
-	OpPush  Op = 32 // stream: PushReq, then chunk frames; acks come back
-	OpFetch Op = 33 // stream: FetchReq, then chunk frames come back
+	OpPush   Op = 32 // stream: PushReq, then chunk frames; acks come back
+	OpFetch  Op = 33 // stream: FetchReq, then chunk frames come back
+	OpEvents Op = 34 // stream: Empty, then event frames come back (a serving node's own dashboard)
 )
 
 // Caps on lists. A message whose lists are longer is refused as a whole.

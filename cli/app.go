@@ -79,7 +79,7 @@ func (e *runEnv) app() *ucli.App {
 			e.initCommand(), e.putCommand(), e.getCommand(), e.lsCommand(), e.versionsCommand(),
 			e.rmCommand(), e.restoreCommand(), e.statCommand(), e.gcCommand(), e.checkCommand(),
 			e.configCommand(), e.versionCommand(), e.idCommand(), e.inviteCommand(), e.joinCommand(),
-			e.peerCommand(), e.serveCommand(), e.statusCommand(),
+			e.peerCommand(), e.serveCommand(), e.statusCommand(), e.tuiCommand(),
 		},
 		HideVersion:          true,
 		EnableBashCompletion: false,
@@ -110,7 +110,7 @@ func (e *runEnv) app() *ucli.App {
 			return ucli.ShowAppHelp(c)
 		},
 	}
-	remote := map[string]bool{"put": true, "get": true, "ls": true, "versions": true, "rm": true, "restore": true, "stat": true, "status": true}
+	remote := map[string]bool{"put": true, "get": true, "ls": true, "versions": true, "rm": true, "restore": true, "stat": true, "status": true, "tui": true}
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = func(c *ucli.Context, err error, _ bool) error {
 			return usageErrorf("loft "+cmd.Name+" --help", "%v", err)

@@ -310,3 +310,14 @@ func localFirst(addrs []string) []string {
 	})
 	return out
 }
+
+// ServingAddrs returns the addresses of the node serving this repository,
+// if one does.
+func (n *Node) ServingAddrs(ctx context.Context) []string {
+	v, err := n.cat.Meta(ctx, "serving")
+	var rec servingRecord
+	if err != nil || v == "" || json.Unmarshal([]byte(v), &rec) != nil || n.now().Sub(rec.At) > 30*time.Second {
+		return nil
+	}
+	return rec.Addrs
+}

@@ -34,6 +34,7 @@ type PeerStatus struct {
 	LastSeen time.Time     `json:"last_seen,omitzero"`
 	RTT      time.Duration `json:"rtt_ns"`
 	Chunks   int64         `json:"chunks"`
+	Stored   int64         `json:"stored_bytes"`
 	Free     int64         `json:"free_bytes"`
 	Addrs    []string      `json:"addrs"`
 }
@@ -84,7 +85,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		}
 		var info peerInfo
 		if json.Unmarshal([]byte(p.Info), &info) == nil {
-			ps.RTT, ps.Chunks, ps.Free = info.RTT, info.Chunks, info.Free
+			ps.RTT, ps.Chunks, ps.Stored, ps.Free = info.RTT, info.Chunks, info.Stored, info.Free
 		}
 		if ps.Role == "storage" && (ps.State != StateOffline || now.Sub(p.LastSeen) < grace) {
 			counts[p.ID] = true

@@ -1,0 +1,156 @@
+package tui
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/lipgloss"
+)
+
+// verdict is the overview's first line: is the data safe right now?
+func (m Model) verdict() (string, lipgloss.Style) {
+	if !m.loaded {
+		return "Reading the repository…", m.st.dim
+	}
+	r := m.status.Replication
+	storage := 0
+	for _, p := range m.status.Peers {
+		if p.Role == "storage" {
+			storage++
+		}
+	}
+	switch {
+	case r.Chunks == 0:
+		return "Nothing stored yet.", m.st.dim
+	case r.Below == 0 && r.Unplaced == 0 && storage == 0:
+		return fmt.Sprintf("All %s are on this node only: pair another node for a second copy", size(r.Bytes)), m.st.warn
+	case r.Below == 0 && r.Unplaced == 0:
+		return fmt.Sprintf("All %s have %s", size(r.Bytes), copiesWord(r.Replicas)), m.st.good
+	}
+	var parts []string
+	if r.Below > 0 {
+		parts = append(parts, fmt.Sprintf("%d chunks have fewer than %s", r.Below, copiesWord(r.Replicas)))
+	}
+	if r.Unplaced > 0 {
+		parts = append(parts, fmt.Sprintf("%d chunks are on no known node", r.Unplaced))
+	}
+	s := fmt.Sprintf("%s at risk: %s", size(r.BelowBytes), strings.Join(parts, ", "))
+	if r.UnderRepair > 0 {
+		s += ", repairing"
+		if t := m.status.Transfer; t != nil && t.SendRate > 0 {
+			left := time.Duration(float64(r.BelowBytes) / t.SendRate * float64(time.Second))
+			s += ", about " + roundETA(left) + " left"
+		}
+	}
+	return s, m.st.bad
+}
+
+func roundETA(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%d s", int(d.Seconds())+1)
+	case d < time.Hour:
+		return fmt.Sprintf("%d min", int(d.Minutes()+0.5))
+	}
+	return fmt.Sprintf("%.1f h", d.Hours())
+}
+
+func (m Model) overviewView(height int) string {
+	now := time.Now()
+	var b strings.Builder
+	v, style := m.verdict()
+	b.WriteString(style.Render(v) + "\n\n")
+	if !m.loaded {
+		return b.String()
+	}
+	s := m.stat
+	fmt.Fprintf(&b, "%s  %s logical, %s stored, dedup %.2fx, %d objects, %d versions\n",
+		m.st.title.Render("Data"), size(s.LogicalBytes), size(s.StoredBytes), s.DedupRatio, s.Objects, s.Versions)
+	if g := m.status.GC; g.Chunks > 0 {
+		fmt.Fprintf(&b, "      garbage pending %s in %d chunks (%s reclaimable now)\n", size(g.Bytes), g.Chunks, size(g.ReclaimBytes))
+	}
+	b.WriteString("\n" + m.st.title.Render("Disk use") + "\n")
+	barW := max(10, min(40, m.width-48))
+	me := m.status.Node
+	name := orID(me.Name, me.ID)
+	fmt.Fprintf(&b, "  %-12s %s %9s used, %9s free\n", clip(name+" (here)", 12), bar(frac(me.Stored, me.Free), barW), size(me.Stored), size(me.Free))
+	for _, p := range m.status.Peers {
+		if p.Role != "storage" {
+			continue
+		}
+		line := fmt.Sprintf("  %-12s %s %9s used, %9s free", clip(orID(p.Name, p.ID), 12), bar(frac(p.Stored, p.Free), barW), size(p.Stored), size(p.Free))
+		if p.State != "online" {
+			line += " " + m.st.warn.Render(p.State)
+		}
+		b.WriteString(line + "\n")
+	}
+	b.WriteString("\n" + m.st.title.Render("Transfers") + "  ")
+	if t := m.status.Transfer; t != nil {
+		fmt.Fprintf(&b, "%s/s out, %s/s in  %s\n", size(int64(t.SendRate)), size(int64(t.RecvRate)), sparkline(m.rates, max(10, min(40, m.width-40))))
+	} else {
+		b.WriteString(m.st.dim.Render("none: no node is serving this repository") + "\n")
+	}
+	b.WriteString("\n" + m.st.title.Render("Last GC") + "     ")
+	if len(m.gcScreen.runs) > 0 {
+		r := m.gcScreen.runs[0]
+		res := fmt.Sprintf("removed %d chunks (%s), %d orphans", r.Chunks, size(r.Bytes), r.Orphans)
+		if r.DryRun {
+			res = "preview: " + res
+		}
+		if r.Error != "" {
+			res = m.st.bad.Render("failed: " + oneLine(r.Error))
+		}
+		fmt.Fprintf(&b, "%s, %s\n", ago(r.Finished, now), res)
+	} else {
+		b.WriteString("never\n")
+	}
+	b.WriteString(m.st.title.Render("Last scrub") + "  ")
+	if rec, ok := m.status.Loops["scrub"]; ok {
+		var sr struct {
+			Chunks, Corrupt, Repaired int64
+		}
+		raw, _ := json.Marshal(rec.Result)
+		json.Unmarshal(raw, &sr)
+		res := fmt.Sprintf("%d chunks read, %d corrupt, %d repaired", sr.Chunks, sr.Corrupt, sr.Repaired)
+		if sr.Corrupt > sr.Repaired {
+			res = m.st.bad.Render(res)
+		}
+		fmt.Fprintf(&b, "%s, %s\n", ago(rec.At, now), res)
+	} else {
+		b.WriteString("never (serve scrubs every scrub-interval)\n")
+	}
+	return b.String()
+}
+
+func frac(used, free int64) float64 {
+	if used+free <= 0 {
+		return 0
+	}
+	return float64(used) / float64(used+free)
+}
+
+func orID(name, id string) string {
+	if name != "" {
+		return name
+	}
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+func clip(s string, n int) string {
+	if len([]rune(s)) <= n {
+		return s
+	}
+	return string([]rune(s)[:n-1]) + "…"
+}
+
+func copiesWord(n int) string {
+	if n == 1 {
+		return "1 copy"
+	}
+	return fmt.Sprintf("%d copies", n)
+}

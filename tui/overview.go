@@ -37,7 +37,10 @@ func (m Model) verdict() (string, lipgloss.Style) {
 		parts = append(parts, fmt.Sprintf("%d chunks are on no known node", r.Unplaced))
 	}
 	s := fmt.Sprintf("%s at risk: %s", size(r.BelowBytes), strings.Join(parts, ", "))
-	if r.UnderRepair > 0 {
+	switch {
+	case r.UnderRepair > 0 && !m.live:
+		s += "; nothing repairs them while no node serves (loft serve)"
+	case r.UnderRepair > 0:
 		s += ", repairing"
 		if t := m.status.Transfer; t != nil && t.SendRate > 0 {
 			left := time.Duration(float64(r.BelowBytes) / t.SendRate * float64(time.Second))
@@ -61,7 +64,7 @@ func (m Model) overviewView(height int) string {
 	now := time.Now()
 	var b strings.Builder
 	v, style := m.verdict()
-	b.WriteString(style.Render(v) + "\n\n")
+	b.WriteString(style.Width(m.width).Render(v) + "\n\n")
 	if !m.loaded {
 		return b.String()
 	}
@@ -72,17 +75,20 @@ func (m Model) overviewView(height int) string {
 		fmt.Fprintf(&b, "      garbage pending %s in %d chunks (%s reclaimable now)\n", size(g.Bytes), g.Chunks, size(g.ReclaimBytes))
 	}
 	b.WriteString("\n" + m.st.title.Render("Disk use") + "\n")
-	barW := max(10, min(40, m.width-48))
+	barW := max(10, min(40, m.width-51))
 	me := m.status.Node
-	name := orID(me.Name, me.ID)
-	fmt.Fprintf(&b, "  %-12s %s %9s used, %9s free\n", clip(name+" (here)", 12), bar(frac(me.Stored, me.Free), barW), size(me.Stored), size(me.Free))
+	fmt.Fprintf(&b, "  %-18s %s %9s used %9s free\n", clip(orID(me.Name, me.ID)+" (here)", 18), bar(frac(me.Stored, me.Free), barW), size(me.Stored), size(me.Free))
 	for _, p := range m.status.Peers {
 		if p.Role != "storage" {
 			continue
 		}
-		line := fmt.Sprintf("  %-12s %s %9s used, %9s free", clip(orID(p.Name, p.ID), 12), bar(frac(p.Stored, p.Free), barW), size(p.Stored), size(p.Free))
+		name := orID(p.Name, p.ID)
 		if p.State != "online" {
-			line += " " + m.st.warn.Render(p.State)
+			name += " (" + p.State + ")"
+		}
+		line := fmt.Sprintf("  %-18s %s %9s used %9s free", clip(name, 18), bar(frac(p.Stored, p.Free), barW), size(p.Stored), size(p.Free))
+		if p.State != "online" {
+			line = m.st.warn.Render(line)
 		}
 		b.WriteString(line + "\n")
 	}

@@ -80,8 +80,12 @@ func (p peersModel) view(m Model, height int) string {
 	}
 	for i, pr := range peers {
 		state := pr.State
+		rtt := "-"
+		if pr.RTT > 0 {
+			rtt = pr.RTT.Round(10 * time.Microsecond).String()
+		}
 		line := fmt.Sprintf("%-10s %-12s %-8s %-8s %-9s %8s %8d %9s", pr.ID[:8], clip(pr.Name, 12), pr.Role, state,
-			ago(pr.LastSeen, now), pr.RTT.Round(10*time.Microsecond), pr.Chunks, size(pr.Free))
+			ago(pr.LastSeen, now), rtt, pr.Chunks, size(pr.Free))
 		switch {
 		case i == p.cursor:
 			line = m.st.selected.Render(line)

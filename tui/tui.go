@@ -352,6 +352,11 @@ func (m Model) View() string {
 	}
 	tabs := m.tabs()
 	helpView := m.help.View(m.screenKeys())
+	if !m.help.ShowAll {
+		helpView = truncate(helpView, m.width)
+	} else {
+		helpView = fit(helpView, m.width, lipgloss.Height(helpView))
+	}
 	status := m.statusLine()
 	bodyHeight := m.height - lipgloss.Height(tabs) - lipgloss.Height(helpView) - 1
 	if bodyHeight < 1 {

@@ -46,13 +46,13 @@ type filesModel struct {
 }
 
 type getState struct {
-	name               string
-	bytes, bytesTotal  int64
-	files, filesTotal  int64
-	done               bool
-	progress           progress.Model
-	updates            <-chan tea.Msg
-	started            time.Time
+	name              string
+	bytes, bytesTotal int64
+	files, filesTotal int64
+	done              bool
+	progress          progress.Model
+	updates           <-chan tea.Msg
+	started           time.Time
 }
 
 func newFiles() filesModel {

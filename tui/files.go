@@ -335,7 +335,7 @@ func (f filesModel) key(m Model, msg tea.KeyMsg) (filesModel, tea.Cmd) {
 			return f, nil
 		}
 		if e.Dir {
-			f.dir, f.cursor, f.offset, f.filter, f.entries, f.loading = e.Name, 0, 0, "", nil, true
+			f.dir, f.cursor, f.offset, f.filter, f.entries, f.loading = strings.TrimSuffix(e.Name, "/"), 0, 0, "", nil, true
 			f.input.SetValue("")
 			return f, f.load(m, f.dir)
 		}
@@ -410,15 +410,15 @@ func (f filesModel) view(m Model, height int) string {
 		head += m.st.dim.Render(fmt.Sprintf("  first %d entries", maxEntries))
 	}
 	b.WriteString(head + "\n")
-	nameW := max(10, m.width-48)
-	fmt.Fprintf(&b, "%s\n", m.st.dim.Render(fmt.Sprintf("%-*s %10s %4s %-16s %6s", nameW, "NAME", "SIZE", "VERS", "MODIFIED", "COPIES")))
+	nameW := max(10, m.width-50)
+	fmt.Fprintf(&b, "%s\n", m.st.dim.Render(fmt.Sprintf("  %-*s %10s %4s %-16s %6s", nameW, "NAME", "SIZE", "VERS", "MODIFIED", "COPIES")))
 	shown := f.shown()
 	if len(shown) == 0 && !f.loading {
 		b.WriteString(m.st.dim.Render("  (empty)") + "\n")
 	}
 	for i, e := range f.visible(height) {
 		idx := f.offset + i
-		name := path.Base(e.Name)
+		name := path.Base(strings.TrimSuffix(e.Name, "/"))
 		var line string
 		if e.Dir {
 			line = fmt.Sprintf("%-*s %10s %4s %-16s %6s", nameW, clip(name+"/", nameW), "", "", "", "")
@@ -439,10 +439,7 @@ func (f filesModel) view(m Model, height int) string {
 				line = m.st.warn.Render(line)
 			}
 		}
-		if idx == f.cursor {
-			line = m.st.selected.Render(line)
-		}
-		b.WriteString(line + "\n")
+		b.WriteString(m.row(line, idx == f.cursor) + "\n")
 	}
 	// The last line: the filter, a question, or a get in progress.
 	lines := strings.Count(b.String(), "\n")
@@ -473,7 +470,7 @@ func (f filesModel) view(m Model, height int) string {
 func (f filesModel) versionsView(m Model, height int) string {
 	var b strings.Builder
 	b.WriteString(m.st.title.Render("Versions of "+f.vname) + "\n")
-	b.WriteString(m.st.dim.Render(fmt.Sprintf("%7s %-16s %10s %-16s %s", "VERSION", "CREATED", "SIZE", "MODIFIED", "NOTE")) + "\n")
+	b.WriteString(m.st.dim.Render(fmt.Sprintf("  %7s %-16s %10s %-16s %s", "VERSION", "CREATED", "SIZE", "MODIFIED", "NOTE")) + "\n")
 	rows := max(1, height-3)
 	start := max(0, min(f.vcursor-rows+1, len(f.versions)-rows))
 	for i := start; i < len(f.versions) && i < start+rows; i++ {
@@ -493,10 +490,7 @@ func (f filesModel) versionsView(m Model, height int) string {
 			sz, mt = "-", "-"
 		}
 		line := fmt.Sprintf("%7d %-16s %10s %-16s %s", v.Num, v.Created.Local().Format("2006-01-02 15:04"), sz, mt, note)
-		if i == f.vcursor {
-			line = m.st.selected.Render(line)
-		}
-		b.WriteString(line + "\n")
+		b.WriteString(m.row(line, i == f.vcursor) + "\n")
 	}
 	return b.String()
 }

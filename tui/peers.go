@@ -74,7 +74,7 @@ func (p peersModel) view(m Model, height int) string {
 	now := time.Now()
 	peers := m.status.Peers
 	b.WriteString(m.st.title.Render(fmt.Sprintf("Peers (%d)", len(peers))) + "\n")
-	b.WriteString(m.st.dim.Render(fmt.Sprintf("%-10s %-12s %-8s %-8s %-9s %8s %8s %9s", "ID", "NAME", "ROLE", "STATE", "SEEN", "RTT", "CHUNKS", "FREE")) + "\n")
+	b.WriteString(m.st.dim.Render(fmt.Sprintf("  %-9s %-10s %-7s %-7s %-9s %7s %7s %9s", "ID", "NAME", "ROLE", "STATE", "SEEN", "RTT", "CHUNKS", "FREE")) + "\n")
 	if len(peers) == 0 {
 		b.WriteString(m.st.dim.Render("  no peers: press i for an invite token, then loft join TOKEN on the other node") + "\n")
 	}
@@ -84,17 +84,16 @@ func (p peersModel) view(m Model, height int) string {
 		if pr.RTT > 0 {
 			rtt = pr.RTT.Round(10 * time.Microsecond).String()
 		}
-		line := fmt.Sprintf("%-10s %-12s %-8s %-8s %-9s %8s %8d %9s", pr.ID[:8], clip(pr.Name, 12), pr.Role, state,
+		line := fmt.Sprintf("%-9s %-10s %-7s %-7s %-9s %7s %7d %9s", pr.ID[:8], clip(pr.Name, 10), pr.Role, state,
 			ago(pr.LastSeen, now), rtt, pr.Chunks, size(pr.Free))
 		switch {
 		case i == p.cursor:
-			line = m.st.selected.Render(line)
 		case pr.Role == "storage" && state == "offline":
 			line = m.st.bad.Render(line)
 		case state == "suspect":
 			line = m.st.warn.Render(line)
 		}
-		b.WriteString(line + "\n")
+		b.WriteString(m.row(line, i == p.cursor) + "\n")
 	}
 	b.WriteString("\n" + m.st.title.Render("Replication") + "\n")
 	r := m.status.Replication

@@ -117,3 +117,12 @@ func sparkline(samples []float64, width int) string {
 	}
 	return b.String()
 }
+
+// row marks the selected row with a pointer as well as reverse video, so
+// the selection shows on a terminal without attributes too.
+func (m Model) row(line string, selected bool) string {
+	if selected {
+		return m.st.selected.Render("> " + line)
+	}
+	return "  " + line
+}

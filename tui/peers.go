@@ -103,8 +103,11 @@ func (p peersModel) view(m Model, height int) string {
 	}
 	pb := progress.New(progress.WithDefaultGradient(), progress.WithWidth(max(10, min(50, m.width-36))))
 	fmt.Fprintf(&b, "  %s  %d of %d chunks have %s\n", pb.ViewAs(done), r.Chunks-r.Below, r.Chunks, copiesWord(r.Replicas))
-	if r.Below > 0 {
+	switch {
+	case r.Below > 0 && m.live:
 		fmt.Fprintf(&b, "  %d chunks (%s) below, %d being copied by this node\n", r.Below, size(r.BelowBytes), r.UnderRepair)
+	case r.Below > 0:
+		fmt.Fprintf(&b, "  %d chunks (%s) below; nothing copies them while no node serves\n", r.Below, size(r.BelowBytes))
 	}
 	if t := m.status.Transfer; t != nil {
 		fmt.Fprintf(&b, "  sending %s/s, receiving %s/s\n", size(int64(t.SendRate)), size(int64(t.RecvRate)))

@@ -130,9 +130,13 @@ func (g gcModel) view(m Model, height int) string {
 		b.WriteString(m.st.dim.Render("press p to see what a run would remove") + "\n")
 	}
 	if r := g.running; r != nil {
+		total := r.total
+		if total == 0 && r.phase == "sweep" {
+			total = p.ReclaimChunks // what the sweep may remove, as of the last status
+		}
 		frac := 0.0
-		if r.total > 0 {
-			frac = float64(r.done) / float64(r.total)
+		if total > 0 {
+			frac = float64(r.done) / float64(total)
 		}
 		pb := progress.New(progress.WithDefaultGradient(), progress.WithWidth(max(10, min(50, m.width-40))))
 		fmt.Fprintf(&b, "\nrunning: %s %s %d\n", r.phase, pb.ViewAs(frac), r.done)

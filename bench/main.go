@@ -38,7 +38,7 @@ func main() {
 	flag.StringVar(&b.loft, "loft", "bin/loft", "loft binary to measure")
 	flag.StringVar(&b.dir, "dir", ".bench", "scratch directory (several GiB)")
 	flag.BoolVar(&b.quick, "quick", false, "smaller sizes, for trying the harness")
-	only := flag.String("only", "", "comma-separated sections to run (limits,params,put,small,edit,get,rss,million,peers); the limits always run")
+	only := flag.String("only", "", "comma-separated sections to run (limits,params,put,small,edit,get,rss,million,peers,tui); the limits always run")
 	size := flag.String("size", "", "size of the big file, the \"1 GiB\" of the figures (e.g. 128MiB); for trying a section")
 	flag.Parse()
 	if *size != "" {
@@ -62,13 +62,13 @@ func (b *bench) run(only string) error {
 		return err
 	}
 	b.loft = abs
-	if err := os.RemoveAll(b.dir); err != nil {
+	if err := cleanScratch(b.dir); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(b.dir, 0o755); err != nil {
 		return err
 	}
-	defer os.RemoveAll(b.dir)
+	defer cleanScratch(b.dir) // keeps the tui section's cached repository
 	fmt.Printf("loft bench: %s, %d CPUs, %s, scratch %s\n", time.Now().Format(time.DateTime), runtime.NumCPU(), runtime.Version(), b.dir)
 	want := func(s string) bool { return only == "" || strings.Contains(","+only+",", ","+s+",") }
 
@@ -88,7 +88,7 @@ func (b *bench) run(only string) error {
 		fn   func(context.Context, sizes, *limits, *e2eState) error
 	}{
 		{"put", b.putNew}, {"small", b.putSmall}, {"edit", b.putEdited}, {"get", b.get},
-		{"rss", b.rss}, {"million", b.million}, {"peers", b.peers},
+		{"rss", b.rss}, {"million", b.million}, {"peers", b.peers}, {"tui", b.tui},
 	}
 	for _, s := range steps {
 		if !want(s.name) {

@@ -69,6 +69,9 @@ type Node struct {
 		t  catalog.GarbageTotals
 	}
 
+	closeOnce sync.Once
+	closeErr  error
+
 	netOnce sync.Once
 	net     *network
 	netErr  error
@@ -190,13 +193,17 @@ func (n *Node) loadParams(ctx context.Context) error {
 }
 
 // Close releases the repository.
+// Closing it again does nothing.
 func (n *Node) Close() error {
-	if n.net != nil {
-		n.net.close()
-	}
-	err := n.disk.Close()
-	n.codecs.Close()
-	return errors.Join(err, n.cat.Close())
+	n.closeOnce.Do(func() {
+		if n.net != nil {
+			n.net.close()
+		}
+		err := n.disk.Close()
+		n.codecs.Close()
+		n.closeErr = errors.Join(err, n.cat.Close())
+	})
+	return n.closeErr
 }
 
 // Dir returns the repository directory.

@@ -543,7 +543,17 @@ func (n *Node) offer(ctx context.Context, peer string, batch []catalog.ChunkCopi
 	if err := n.cat.AddReplicas(ctx, peer, present); err != nil {
 		return 0, 0, 0, err
 	}
-	acked, sent, err := n.push(ctx, c, missing, n.readLocal, nil)
+	var total int64
+	sizes := make(map[store.ID]int64, len(batch))
+	for _, cc := range batch {
+		sizes[cc.ID] = cc.Plain
+	}
+	for _, id := range missing {
+		total += sizes[id]
+	}
+	tr := n.transfers.start(peer, "replicate", len(missing), total)
+	defer n.transfers.end(tr)
+	acked, sent, err := n.push(ctx, c, missing, n.readLocal, func(id store.ID) { tr.add(sizes[id]) })
 	if len(acked) > 0 {
 		if aerr := n.cat.AddReplicas(ctx, peer, acked); aerr != nil && err == nil {
 			err = aerr

@@ -61,9 +61,10 @@ type Node struct {
 
 	bufs bufferPool
 
-	traffic traffic
-	hub     hub      // a serving node's event stream
-	held    struct { // see heldTotals
+	traffic   traffic
+	transfers flights  // in flight, while serving
+	hub       hub      // a serving node's event stream
+	held      struct { // see heldTotals
 		mu sync.Mutex
 		at time.Time
 		t  catalog.GarbageTotals

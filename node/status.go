@@ -13,7 +13,8 @@ type Status struct {
 	Node        NodeStatus            `json:"node"`
 	Peers       []PeerStatus          `json:"peers"`
 	Replication ReplicationStatus     `json:"replication"`
-	Transfer    *Transfer             `json:"transfer,omitempty"` // while a node serves
+	Transfer    *Transfer             `json:"transfer,omitempty"`  // while a node serves
+	InFlight    []InFlight            `json:"in_flight,omitempty"` // in the serving process
 	GC          catalog.GarbageTotals `json:"gc_pending"`
 	Loops       map[string]loopRecord `json:"loops,omitempty"`
 }
@@ -139,6 +140,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 			st.Transfer = &t
 		}
 	}
+	st.InFlight = n.transfers.snapshot()
 	st.Loops = map[string]loopRecord{}
 	for _, name := range []string{"replicate", "repair", "scrub", "gc"} {
 		if v, err := n.cat.Meta(ctx, "loop."+name); err == nil && v != "" {

@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"encoding/json"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -62,4 +64,60 @@ func (n *Node) recordTraffic(ctx context.Context, every time.Duration) {
 			record()
 		}
 	}
+}
+
+// InFlight is a transfer under way in a serving node: a batch of chunks
+// being pushed to a peer.
+type InFlight struct {
+	Peer   string    `json:"peer"`
+	Kind   string    `json:"kind"` // replicate
+	Chunks int       `json:"chunks"`
+	Done   int64     `json:"done_bytes"`
+	Total  int64     `json:"total_bytes"`
+	Since  time.Time `json:"since"`
+}
+
+type flight struct {
+	mu   *sync.Mutex
+	info InFlight
+}
+
+func (f *flight) add(n int64) {
+	f.mu.Lock()
+	f.info.Done += n
+	f.mu.Unlock()
+}
+
+// flights tracks the transfers in flight, for status.
+type flights struct {
+	mu  sync.Mutex
+	set map[*flight]struct{}
+}
+
+func (fs *flights) start(peer, kind string, chunks int, total int64) *flight {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.set == nil {
+		fs.set = map[*flight]struct{}{}
+	}
+	f := &flight{mu: &fs.mu, info: InFlight{Peer: peer, Kind: kind, Chunks: chunks, Total: total, Since: time.Now()}}
+	fs.set[f] = struct{}{}
+	return f
+}
+
+func (fs *flights) end(f *flight) {
+	fs.mu.Lock()
+	delete(fs.set, f)
+	fs.mu.Unlock()
+}
+
+func (fs *flights) snapshot() []InFlight {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	out := make([]InFlight, 0, len(fs.set))
+	for f := range fs.set {
+		out = append(out, f.info)
+	}
+	slices.SortFunc(out, func(a, b InFlight) int { return a.Since.Compare(b.Since) })
+	return out
 }

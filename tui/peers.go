@@ -112,6 +112,21 @@ func (p peersModel) view(m Model, height int) string {
 	if t := m.status.Transfer; t != nil {
 		fmt.Fprintf(&b, "  sending %s/s, receiving %s/s\n", size(int64(t.SendRate)), size(int64(t.RecvRate)))
 	}
+	if fl := m.status.InFlight; len(fl) > 0 {
+		b.WriteString("\n" + m.st.title.Render("In flight") + "\n")
+		tb := progress.New(progress.WithDefaultGradient(), progress.WithWidth(max(10, min(30, m.width-50))))
+		for i, f := range fl {
+			if i == 5 {
+				fmt.Fprintf(&b, "  and %d more\n", len(fl)-5)
+				break
+			}
+			frac := 0.0
+			if f.Total > 0 {
+				frac = float64(f.Done) / float64(f.Total)
+			}
+			fmt.Fprintf(&b, "  %-9s to %-8s %s %d chunks, %s\n", f.Kind, f.Peer[:min(8, len(f.Peer))], tb.ViewAs(frac), f.Chunks, size(f.Total))
+		}
+	}
 	lines := strings.Count(b.String(), "\n")
 	for ; lines < height-2; lines++ {
 		b.WriteString("\n")

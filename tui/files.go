@@ -11,6 +11,7 @@ import (
 	"github.com/charmbracelet/bubbles/progress"
 	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
 
 	"github.com/loftstore/loft/catalog"
 	"github.com/loftstore/loft/node"
@@ -93,7 +94,8 @@ func (f filesModel) load(m Model, dir string) tea.Cmd {
 		}
 		var out []catalog.Entry
 		truncated := false
-		err := m.b.List(m.ctx, prefix, catalog.ListOptions{}, func(e catalog.Entry) error {
+		// Deleted objects are listed too (marked): restoring one is an action here.
+		err := m.b.List(m.ctx, prefix, catalog.ListOptions{Deleted: true}, func(e catalog.Entry) error {
 			if len(out) == maxEntries {
 				truncated = true
 				return errFull
@@ -230,7 +232,10 @@ func waitMsg(ch <-chan tea.Msg) tea.Cmd {
 	}
 }
 
-func (m Model) bodyHeight() int { return max(1, m.height-4) }
+// bodyHeight is the height of the screen's body, as View lays it out.
+func (m Model) bodyHeight() int {
+	return max(1, m.height-2-lipgloss.Height(m.helpView()))
+}
 
 func (f *filesModel) clampOffset(height int) {
 	rows := max(1, height-3)

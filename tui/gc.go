@@ -72,7 +72,7 @@ func (g gcModel) update(m Model, msg tea.Msg) (gcModel, tea.Cmd) {
 		}
 	case gcDoneMsg:
 		g.running, g.preview = nil, nil
-		text := fmt.Sprintf("gc removed %d chunks (%s) and %d orphan files", msg.res.Chunks, size(msg.res.Bytes), msg.res.Orphans)
+		text := fmt.Sprintf("gc removed %s (%s) and %s", plural(msg.res.Chunks, "chunk"), size(msg.res.Bytes), plural(msg.res.Orphans, "orphan file"))
 		return g, func() tea.Msg { return noticeMsg{text: text, err: msg.err} }
 	}
 	return g, nil
@@ -118,14 +118,14 @@ func (g gcModel) view(m Model, height int) string {
 		if !p.Oldest.IsZero() {
 			oldest = ", oldest unreferenced since " + ago(p.Oldest, now)
 		}
-		fmt.Fprintf(&b, "  %d chunks, %s%s\n  %d chunks (%s) are past the grace period and can go now\n",
-			p.Chunks, size(p.Bytes), oldest, p.ReclaimChunks, size(p.ReclaimBytes))
+		fmt.Fprintf(&b, "  %s, %s%s\n  %s (%s) past the grace period can go now\n",
+			plural(p.Chunks, "chunk"), size(p.Bytes), oldest, plural(p.ReclaimChunks, "chunk"), size(p.ReclaimBytes))
 	}
 	b.WriteString("\n" + m.st.title.Render("Preview") + "  ")
 	switch {
 	case g.preview != nil:
 		r := g.preview
-		fmt.Fprintf(&b, "a run now would remove %d chunks (%s) and %d orphan files (%s)\n", r.Chunks, size(r.Bytes), r.Orphans, size(r.OrphanBytes))
+		fmt.Fprintf(&b, "a run now would remove\n  %s (%s) and %s (%s)\n", plural(r.Chunks, "chunk"), size(r.Bytes), plural(r.Orphans, "orphan file"), size(r.OrphanBytes))
 	default:
 		b.WriteString(m.st.dim.Render("press p to see what a run would remove") + "\n")
 	}

@@ -51,8 +51,10 @@ type screenHelp struct {
 	global []key.Binding
 }
 
+// ShortHelp puts the global keys first: "? more keys" and "q quit" must
+// survive the truncation of a narrow window.
 func (h screenHelp) ShortHelp() []key.Binding {
-	return append(append([]key.Binding{}, h.own...), h.global...)
+	return append(append([]key.Binding{}, h.global...), h.own...)
 }
 
 func (h screenHelp) FullHelp() [][]key.Binding { return [][]key.Binding{h.own, h.global} }
@@ -61,7 +63,7 @@ var _ help.KeyMap = screenHelp{}
 
 func (m Model) screenKeys() help.KeyMap {
 	k := m.keys
-	global := []key.Binding{k.Next, k.Screen, k.Help, k.Quit}
+	global := []key.Binding{k.Help, k.Quit, k.Next}
 	if m.help.ShowAll {
 		global = []key.Binding{k.Next, k.Prev, k.Screen, k.Refresh, k.Help, k.Quit, k.ForceQuit}
 	}

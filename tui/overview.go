@@ -31,10 +31,10 @@ func (m Model) verdict() (string, lipgloss.Style) {
 	}
 	var parts []string
 	if r.Below > 0 {
-		parts = append(parts, fmt.Sprintf("%d chunks have fewer than %s", r.Below, copiesWord(r.Replicas)))
+		parts = append(parts, fmt.Sprintf("%s %s fewer than %s", plural(r.Below, "chunk"), hasHave(r.Below), copiesWord(r.Replicas)))
 	}
 	if r.Unplaced > 0 {
-		parts = append(parts, fmt.Sprintf("%d chunks are on no known node", r.Unplaced))
+		parts = append(parts, fmt.Sprintf("%s %s on no known node", plural(r.Unplaced, "chunk"), isAre(r.Unplaced)))
 	}
 	s := fmt.Sprintf("%s at risk: %s", size(r.BelowBytes), strings.Join(parts, ", "))
 	switch {
@@ -72,7 +72,7 @@ func (m Model) overviewView(height int) string {
 	fmt.Fprintf(&b, "%s  %s logical, %s stored, dedup %.2fx, %d objects, %d versions\n",
 		m.st.title.Render("Data"), size(s.LogicalBytes), size(s.StoredBytes), s.DedupRatio, s.Objects, s.Versions)
 	if g := m.status.GC; g.Chunks > 0 {
-		fmt.Fprintf(&b, "      garbage pending %s in %d chunks (%s reclaimable now)\n", size(g.Bytes), g.Chunks, size(g.ReclaimBytes))
+		fmt.Fprintf(&b, "      garbage pending %s in %s (%s reclaimable now)\n", size(g.Bytes), plural(g.Chunks, "chunk"), size(g.ReclaimBytes))
 	}
 	b.WriteString("\n" + m.st.title.Render("Disk use") + "\n")
 	barW := max(10, min(40, m.width-51))
@@ -101,7 +101,7 @@ func (m Model) overviewView(height int) string {
 	b.WriteString("\n" + m.st.title.Render("Last GC") + "     ")
 	if len(m.gcScreen.runs) > 0 {
 		r := m.gcScreen.runs[0]
-		res := fmt.Sprintf("removed %d chunks (%s), %d orphans", r.Chunks, size(r.Bytes), r.Orphans)
+		res := fmt.Sprintf("removed %s (%s), %s", plural(r.Chunks, "chunk"), size(r.Bytes), plural(r.Orphans, "orphan"))
 		if r.DryRun {
 			res = "preview: " + res
 		}
@@ -159,4 +159,18 @@ func copiesWord(n int) string {
 		return "1 copy"
 	}
 	return fmt.Sprintf("%d copies", n)
+}
+
+func hasHave(n int64) string {
+	if n == 1 {
+		return "has"
+	}
+	return "have"
+}
+
+func isAre(n int64) string {
+	if n == 1 {
+		return "is"
+	}
+	return "are"
 }

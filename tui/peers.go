@@ -8,6 +8,8 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/progress"
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
 )
 
 // peersModel shows the peers table, replication in flight, and pairing.
@@ -127,15 +129,17 @@ func (p peersModel) view(m Model, height int) string {
 			fmt.Fprintf(&b, "  %-9s to %-8s %s %d chunks, %s\n", f.Kind, f.Peer[:min(8, len(f.Peer))], tb.ViewAs(frac), f.Chunks, size(f.Total))
 		}
 	}
-	lines := strings.Count(b.String(), "\n")
-	for ; lines < height-2; lines++ {
-		b.WriteString("\n")
-	}
+	var foot string
 	switch {
 	case p.confirm && p.cursor < len(peers):
-		b.WriteString(m.st.warn.Render(fmt.Sprintf("remove peer %s %s? it will no longer be trusted (y/n)", peers[p.cursor].ID[:8], peers[p.cursor].Name)))
+		foot = m.st.warn.Render(fmt.Sprintf("remove peer %s %s? it will no longer be trusted (y/n)", peers[p.cursor].ID[:8], peers[p.cursor].Name))
 	case p.token != "":
-		b.WriteString("invite (valid 1h, once): loft join\n" + p.token)
+		// The token is wrapped, not cut: it must be copied whole.
+		foot = "invite (valid 1h, once), on the other node: loft join TOKEN\n" + ansi.Hardwrap(p.token, m.width, true)
 	}
-	return b.String()
+	lines := strings.Count(b.String(), "\n")
+	for ; lines < height-lipgloss.Height(foot); lines++ {
+		b.WriteString("\n")
+	}
+	return b.String() + foot
 }

@@ -19,8 +19,8 @@ type styles struct {
 
 func newStyles() styles {
 	return styles{
-		tab:       lipgloss.NewStyle().Padding(0, 1),
-		tabActive: lipgloss.NewStyle().Padding(0, 1).Bold(true).Reverse(true),
+		tab:       lipgloss.NewStyle(),
+		tabActive: lipgloss.NewStyle().Bold(true).Reverse(true),
 		statusBar: lipgloss.NewStyle().Foreground(lipgloss.AdaptiveColor{Light: "240", Dark: "245"}),
 		title:     lipgloss.NewStyle().Bold(true),
 		dim:       lipgloss.NewStyle().Foreground(lipgloss.AdaptiveColor{Light: "244", Dark: "242"}),
@@ -125,4 +125,12 @@ func (m Model) row(line string, selected bool) string {
 		return m.st.selected.Render("> " + line)
 	}
 	return "  " + line
+}
+
+// plural writes a count with its noun: "1 chunk", "2 chunks".
+func plural(n int64, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -95,7 +95,8 @@ type Model struct {
 	loaded    bool
 	live      bool // a serving node's event stream feeds the dashboard
 	events    <-chan node.Event
-	err       error // the last failure, shown in the status line
+	err       error // the last failure to read, shown in the status line
+	actionErr error // the last action's failure, shown until the next key
 	notice    string
 	rates     []float64 // transfer throughput samples, newest last
 	lastSeq   int64     // newest change shown in the feed
@@ -247,7 +248,7 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		}
 		return m, nil
 	case noticeMsg:
-		m.notice, m.err = msg.text, msg.err
+		m.notice, m.actionErr = msg.text, msg.err
 		return m, tea.Batch(m.refresh(), m.files.load(m, m.files.dir), m.gcScreen.loadRuns(m))
 	case tea.KeyMsg:
 		return m.key(msg)
@@ -282,6 +283,7 @@ func (m Model) key(msg tea.KeyMsg) (tea.Model, tea.Cmd) {
 	if key.Matches(msg, m.keys.ForceQuit) {
 		return m, tea.Quit
 	}
+	m.actionErr = nil
 	if m.capturing() {
 		return m.screenKey(msg)
 	}
@@ -351,17 +353,9 @@ func (m Model) View() string {
 		return "loft: window too small"
 	}
 	tabs := m.tabs()
-	helpView := m.help.View(m.screenKeys())
-	if !m.help.ShowAll {
-		helpView = truncate(helpView, m.width)
-	} else {
-		helpView = fit(helpView, m.width, lipgloss.Height(helpView))
-	}
+	helpView := m.helpView()
 	status := m.statusLine()
-	bodyHeight := m.height - lipgloss.Height(tabs) - lipgloss.Height(helpView) - 1
-	if bodyHeight < 1 {
-		bodyHeight = 1
-	}
+	bodyHeight := m.bodyHeight()
 	var body string
 	switch m.screen {
 	case screenOverview:
@@ -379,14 +373,25 @@ func (m Model) View() string {
 	return lipgloss.JoinVertical(lipgloss.Left, tabs, body, status, helpView)
 }
 
+// helpView is the key help, fitted to the width.
+func (m Model) helpView() string {
+	h := m.help.View(m.screenKeys())
+	if !m.help.ShowAll {
+		return truncate(h, m.width)
+	}
+	return fit(h, m.width, lipgloss.Height(h))
+}
+
 func (m Model) tabs() string {
 	var parts []string
 	for i, name := range screenNames {
 		label := string(rune('1'+i)) + " " + name
 		if i == m.screen {
-			parts = append(parts, m.st.tabActive.Render(label))
+			// Brackets as well as reverse video: the active tab shows on a
+			// terminal without attributes too.
+			parts = append(parts, m.st.tabActive.Render("["+label+"]"))
 		} else {
-			parts = append(parts, m.st.tab.Render(label))
+			parts = append(parts, m.st.tab.Render(" "+label+" "))
 		}
 	}
 	row := lipgloss.JoinHorizontal(lipgloss.Top, parts...)
@@ -400,6 +405,8 @@ func (m Model) statusLine() string {
 	}
 	line := mode
 	switch {
+	case m.actionErr != nil:
+		line = m.st.bad.Render("error: " + oneLine(m.actionErr.Error()))
 	case m.err != nil:
 		line = m.st.bad.Render("error: " + oneLine(m.err.Error()))
 	case m.notice != "":

@@ -179,7 +179,8 @@ func (n *Node) publishLoop(ctx context.Context, every time.Duration, addrs []str
 	defer tick.Stop()
 	for {
 		rec, _ := json.Marshal(servingRecord{Addrs: addrs, At: n.now()})
-		n.cat.Tx(context.WithoutCancel(ctx), func(tx *catalog.Tx) error { return tx.SetMeta(ctx, "serving", string(rec)) })
+		wctx := context.WithoutCancel(ctx) // the record is written even as serve stops
+		n.cat.Tx(wctx, func(tx *catalog.Tx) error { return tx.SetMeta(wctx, "serving", string(rec)) })
 		if n.hub.listening() {
 			if st, err := n.Status(ctx); err == nil {
 				n.hub.publish(Event{Kind: "status", At: n.now(), Status: &st})
@@ -199,7 +200,8 @@ func (n *Node) publishLoop(ctx context.Context, every time.Duration, addrs []str
 		}
 		select {
 		case <-ctx.Done():
-			n.cat.Tx(context.WithoutCancel(ctx), func(tx *catalog.Tx) error { return tx.SetMeta(ctx, "serving", "") })
+			wctx := context.WithoutCancel(ctx)
+			n.cat.Tx(wctx, func(tx *catalog.Tx) error { return tx.SetMeta(wctx, "serving", "") })
 			return
 		case <-tick.C:
 		}

@@ -167,7 +167,8 @@ func (n *Node) recordLoop(ctx context.Context, name string, result any, err erro
 		rec.Error = err.Error()
 	}
 	b, _ := json.Marshal(rec)
-	n.cat.Tx(ctx, func(tx *catalog.Tx) error { return tx.SetMeta(ctx, "loop."+name, string(b)) })
+	wctx := context.WithoutCancel(ctx)
+	n.cat.Tx(wctx, func(tx *catalog.Tx) error { return tx.SetMeta(wctx, "loop."+name, string(b)) })
 }
 
 // peerLoops keeps one goroutine per pinned peer, started and stopped as

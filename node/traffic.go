@@ -50,7 +50,8 @@ func (n *Node) recordTraffic(ctx context.Context, every time.Duration) {
 		t := n.transferNow(prev)
 		prev = t
 		b, _ := json.Marshal(t)
-		n.cat.Tx(context.WithoutCancel(ctx), func(tx *catalog.Tx) error { return tx.SetMeta(ctx, "transfer", string(b)) })
+		wctx := context.WithoutCancel(ctx) // the last record is written as serve stops
+		n.cat.Tx(wctx, func(tx *catalog.Tx) error { return tx.SetMeta(wctx, "transfer", string(b)) })
 	}
 	record()
 	tick := time.NewTicker(every)

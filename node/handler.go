@@ -492,14 +492,17 @@ func parseAck(b []byte) (store.ID, transfer.Code, error) {
 // is fetched from its peers; peers ask without relay, so a fetch crosses
 // at most two hops.
 func (n *Node) serveFetch(ctx context.Context, s *transfer.Stream, ids []store.ID, relay bool) error {
-	var buf []byte
-	out := make([]byte, 0, store.IDSize+(1<<20))
+	// One pooled buffer holds the frame: the chunk is read in place after
+	// room for its ID, so a chunk is neither allocated nor copied again.
+	pb := n.bufs.get(store.IDSize + n.params.Max)
+	defer n.bufs.put(pb)
 	read := n.readLocal
 	if relay {
 		read = n.readChunk
 	}
 	for _, id := range ids {
-		data, err := read(ctx, id, buf)
+		frame := (*pb)[:store.IDSize]
+		data, err := read(ctx, id, (*pb)[store.IDSize:store.IDSize])
 		if err != nil {
 			code := transfer.CodeNotFound
 			if errors.Is(err, store.ErrIntegrity) {
@@ -510,10 +513,14 @@ func (n *Node) serveFetch(ctx context.Context, s *transfer.Stream, ids []store.I
 			}
 			continue
 		}
-		buf = data[:0]
-		out = append(append(out[:0], id[:]...), data...)
+		copy(frame, id[:])
+		if len(data) > 0 && cap(*pb) >= store.IDSize+len(data) && &data[0] == &(*pb)[store.IDSize] {
+			frame = (*pb)[:store.IDSize+len(data)] // read in place
+		} else {
+			frame = append(append([]byte(nil), id[:]...), data...) // larger than the buffer
+		}
 		s.SetDeadline(time.Now().Add(30 * time.Second))
-		if err := s.WriteFrame(transfer.FrameChunk, out); err != nil {
+		if err := s.WriteFrame(transfer.FrameChunk, frame); err != nil {
 			return err
 		}
 		n.traffic.served.Add(int64(len(data)))

@@ -274,6 +274,12 @@ func (tx *Tx) Known(ctx context.Context, ids []store.ID) (store.IDSet, error) {
 }
 
 func known(ctx context.Context, q querier, ids []store.ID) (store.IDSet, error) {
+	return among(ctx, q, ids, "")
+}
+
+// among returns which of ids have a chunk row matching the extra condition
+// (SQL, may be empty), a few hundred IDs a query.
+func among(ctx context.Context, q querier, ids []store.ID, cond string) (store.IDSet, error) {
 	out := make(store.IDSet)
 	const per = 500
 	for start := 0; start < len(ids); start += per {
@@ -282,7 +288,7 @@ func known(ctx context.Context, q querier, ids []store.ID) (store.IDSet, error) 
 		for i := range part {
 			args[i] = part[i][:]
 		}
-		rows, err := q.QueryContext(ctx, `SELECT hash FROM chunks WHERE hash IN (?`+
+		rows, err := q.QueryContext(ctx, `SELECT hash FROM chunks WHERE `+cond+` hash IN (?`+
 			strings.Repeat(",?", len(part)-1)+`)`, args...)
 		if err != nil {
 			return nil, classify(err)

@@ -215,33 +215,7 @@ func (c *Catalog) UseInvite(ctx context.Context, now time.Time, proof []byte, pr
 
 // HeldAmong returns which of ids this node holds.
 func (c *Catalog) HeldAmong(ctx context.Context, ids []store.ID) (store.IDSet, error) {
-	out := make(store.IDSet)
-	const per = 500
-	for start := 0; start < len(ids); start += per {
-		part := ids[start:min(start+per, len(ids))]
-		args := make([]any, len(part))
-		for i := range part {
-			args[i] = part[i][:]
-		}
-		rows, err := c.r.QueryContext(ctx, `SELECT hash FROM chunks WHERE held = 1 AND hash IN (?`+
-			strings.Repeat(",?", len(part)-1)+`)`, args...)
-		if err != nil {
-			return nil, classify(err)
-		}
-		for rows.Next() {
-			var h []byte
-			if err := rows.Scan(&h); err != nil {
-				rows.Close()
-				return nil, classify(err)
-			}
-			out.Add(store.ID(h))
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, classify(err)
-		}
-	}
-	return out, nil
+	return among(ctx, c.r, ids, "held = 1 AND")
 }
 
 // InUseAmong returns which of ids a version in this catalog references, or

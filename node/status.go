@@ -68,16 +68,11 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	if err != nil {
 		return st, err
 	}
-	grace, err := n.cat.Duration(ctx, "peer-grace")
-	if err != nil {
-		return st, err
-	}
 	peers, err := n.cat.Peers(ctx)
 	if err != nil {
 		return st, err
 	}
 	now := n.now()
-	counts := map[string]bool{}
 	st.Peers = []PeerStatus{}
 	for _, p := range peers {
 		ps := PeerStatus{ID: p.ID, Name: p.Name, Role: "storage", State: stateOf(p.LastSeen, now, hbEvery), LastSeen: p.LastSeen, Addrs: p.Addrs}
@@ -88,10 +83,11 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		if json.Unmarshal([]byte(p.Info), &info) == nil {
 			ps.RTT, ps.Chunks, ps.Stored, ps.Free = info.RTT, info.Chunks, info.Stored, info.Free
 		}
-		if ps.Role == "storage" && (ps.State != StateOffline || now.Sub(p.LastSeen) < grace) {
-			counts[p.ID] = true
-		}
 		st.Peers = append(st.Peers, ps)
+	}
+	counts, err := n.countingPeers(ctx)
+	if err != nil {
+		return st, err
 	}
 	r, err := n.Replicas(ctx, len(storagePeers(peers)))
 	if err != nil {

@@ -339,11 +339,24 @@ type ChunkCopies struct {
 // EachReferenced calls fn for every chunk some version references, in id
 // order, a page at a time, with the peers known to hold it.
 func (c *Catalog) EachReferenced(ctx context.Context, fn func(ChunkCopies) error) error {
-	var after int64
+	return c.eachCopies(ctx, `SELECT c.id, c.hash, c.plain_size, c.stored_size, c.held, `+copiesOf+`
+		FROM chunks c WHERE c.id > ? AND c.refs > 0 ORDER BY c.id LIMIT 1000`, nil, fn)
+}
+
+// copiesOf is the column of the peers holding chunk c, comma-separated.
+const copiesOf = `coalesce((SELECT group_concat(peer) FROM replicas r WHERE r.chunk_id = c.id), '')`
+
+// eachCopies runs a paged query whose rows are (key, hash, plain, stored,
+// held, peers), ordered by key; the query's first parameter is the key to
+// continue after, arg (if any) its second. It calls fn for every row.
+func (c *Catalog) eachCopies(ctx context.Context, query string, arg any, fn func(ChunkCopies) error) error {
+	after := int64(-1)
 	for {
-		rows, err := c.r.QueryContext(ctx, `SELECT c.id, c.hash, c.plain_size, c.stored_size, c.held,
-			coalesce((SELECT group_concat(peer) FROM replicas r WHERE r.chunk_id = c.id), '')
-			FROM chunks c WHERE c.id > ? AND c.refs > 0 ORDER BY c.id LIMIT 1000`, after)
+		args := []any{after}
+		if arg != nil {
+			args = append(args, arg)
+		}
+		rows, err := c.r.QueryContext(ctx, query, args...)
 		if err != nil {
 			return classify(err)
 		}
@@ -465,42 +478,7 @@ func (c *Catalog) ReplicasOf(ctx context.Context, peer string, after int64, limi
 // VersionCopies calls fn with the copies of each chunk of version v, a
 // page at a time.
 func (c *Catalog) VersionCopies(ctx context.Context, v Version, fn func(ChunkCopies) error) error {
-	from := int64(0)
-	for {
-		rows, err := c.r.QueryContext(ctx, `SELECT vc.idx, c.hash, c.plain_size, c.stored_size, c.held,
-			coalesce((SELECT group_concat(peer) FROM replicas r WHERE r.chunk_id = c.id), '')
-			FROM version_chunks vc JOIN chunks c ON c.id = vc.chunk_id
-			WHERE vc.version_id = ? AND vc.idx >= ? ORDER BY vc.idx LIMIT 1000`, v.id, from)
-		if err != nil {
-			return classify(err)
-		}
-		var page []ChunkCopies
-		for rows.Next() {
-			var cc ChunkCopies
-			var h []byte
-			var peers string
-			if err := rows.Scan(&from, &h, &cc.Plain, &cc.Stored, &cc.Held, &peers); err != nil {
-				rows.Close()
-				return classify(err)
-			}
-			copy(cc.ID[:], h)
-			if peers != "" {
-				cc.Peers = strings.Split(peers, ",")
-			}
-			page = append(page, cc)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return classify(err)
-		}
-		for _, cc := range page {
-			if err := fn(cc); err != nil {
-				return err
-			}
-		}
-		if len(page) < 1000 {
-			return nil
-		}
-		from++
-	}
+	return c.eachCopies(ctx, `SELECT vc.idx, c.hash, c.plain_size, c.stored_size, c.held, `+copiesOf+`
+		FROM version_chunks vc JOIN chunks c ON c.id = vc.chunk_id
+		WHERE vc.idx > ? AND vc.version_id = ? ORDER BY vc.idx LIMIT 1000`, v.id, fn)
 }

@@ -245,11 +245,11 @@ func (e *runEnv) statusCommand() *ucli.Command {
 			if c.Bool("json") {
 				return writeJSON(e.Stdout, st)
 			}
-			fmt.Fprintf(e.Stdout, "node %s %s: %d chunks, %s stored, %s free\n", st.Node.ID, st.Node.Name,
-				st.Node.Chunks, bytes(st.Node.Stored), bytes(st.Node.Free))
+			fmt.Fprintf(e.Stdout, "node %s %s: %s, %s stored, %s free\n", st.Node.ID, st.Node.Name,
+				plural(st.Node.Chunks, "chunk", "chunks"), bytes(st.Node.Stored), bytes(st.Node.Free))
 			r := st.Replication
-			fmt.Fprintf(e.Stdout, "replication: %d copies wanted; %d of %d chunks (%s) below, %d under repair here, %d not located\n",
-				r.Replicas, r.Below, r.Chunks, bytes(r.BelowBytes), r.UnderRepair, r.Unplaced)
+			fmt.Fprintf(e.Stdout, "replication: %s wanted; %d of %s (%s) below, %d under repair here, %d not located\n",
+				plural(int64(r.Replicas), "copy", "copies"), r.Below, plural(r.Chunks, "chunk", "chunks"), bytes(r.BelowBytes), r.UnderRepair, r.Unplaced)
 			for _, name := range []string{"replicate", "repair", "scrub", "gc"} {
 				if rec, ok := st.Loops[name]; ok {
 					b, _ := json.Marshal(rec.Result)
@@ -265,7 +265,7 @@ func (e *runEnv) statusCommand() *ucli.Command {
 					when(t.At), bytes(int64(t.SendRate)), bytes(int64(t.RecvRate)), bytes(t.PushedBytes), bytes(t.ReceivedBytes),
 					bytes(t.FetchedBytes), bytes(t.ServedBytes))
 			}
-			fmt.Fprintf(e.Stdout, "gc pending: %d chunks, %s\n", st.GC.Chunks, bytes(st.GC.Bytes))
+			fmt.Fprintf(e.Stdout, "gc pending: %s, %s\n", plural(st.GC.Chunks, "chunk", "chunks"), bytes(st.GC.Bytes))
 			if len(st.Peers) == 0 {
 				_, err := fmt.Fprintln(e.Stdout, "no peers (loft invite / loft join pair one)")
 				return err

@@ -398,20 +398,14 @@ func (n *Node) replicate(ctx context.Context, hbEvery time.Duration) (Replicatio
 	if err != nil {
 		return rep, err
 	}
-	grace, err := n.cat.Duration(ctx, "peer-grace")
+	counts, err := n.countingPeers(ctx)
 	if err != nil {
 		return rep, err
 	}
-	now := n.now()
-	counts := map[string]bool{n.id.String(): true}
 	online := map[string]bool{}
 	for _, p := range peers {
-		st := stateOf(p.LastSeen, now, hbEvery)
-		if st == StateOnline {
+		if stateOf(p.LastSeen, n.now(), hbEvery) == StateOnline {
 			online[p.ID] = true
-		}
-		if st != StateOffline || now.Sub(p.LastSeen) < grace {
-			counts[p.ID] = true
 		}
 	}
 	nodes := []string{n.id.String()}

@@ -281,14 +281,8 @@ func (h *handler) have(ctx context.Context, c *transfer.Conn, ids []store.ID) (t
 			continue
 		}
 		err = n.cat.Tx(ctx, func(tx *catalog.Tx) error {
-			known, err := tx.Protect(ctx, id, rp.sess.StartSeq)
-			if err != nil || !known {
-				return err
-			}
-			if _, err := n.disk.Stat(ctx, id); err == nil {
-				bits[i] = true
-			}
-			return nil
+			bits[i], err = n.protectHeld(ctx, tx, id, rp.sess.StartSeq)
+			return err
 		})
 		if err != nil {
 			return transfer.Bits{}, err
@@ -348,10 +342,11 @@ func (h *handler) commit(ctx context.Context, c *transfer.Conn, req transfer.Com
 			}
 			refs[i].Stored = st.Stored
 			if st.Refs == 0 {
-				if _, err := tx.Protect(ctx, r.ID, rp.sess.StartSeq); err != nil {
+				ok, err := h.n.protectHeld(ctx, tx, r.ID, rp.sess.StartSeq)
+				if err != nil {
 					return err
 				}
-				if _, err := h.n.disk.Stat(ctx, r.ID); err != nil {
+				if !ok {
 					return transfer.Errorf(transfer.CodeNotFound, "chunk %s is not on this node", r.ID)
 				}
 			}

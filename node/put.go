@@ -503,18 +503,28 @@ func (p *putter) have(id store.ID) (bool, int64, error) {
 	}
 	var ok bool
 	err = p.n.cat.Tx(p.ctx, func(tx *catalog.Tx) error {
-		known, err := tx.Protect(p.ctx, id, p.sess.StartSeq)
-		if err != nil || !known {
-			return err
-		}
-		_, err = p.n.disk.Stat(p.ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil // a sweep removed the file but not the row: write it again
-		}
-		ok = err == nil
+		ok, err = p.n.protectHeld(p.ctx, tx, id, p.sess.StartSeq)
 		return err
 	})
 	return ok, st.Stored, err
+}
+
+// protectHeld protects an unreferenced chunk for the write session that
+// started at change startSeq and reports whether the chunk can be relied
+// on: it has a row and its file is there (a sweep that failed to commit may
+// have removed the file but not the row; the writer then writes it again).
+// Every writer that reuses a chunk it did not write checks this, in a
+// transaction: a local put, and a client's put served here.
+func (n *Node) protectHeld(ctx context.Context, tx *catalog.Tx, id store.ID, startSeq int64) (bool, error) {
+	known, err := tx.Protect(ctx, id, startSeq)
+	if err != nil || !known {
+		return false, err
+	}
+	_, err = n.disk.Stat(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // commitLoop collects finished files into batches and hands each to a

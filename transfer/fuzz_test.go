@@ -3,7 +3,9 @@ package transfer
 import (
 	"bytes"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"math/big"
 	"testing"
 	"time"
 
@@ -104,11 +106,12 @@ func FuzzDecodeRequest(f *testing.F) {
 }
 
 func FuzzPeerIDOf(f *testing.F) {
-	id, err := NewIdentity()
-	if err != nil {
-		f.Fatal(err)
-	}
-	der, err := id.newCertDER(time.Now())
+	// The seed certificate is the same in every run: a fixed key, serial
+	// and validity.
+	id := fixedIdentity(1)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: id.ID().String()},
+		NotBefore: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), NotAfter: time.Date(2036, 1, 1, 0, 0, 0, 0, time.UTC)}
+	der, err := x509.CreateCertificate(nil, tmpl, tmpl, id.key.Public(), id.key)
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -57,6 +57,10 @@ type Version struct {
 	id int64
 }
 
+// MaxVersionChunks bounds the chunk list of one version (4 TiB of 1 MiB
+// chunks): what a node holds in memory while a version arrives.
+const MaxVersionChunks = 1 << 22
+
 // ChunkRef is one chunk of a version, in order.
 type ChunkRef struct {
 	ID     store.ID `json:"id"`

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -37,7 +36,7 @@ func (n *Node) Copies(ctx context.Context, name string) (int, error) {
 	if v.Deleted || v.Chunks == 0 {
 		return 0, nil
 	}
-	counts, err := n.countingPeers(ctx)
+	counts, err := n.cl.CountingPeers(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -58,31 +57,6 @@ func (n *Node) Copies(ctx context.Context, name string) (int, error) {
 		return nil
 	})
 	return max(low, 0), err
-}
-
-// countingPeers returns the storage peers whose copies count towards the
-// replica count now.
-func (n *Node) countingPeers(ctx context.Context) (map[string]bool, error) {
-	peers, err := n.cat.Peers(ctx)
-	if err != nil {
-		return nil, err
-	}
-	hb, err := n.cat.Duration(ctx, "heartbeat-interval")
-	if err != nil {
-		return nil, err
-	}
-	grace, err := n.cat.Duration(ctx, "peer-grace")
-	if err != nil {
-		return nil, err
-	}
-	now := n.now()
-	out := map[string]bool{}
-	for _, p := range storagePeers(peers) {
-		if stateOf(p.LastSeen, now, hb) != StateOffline || now.Sub(p.LastSeen) < grace {
-			out[p.ID] = true
-		}
-	}
-	return out, nil
 }
 
 // Event is one item of a serving node's event stream.
@@ -246,20 +220,8 @@ func (n *Node) Events(ctx context.Context) (<-chan Event, error) {
 	if v == "" || json.Unmarshal([]byte(v), &rec) != nil || n.now().Sub(rec.At) > 30*time.Second || len(rec.Addrs) == 0 {
 		return nil, ErrNotServing
 	}
-	nw, err := n.network(ctx)
+	c, err := n.cl.DialSelf(ctx, rec.Addrs)
 	if err != nil {
-		return nil, err
-	}
-	var c *transfer.Conn
-	for _, addr := range localFirst(rec.Addrs) {
-		dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		c, err = transfer.Dial(dctx, addr, n.id, nw.cfg)
-		cancel()
-		if err == nil {
-			break
-		}
-	}
-	if c == nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotServing, err)
 	}
 	s, err := c.OpenStream(ctx, transfer.OpEvents, transfer.Empty{})
@@ -294,23 +256,6 @@ func (n *Node) Events(ctx context.Context) (<-chan Event, error) {
 		}
 	}()
 	return out, nil
-}
-
-// localFirst orders addresses loopback first: the serve process is on
-// this machine.
-func localFirst(addrs []string) []string {
-	out := slices.Clone(addrs)
-	slices.SortStableFunc(out, func(a, b string) int {
-		la, lb := isLoopback(a), isLoopback(b)
-		switch {
-		case la == lb:
-			return 0
-		case la:
-			return -1
-		}
-		return 1
-	})
-	return out
 }
 
 // ServingAddrs returns the addresses of the node serving this repository,

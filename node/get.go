@@ -88,7 +88,7 @@ type localSource struct {
 }
 
 func (s localSource) Read(ctx context.Context, id store.ID, buf []byte) ([]byte, error) {
-	return s.n.readChunk(ctx, id, buf)
+	return s.n.cl.ReadChunk(ctx, id, buf)
 }
 
 func (n *Node) get(ctx context.Context, src getSource, name, dest string, opts GetOptions) (GetResult, error) {
@@ -382,7 +382,7 @@ type fetch struct {
 func (g *getter) copyVersion(ctx context.Context, v catalog.Version, w io.Writer) (wholeSum, error) {
 	var out wholeSum
 	window := readAhead()
-	budget := semaphore.NewWeighted(max(readBudget, bufferSize(store.MaxChunkSize+4096)))
+	budget := semaphore.NewWeighted(max(readBudget, store.BufferSize(store.MaxChunkSize+4096)))
 	jobs := make(chan *fetch, window)
 	order := make(chan *fetch, window)
 	eg, ectx := errgroup.WithContext(ctx)
@@ -391,7 +391,7 @@ func (g *getter) copyVersion(ctx context.Context, v catalog.Version, w io.Writer
 		defer close(order)
 		return g.src.Chunks(ectx, v, 0, func(_ int64, ref catalog.ChunkRef) error {
 			f := &fetch{ref: ref, done: make(chan struct{})}
-			if err := budget.Acquire(ectx, bufferSize(int(ref.Stored))); err != nil {
+			if err := budget.Acquire(ectx, store.BufferSize(int(ref.Stored))); err != nil {
 				return err
 			}
 			select {
@@ -410,7 +410,7 @@ func (g *getter) copyVersion(ctx context.Context, v catalog.Version, w io.Writer
 	for range window {
 		eg.Go(func() error {
 			for f := range jobs {
-				f.buf = g.n.bufs.get(int(f.ref.Stored))
+				f.buf = g.n.bufs.Get(int(f.ref.Stored))
 				f.data, f.err = g.src.Read(ectx, f.ref.ID, *f.buf)
 				close(f.done)
 			}
@@ -434,8 +434,8 @@ func (g *getter) copyVersion(ctx context.Context, v catalog.Version, w io.Writer
 			}
 			out.size += int64(len(f.data))
 			g.bytes.Add(int64(len(f.data)))
-			g.n.bufs.put(f.buf)
-			budget.Release(bufferSize(int(f.ref.Stored)))
+			g.n.bufs.Put(f.buf)
+			budget.Release(store.BufferSize(int(f.ref.Stored)))
 			f.buf, f.data = nil, nil
 		}
 		return nil

@@ -190,7 +190,7 @@ func (n *Node) GC(ctx context.Context, opts GCOptions) (gc.Result, error) {
 	}
 	if len(peers) > 0 {
 		// In a cluster, a chunk goes only when no peer's catalog needs it.
-		gopts.Spare = n.spareInUse(grace)
+		gopts.Spare = n.cl.SpareInUse(grace)
 	}
 	return gc.Run(ctx, n.cat, n.disk, gopts)
 }

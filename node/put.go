@@ -8,7 +8,6 @@ import (
 	"hash"
 	"io"
 	"io/fs"
-	"math/bits"
 	"mime"
 	"net/http"
 	"os"
@@ -333,11 +332,11 @@ func (p *putter) read(s *source, ch *store.Chunker) error {
 		if first {
 			ft.ctype = contentType(s.name, data)
 		}
-		if err := p.budget.Acquire(ctx, bufferSize(len(data))); err != nil {
+		if err := p.budget.Acquire(ctx, store.BufferSize(len(data))); err != nil {
 			close(ft.order)
 			return err
 		}
-		buf := p.n.bufs.get(len(data))
+		buf := p.n.bufs.Get(len(data))
 		t := &chunkTask{file: ft, buf: buf, data: (*buf)[:len(data)], size: int64(len(data)), done: make(chan struct{})}
 		t.holders.Store(2)
 		copy(t.data, data)
@@ -441,8 +440,8 @@ func (p *putter) drop(t *chunkTask) {
 }
 
 func (p *putter) release(t *chunkTask) {
-	p.budget.Release(bufferSize(int(t.size)))
-	p.n.bufs.put(t.buf)
+	p.budget.Release(store.BufferSize(int(t.size)))
+	p.n.bufs.Put(t.buf)
 	t.buf, t.data = nil, nil
 }
 
@@ -715,46 +714,4 @@ func contentType(name string, head []byte) string {
 		return ""
 	}
 	return http.DetectContentType(head[:min(len(head), 512)])
-}
-
-// bufferPool hands out chunk buffers by size class, so that moving many
-// chunks allocates a handful of buffers, not one per chunk. Classes are 4
-// KiB, then quarter steps between powers of two: at most 25% is wasted.
-type bufferPool struct{ classes [4 * 26]sync.Pool }
-
-func (bp *bufferPool) get(n int) *[]byte {
-	size, i := sizeClass(n)
-	if b, ok := bp.classes[i].Get().(*[]byte); ok {
-		return b
-	}
-	b := make([]byte, size)
-	return &b
-}
-
-func (bp *bufferPool) put(b *[]byte) {
-	if b == nil {
-		return
-	}
-	if size, i := sizeClass(cap(*b)); size == cap(*b) {
-		bp.classes[i].Put(b)
-	}
-}
-
-// bufferSize is the capacity of the buffer a chunk of n bytes gets, which
-// is what memory budgets count.
-func bufferSize(n int) int64 {
-	size, _ := sizeClass(n)
-	return int64(size)
-}
-
-// sizeClass returns the size of the smallest class that holds n bytes and
-// the class's index.
-func sizeClass(n int) (size, index int) {
-	if n <= 4096 {
-		return 4096, 0
-	}
-	e := bits.Len(uint(n - 1)) // 2^(e-1) < n <= 2^e, e >= 13
-	step := 1 << (e - 3)       // a quarter of 2^(e-1)
-	q := (n - 1 - 1<<(e-1)) / step
-	return 1<<(e-1) + (q+1)*step, (e-12)*4 + q
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/cluster"
 	"github.com/loftstore/loft/store"
 	"github.com/loftstore/loft/transfer"
 )
@@ -48,7 +49,7 @@ func (n *Node) Remote(ctx context.Context, ref string) (*Remote, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := n.peerConn(ctx, p.ID)
+	c, err := n.cl.Conn(ctx, p.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +57,7 @@ func (n *Node) Remote(ctx context.Context, ref string) (*Remote, error) {
 }
 
 func (r *Remote) call(ctx context.Context, op transfer.Op, req, resp any) error {
-	return peerError(r.c.Call(ctx, op, req, resp))
+	return cluster.PeerError(r.c.Call(ctx, op, req, resp))
 }
 
 // List pages through the peer's listing.
@@ -176,7 +177,7 @@ func (s remoteSource) Chunks(ctx context.Context, v catalog.Version, from int64,
 }
 
 func (s remoteSource) Read(ctx context.Context, id store.ID, buf []byte) ([]byte, error) {
-	data, err := s.r.n.fetchFrom(ctx, s.r.Peer.ID, id, buf, true)
+	data, err := s.r.n.cl.FetchFrom(ctx, s.r.Peer.ID, id, buf, true)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("chunk %s: %w", id.Short(), store.ErrNotFound)
 	}
@@ -347,7 +348,7 @@ func (r *Remote) putFile(ctx context.Context, rd io.Reader, name string, mode ui
 			if err != nil {
 				return fmt.Errorf("read %s: %w", name, err)
 			}
-			need := bufferSize(len(data))
+			need := store.BufferSize(len(data))
 			if !budget.TryAcquire(need) {
 				// The budget is held by chunks in flight and by this batch:
 				// send the batch on before waiting, or nothing would free it.
@@ -358,7 +359,7 @@ func (r *Remote) putFile(ctx context.Context, rd io.Reader, name string, mode ui
 					return err
 				}
 			}
-			buf := r.n.bufs.get(len(data))
+			buf := r.n.bufs.Get(len(data))
 			id := store.Sum(data)
 			whole.Write(data)
 			size += int64(len(data))
@@ -426,7 +427,7 @@ func (r *Remote) pushData(ctx context.Context, chunks []pending, budget *semapho
 			r.release([]pending{c}, budget)
 		}
 	}
-	acked, sent, err := r.n.push(ctx, r.c, ids, read, written)
+	acked, sent, err := r.n.cl.Push(ctx, r.c, ids, read, written)
 	for _, c := range byID { // not written: an error stopped the stream
 		r.release([]pending{c}, budget)
 	}
@@ -444,7 +445,7 @@ type pending struct {
 func (r *Remote) release(chunks []pending, budget *semaphore.Weighted) {
 	for _, c := range chunks {
 		budget.Release(int64(cap(*c.buf)))
-		r.n.bufs.put(c.buf)
+		r.n.bufs.Put(c.buf)
 	}
 }
 

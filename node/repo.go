@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/cluster"
 	"github.com/loftstore/loft/store"
 	"github.com/loftstore/loft/transfer"
 )
@@ -26,6 +27,7 @@ const (
 	chunksDir   = "chunks"
 	filterFile  = "chunks.filter"
 	keyFile     = "node.key"
+	certFile    = "node.crt"
 )
 
 var (
@@ -54,28 +56,17 @@ type Node struct {
 	id     store.PeerID
 	log    *slog.Logger
 	now    func() time.Time
+	cl     *cluster.Cluster
 
 	filterOnce sync.Once
 	filter     *catalog.Filter
 	filterErr  error
 
-	bufs bufferPool
-
-	traffic   traffic
-	transfers flights  // in flight, while serving
-	hub       hub      // a serving node's event stream
-	held      struct { // see heldTotals
-		mu sync.Mutex
-		at time.Time
-		t  catalog.GarbageTotals
-	}
+	bufs store.Buffers
+	hub  hub // a serving node's event stream
 
 	closeOnce sync.Once
 	closeErr  error
-
-	netOnce sync.Once
-	net     *network
-	netErr  error
 }
 
 // InitOptions configure a new repository.
@@ -176,6 +167,8 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 		n.cat.Close()
 		return nil, err
 	}
+	n.cl = cluster.New(cluster.Config{Dir: dir, Identity: ident, CertPath: filepath.Join(dir, certFile), Catalog: n.cat, Store: n.disk, Buffers: &n.bufs,
+		MaxChunk: n.params.Max, Logger: n.log, Now: n.now, Local: &handler{n: n}})
 	return n, nil
 }
 
@@ -197,9 +190,7 @@ func (n *Node) loadParams(ctx context.Context) error {
 // Closing it again does nothing.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
-		if n.net != nil {
-			n.net.close()
-		}
+		n.cl.Close()
 		err := n.disk.Close()
 		n.codecs.Close()
 		n.closeErr = errors.Join(err, n.cat.Close())

@@ -2,18 +2,11 @@ package node
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"net"
-	"slices"
-	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/loftstore/loft/catalog"
-	"github.com/loftstore/loft/store"
-	"github.com/loftstore/loft/transfer"
+	"github.com/loftstore/loft/cluster"
 )
 
 // ServeOptions configure Serve.
@@ -27,321 +20,42 @@ type ServeOptions struct {
 	Ready func(addr string)
 }
 
-// Serve runs the node until ctx ends: it accepts peers' connections, keeps
-// one to every pinned peer (heartbeats, change exchange, reconnects with
-// backoff), and runs the replication, scrub and GC loops at the configured
-// intervals. The CLI keeps working on the repository meanwhile.
+// Serve runs the node until ctx ends: the cluster's side (peers'
+// connections, heartbeats, change exchange, replication, repair, scrub),
+// the GC loop, and the event stream of the dashboard. The CLI keeps
+// working on the repository meanwhile.
 func (n *Node) Serve(ctx context.Context, opts ServeOptions) error {
-	nw, err := n.network(ctx)
+	gcEvery, err := n.cat.Duration(ctx, "gc-interval")
 	if err != nil {
 		return err
 	}
-	if opts.Listen == "" {
-		if opts.Listen, err = n.cat.Config(ctx, "listen"); err != nil {
-			return err
-		}
-	}
-	iv := map[string]time.Duration{}
-	for _, k := range []string{"heartbeat-interval", "replicate-interval", "repair-interval", "scrub-interval", "gc-interval"} {
-		if iv[k], err = n.cat.Duration(ctx, k); err != nil {
-			return err
-		}
-	}
-	ln, err := transfer.Listen(opts.Listen, nw.cfg)
+	hb, err := n.cat.Duration(ctx, "heartbeat-interval")
 	if err != nil {
-		return fmt.Errorf("serve: listen on %s: %w", opts.Listen, err)
+		return err
 	}
-	advertised := opts.Advertise
-	if len(advertised) == 0 {
-		advertised = advertise(ln.Addr().String())
+	srv, err := n.cl.Listen(ctx, cluster.ListenOptions{Listen: opts.Listen, Advertise: opts.Advertise})
+	if err != nil {
+		return err
 	}
-	nw.serving(ln, advertised)
-	defer nw.close()
-	n.log.Info("serving", "node", n.id.String(), "listen", ln.Addr().String(), "advertise", advertised)
 	if opts.Ready != nil {
-		opts.Ready(ln.Addr().String())
+		opts.Ready(srv.Addr())
 	}
-
 	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Run(ctx) })
+	g.Go(func() error { n.publishLoop(ctx, max(hb, time.Second), srv.Advertised()); return nil })
 	g.Go(func() error {
-		for {
-			c, err := ln.Accept(ctx)
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("serve: accept: %w", err)
-			}
-			if c.Join() {
-				continue // the handler answers its one request
-			}
-			nw.adopt(c)
-			go nw.serveConn(ctx, c)
-		}
-	})
-	g.Go(func() error { n.peerLoops(ctx, iv["heartbeat-interval"]); return nil })
-	g.Go(func() error { n.recordTraffic(ctx, max(iv["heartbeat-interval"], time.Second)); return nil })
-	g.Go(func() error { n.publishLoop(ctx, max(iv["heartbeat-interval"], time.Second), advertised); return nil })
-	g.Go(func() error {
-		every(ctx, iv["replicate-interval"], func() {
-			rep, err := n.replicate(ctx, iv["heartbeat-interval"])
-			if err != nil && ctx.Err() == nil {
-				n.log.Warn("replication pass incomplete", "err", err)
-			}
-			if rep.Pushed > 0 || rep.Below > 0 {
-				n.log.Info("replication", "below", rep.Below, "pushed", rep.Pushed, "bytes", rep.PushedBytes)
-			}
-			n.recordLoop(ctx, "replicate", rep, err)
-		})
-		return nil
-	})
-	g.Go(func() error {
-		every(ctx, iv["repair-interval"], func() {
-			var rep RepairReport
-			var err error
-			rep.ReplicasDropped, err = n.VerifyReplicas(ctx, iv["heartbeat-interval"])
-			if err != nil && ctx.Err() == nil {
-				n.log.Warn("repair: replica check incomplete", "err", err)
-			}
-			n.recordLoop(ctx, "repair", rep, err)
-		})
-		return nil
-	})
-	g.Go(func() error {
-		every(ctx, iv["scrub-interval"], func() {
-			rep, err := n.Scrub(ctx)
-			if err != nil && ctx.Err() == nil {
-				n.log.Warn("scrub incomplete", "err", err)
-			}
-
-			if rep.Corrupt > 0 {
-				n.log.Warn("scrub found corrupt chunks", "corrupt", rep.Corrupt, "repaired", rep.Repaired)
-			}
-			n.recordLoop(ctx, "scrub", rep, err)
-		})
-		return nil
-	})
-	g.Go(func() error {
-		every(ctx, iv["gc-interval"], func() {
+		cluster.Every(ctx, gcEvery, func() {
 			res, err := n.GC(ctx, GCOptions{Grace: -1})
 			if err != nil && ctx.Err() == nil {
 				n.log.Warn("gc failed", "err", err)
 			} else if res.Chunks > 0 {
 				n.log.Info("gc", "chunks", res.Chunks, "bytes", res.Bytes)
 			}
-			n.recordLoop(ctx, "gc", res, err)
+			n.cl.RecordLoop(ctx, "gc", res, err)
 		})
 		return nil
 	})
 	err = g.Wait()
 	n.log.Info("stopped serving")
 	return err
-}
-
-// every runs fn at each interval until ctx ends, the first time after one
-// interval.
-func every(ctx context.Context, d time.Duration, fn func()) {
-	t := time.NewTicker(d)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			fn()
-		}
-	}
-}
-
-// loopRecord is the last result of a background loop, kept in the catalog
-// so that status in another process can show it.
-type loopRecord struct {
-	At     time.Time `json:"at"`
-	Result any       `json:"result"`
-	Error  string    `json:"error,omitempty"`
-}
-
-func (n *Node) recordLoop(ctx context.Context, name string, result any, err error) {
-	rec := loopRecord{At: n.now(), Result: result}
-	if err != nil {
-		rec.Error = err.Error()
-	}
-	b, _ := json.Marshal(rec)
-	wctx := context.WithoutCancel(ctx)
-	n.cat.Tx(wctx, func(tx *catalog.Tx) error { return tx.SetMeta(wctx, "loop."+name, string(b)) })
-}
-
-// peerLoops keeps one goroutine per pinned peer, started and stopped as
-// peers are added and removed (by any process).
-func (n *Node) peerLoops(ctx context.Context, hb time.Duration) {
-	var wg sync.WaitGroup
-	running := map[string]context.CancelFunc{}
-	defer func() {
-		for _, stop := range running {
-			stop()
-		}
-		wg.Wait()
-	}()
-	sync := func() {
-		peers, err := n.cat.Peers(ctx)
-		if err != nil {
-			return
-		}
-		seen := map[string]bool{}
-		for _, p := range peers {
-			seen[p.ID] = true
-			if _, ok := running[p.ID]; ok {
-				continue
-			}
-			pid, err := store.ParsePeerID(p.ID)
-			if err != nil {
-				continue
-			}
-			pctx, stop := context.WithCancel(ctx)
-			running[p.ID] = stop
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				n.peerLoop(pctx, pid, hb)
-			}()
-		}
-		for id, stop := range running {
-			if !seen[id] {
-				stop()
-				delete(running, id)
-			}
-		}
-	}
-	sync()
-	every(ctx, hb, sync)
-}
-
-// peerLoop keeps a connection to one peer: heartbeats every hb, then the
-// peer's new changes; reconnects with exponential backoff up to 30s.
-func (n *Node) peerLoop(ctx context.Context, peer store.PeerID, hb time.Duration) {
-	nw := n.net
-	backoff := time.Second
-	wasUp := false
-	for ctx.Err() == nil {
-		err := n.exchange(ctx, nw, peer, hb)
-		if err == nil {
-			if !wasUp {
-				n.log.Info("peer online", "peer", peer.Short())
-			}
-			wasUp, backoff = true, time.Second
-			sleep(ctx, hb)
-			continue
-		}
-		if wasUp || backoff == time.Second {
-			n.log.Info("peer unreachable", "peer", peer.Short(), "err", err, "retry", backoff)
-		}
-		wasUp = false
-		sleep(ctx, backoff)
-		backoff = min(2*backoff, 30*time.Second)
-	}
-}
-
-func (n *Node) exchange(ctx context.Context, nw *network, peer store.PeerID, hb time.Duration) error {
-	cctx, cancel := context.WithTimeout(ctx, max(3*hb, 5*time.Second))
-	defer cancel()
-	c, err := nw.connect(cctx, peer)
-	if err != nil {
-		return err
-	}
-	mine, err := n.heartbeat(ctx)
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	var theirs transfer.Heartbeat
-	if err := c.Call(cctx, transfer.OpHeartbeat, mine, &theirs); err != nil {
-		return err
-	}
-	n.recordHeartbeat(ctx, peer.String(), theirs, time.Since(start))
-	n.learnPeer(ctx, peer.String(), theirs)
-	if _, err := n.pullChanges(ctx, c); err != nil && ctx.Err() == nil {
-		n.log.Warn("change exchange failed", "peer", peer.Short(), "err", err)
-	}
-	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
-// advertise lists the addresses peers should dial for a listener bound to
-// addr: addr itself, or each interface address when it is unspecified.
-func advertise(addr string) []string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil
-	}
-	ip := net.ParseIP(host)
-	if ip == nil || !ip.IsUnspecified() {
-		return []string{addr}
-	}
-	ifaddrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, a := range ifaddrs {
-		ipn, ok := a.(*net.IPNet)
-		if !ok || ipn.IP.IsLinkLocalUnicast() {
-			continue
-		}
-		if ipn.IP.To4() == nil && ip.To4() != nil {
-			continue
-		}
-		out = append(out, net.JoinHostPort(ipn.IP.String(), port))
-	}
-	slices.SortStableFunc(out, func(a, b string) int { // loopback last
-		la, lb := isLoopback(a), isLoopback(b)
-		switch {
-		case la == lb:
-			return 0
-		case la:
-			return 1
-		}
-		return -1
-	})
-	if len(out) > transfer.MaxAddrs {
-		out = out[:transfer.MaxAddrs]
-	}
-	return out
-}
-
-func isLoopback(hostport string) bool {
-	h, _, _ := net.SplitHostPort(hostport)
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
-}
-
-// learnPeer adds the addresses a peer advertises to those known for it
-// (the ones known first stay first: an address given at pairing, or behind
-// a port forward, is not replaced by what the peer sees of itself), and
-// takes the peer's name when the user gave it none.
-func (n *Node) learnPeer(ctx context.Context, id string, hb transfer.Heartbeat) {
-	p, err := n.cat.PeerByID(ctx, id)
-	if err != nil {
-		return
-	}
-	addrs := slices.Clone(p.Addrs)
-	for _, a := range hb.Listen {
-		if !slices.Contains(addrs, a) && len(addrs) < transfer.MaxAddrs {
-			addrs = append(addrs, a)
-		}
-	}
-	name := ""
-	if p.Name == "" && hb.Name != "" {
-		name = hb.Name
-	}
-	if len(addrs) != len(p.Addrs) || name != "" {
-		n.cat.AddPeer(ctx, catalog.Peer{ID: id, Name: name, Addrs: addrs})
-	}
 }

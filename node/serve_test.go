@@ -21,6 +21,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/cluster"
 	"github.com/loftstore/loft/store"
 	"github.com/loftstore/loft/transfer"
 )
@@ -300,7 +301,7 @@ func roundTrip(t *testing.T, c *transfer.Conn, after string) {
 	if err := c.Call(ctx, transfer.OpHeartbeat, transfer.Heartbeat{Time: time.Now(), Software: "test"}, &hb); err != nil {
 		t.Fatalf("after %s: the good peer's heartbeat failed: %v", after, err)
 	}
-	if hb.Software != Software {
+	if hb.Software != cluster.Software {
 		t.Fatalf("after %s: heartbeat answered %+v", after, hb)
 	}
 	var list transfer.ListResp
@@ -580,7 +581,7 @@ func TestServeMisbehavingPeers(t *testing.T) {
 			if typ != transfer.FrameAck {
 				t.Fatalf("frame type %d on a push stream, want acknowledgements", typ)
 			}
-			id, code, err := parseAck(b)
+			id, code, err := transfer.ParseAck(b)
 			if err != nil {
 				t.Fatal(err)
 			}

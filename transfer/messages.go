@@ -379,3 +379,19 @@ const (
 	FrameAck   byte = 11 // 32-byte ID + 2-byte Code
 	FrameMiss  byte = 12 // 32-byte ID + 2-byte Code: a fetched chunk is not served
 )
+
+// AckBody is the body of a FrameAck or FrameMiss: the chunk ID and a code.
+func AckBody(id store.ID, code Code) []byte {
+	b := make([]byte, store.IDSize+2)
+	copy(b, id[:])
+	b[store.IDSize], b[store.IDSize+1] = byte(code>>8), byte(code)
+	return b
+}
+
+// ParseAck decodes AckBody.
+func ParseAck(b []byte) (store.ID, Code, error) {
+	if len(b) != store.IDSize+2 {
+		return store.ID{}, 0, fmt.Errorf("acknowledgement of %d bytes: %w", len(b), ErrBadMessage)
+	}
+	return store.ID(b[:store.IDSize]), Code(b[store.IDSize])<<8 | Code(b[store.IDSize+1]), nil
+}

@@ -1,4 +1,4 @@
-package node
+package cluster
 
 import (
 	"context"
@@ -32,9 +32,9 @@ type Transfer struct {
 	RecvRate      float64   `json:"receive_bytes_per_second"`
 }
 
-func (n *Node) transferNow(prev Transfer) Transfer {
-	t := Transfer{At: n.now(), PushedBytes: n.traffic.pushed.Load(), ReceivedBytes: n.traffic.received.Load(),
-		FetchedBytes: n.traffic.fetched.Load(), ServedBytes: n.traffic.served.Load(), DupReceived: n.traffic.dupReceived.Load()}
+func (cl *Cluster) transferNow(prev Transfer) Transfer {
+	t := Transfer{At: cl.now(), PushedBytes: cl.traffic.pushed.Load(), ReceivedBytes: cl.traffic.received.Load(),
+		FetchedBytes: cl.traffic.fetched.Load(), ServedBytes: cl.traffic.served.Load(), DupReceived: cl.traffic.dupReceived.Load()}
 	if d := t.At.Sub(prev.At).Seconds(); !prev.At.IsZero() && d > 0 {
 		t.SendRate = float64(t.PushedBytes+t.ServedBytes-prev.PushedBytes-prev.ServedBytes) / d
 		t.RecvRate = float64(t.ReceivedBytes+t.FetchedBytes-prev.ReceivedBytes-prev.FetchedBytes) / d
@@ -44,14 +44,14 @@ func (n *Node) transferNow(prev Transfer) Transfer {
 
 // recordTraffic keeps the transfer figures in the catalog every interval,
 // so that status in another process can show them.
-func (n *Node) recordTraffic(ctx context.Context, every time.Duration) {
+func (cl *Cluster) recordTraffic(ctx context.Context, every time.Duration) {
 	var prev Transfer
 	record := func() {
-		t := n.transferNow(prev)
+		t := cl.transferNow(prev)
 		prev = t
 		b, _ := json.Marshal(t)
 		wctx := context.WithoutCancel(ctx) // the last record is written as serve stops
-		n.cat.Tx(wctx, func(tx *catalog.Tx) error { return tx.SetMeta(wctx, "transfer", string(b)) })
+		cl.cat.Tx(wctx, func(tx *catalog.Tx) error { return tx.SetMeta(wctx, "transfer", string(b)) })
 	}
 	record()
 	tick := time.NewTicker(every)

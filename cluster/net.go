@@ -1,10 +1,10 @@
-package node
+package cluster
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,8 +12,6 @@ import (
 	"github.com/loftstore/loft/store"
 	"github.com/loftstore/loft/transfer"
 )
-
-const certFile = "node.crt"
 
 // ErrNoPeer means no pinned peer matches, or none is reachable.
 var ErrNoPeer = errors.New("no such peer")
@@ -25,7 +23,7 @@ var ErrUnreachable = errors.New("peer unreachable")
 // it holds to peers, and, while it serves, its listener. It is created on
 // first use, since most commands never touch the network.
 type network struct {
-	n   *Node
+	cl  *Cluster
 	cfg transfer.Config
 
 	mu sync.Mutex
@@ -44,46 +42,42 @@ type dialing struct {
 	err  error
 }
 
-func (n *Node) network(ctx context.Context) (*network, error) {
-	n.netOnce.Do(func() {
-		ident, err := transfer.LoadIdentity(filepath.Join(n.dir, keyFile))
+func (cl *Cluster) network(ctx context.Context) (*network, error) {
+	cl.netOnce.Do(func() {
+		ident := cl.ident
+		cert, err := ident.Certificate(cl.certPath)
 		if err != nil {
-			n.netErr = err
+			cl.netErr = err
 			return
 		}
-		cert, err := ident.Certificate(filepath.Join(n.dir, certFile))
-		if err != nil {
-			n.netErr = err
-			return
-		}
-		name, _ := n.cat.Config(ctx, "name")
-		nw := &network{n: n, conn: make(map[store.PeerID]*transfer.Conn), dial: make(map[store.PeerID]*dialing),
+		name, _ := cl.cat.Config(ctx, "name")
+		nw := &network{cl: cl, conn: make(map[store.PeerID]*transfer.Conn), dial: make(map[store.PeerID]*dialing),
 			failed: make(map[store.PeerID]failure)}
 		nw.cfg = transfer.Config{
 			Identity: ident,
 			Cert:     cert,
-			Allow:    n.pinned,
+			Allow:    cl.pinned,
 			AllowJoin: func() bool {
-				ok, err := n.cat.InvitesPending(context.Background(), n.now())
+				ok, err := cl.cat.InvitesPending(context.Background(), cl.now())
 				return err == nil && ok
 			},
-			Handler: &handler{n: n},
-			Logger:  n.log,
+			Handler: &handler{cl: cl},
+			Logger:  cl.log,
 			Name:    name,
 		}
-		n.net = nw
+		cl.net = nw
 	})
-	return n.net, n.netErr
+	return cl.net, cl.netErr
 }
 
 // pinned reports whether id is this node or a paired peer, by its exact
 // ID (never a name, which peers choose). It reads the catalog, so a peer added or
 // removed by another process counts at once.
-func (n *Node) pinned(id store.PeerID) bool {
-	if id == n.id {
+func (cl *Cluster) pinned(id store.PeerID) bool {
+	if id == cl.id {
 		return true // this repository's own key: its dashboard or command line
 	}
-	_, err := n.cat.PeerByID(context.Background(), id.String())
+	_, err := cl.cat.PeerByID(context.Background(), id.String())
 	return err == nil
 }
 
@@ -174,7 +168,7 @@ func (nw *network) keep(c *transfer.Conn) *transfer.Conn {
 }
 
 func (nw *network) dialPeer(ctx context.Context, peer store.PeerID) (*transfer.Conn, error) {
-	p, err := nw.n.cat.FindPeer(ctx, peer.String())
+	p, err := nw.cl.cat.FindPeer(ctx, peer.String())
 	if err != nil {
 		return nil, err
 	}
@@ -241,13 +235,13 @@ func (nw *network) listenAddrs() []string {
 	return nw.advertised
 }
 
-// peerConn is the entry point for code that talks to a peer by catalog ID.
-func (n *Node) peerConn(ctx context.Context, id string) (*transfer.Conn, error) {
+// Conn is the entry point for code that talks to a peer by catalog ID.
+func (cl *Cluster) Conn(ctx context.Context, id string) (*transfer.Conn, error) {
 	pid, err := store.ParsePeerID(id)
 	if err != nil {
 		return nil, err
 	}
-	nw, err := n.network(ctx)
+	nw, err := cl.network(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -264,5 +258,43 @@ func storagePeers(peers []catalog.Peer) []catalog.Peer {
 			out = append(out, p)
 		}
 	}
+	return out
+}
+
+// DialSelf connects to the serve process of this repository at one of
+// addrs (loopback first: it runs on this machine), with the repository's
+// own key, which that process accepts as itself.
+func (cl *Cluster) DialSelf(ctx context.Context, addrs []string) (*transfer.Conn, error) {
+	nw, err := cl.network(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = errors.New("no address")
+	for _, addr := range localFirst(addrs) {
+		dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		c, derr := transfer.Dial(dctx, addr, cl.id, nw.cfg)
+		cancel()
+		if derr == nil {
+			return c, nil
+		}
+		err = derr
+	}
+	return nil, err
+}
+
+// localFirst orders addresses loopback first: the serve process is on
+// this machine.
+func localFirst(addrs []string) []string {
+	out := slices.Clone(addrs)
+	slices.SortStableFunc(out, func(a, b string) int {
+		la, lb := isLoopback(a), isLoopback(b)
+		switch {
+		case la == lb:
+			return 0
+		case la:
+			return -1
+		}
+		return 1
+	})
 	return out
 }

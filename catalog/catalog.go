@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/loftstore/loft/fault"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -27,17 +28,17 @@ const Format = 1
 
 var (
 	// ErrNoCatalog means there is no catalog file at the path.
-	ErrNoCatalog = errors.New("no catalog")
+	ErrNoCatalog = fault.New(fault.Repository, "no catalog")
 	// ErrNewerFormat means the repository was written by a newer loft.
-	ErrNewerFormat = errors.New("repository format is newer than this loft")
+	ErrNewerFormat = fault.New(fault.Repository, "repository format is newer than this loft")
 	// ErrCorrupt means SQLite found the catalog file damaged or not a database.
-	ErrCorrupt = errors.New("catalog is corrupt")
+	ErrCorrupt = fault.New(fault.Repository, "catalog is corrupt")
 	// ErrBusy means another process held the write lock for the whole busy timeout.
-	ErrBusy = errors.New("catalog is busy")
+	ErrBusy = fault.New(fault.Busy, "catalog is busy")
 	// ErrNotFound means the object or version does not exist.
-	ErrNotFound = errors.New("not found")
+	ErrNotFound = fault.New(fault.NotFound, "not found")
 	// ErrDeleted means the object's newest version is a tombstone.
-	ErrDeleted = errors.New("object is deleted")
+	ErrDeleted = fault.New(fault.Deleted, "object is deleted")
 )
 
 // Options configure Open and Create.

@@ -2,11 +2,12 @@ package catalog
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
 	"time"
+
+	"github.com/loftstore/loft/fault"
 )
 
 // Setting describes one repository setting kept in the catalog.
@@ -73,7 +74,7 @@ func (c *Catalog) Duration(ctx context.Context, key string) (time.Duration, erro
 }
 
 // ErrBadSetting means an unknown setting or a value it does not accept.
-var ErrBadSetting = errors.New("bad setting")
+var ErrBadSetting = fault.New(fault.Invalid, "bad setting")
 
 func setting(key string) (Setting, error) {
 	for _, s := range Settings() {

@@ -1,10 +1,11 @@
 package catalog
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/loftstore/loft/fault"
 )
 
 const (
@@ -15,7 +16,7 @@ const (
 )
 
 // ErrBadName is wrapped by every name validation error.
-var ErrBadName = errors.New("bad object name")
+var ErrBadName = fault.New(fault.Invalid, "bad object name")
 
 // ValidName checks an object name: relative, slash-separated, valid UTF-8,
 // with no empty, "." or ".." segment and no NUL byte. Names map to paths on

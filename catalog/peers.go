@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/store"
 )
 
@@ -167,7 +168,7 @@ func (c *Catalog) InvitesPending(ctx context.Context, now time.Time) (bool, erro
 }
 
 // ErrInvite means no outstanding invite matches a join.
-var ErrInvite = errors.New("no valid invite matches")
+var ErrInvite = fault.New(fault.Denied, "no valid invite matches")
 
 // UseInvite finds the unexpired, unused invite whose secret makes proof
 // (proofOf(secret) equal to proof), marks it used and pins peer, all in one

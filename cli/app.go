@@ -59,6 +59,9 @@ func Run(ctx context.Context, args []string, env Env) int {
 type runEnv struct {
 	Env
 	log *slog.Logger
+	// json is set when the command runs with --json; wroteJSON once it
+	// printed its result.
+	json, wroteJSON bool
 }
 
 func (e *runEnv) app() *ucli.App {
@@ -110,6 +113,9 @@ func (e *runEnv) app() *ucli.App {
 			return ucli.ShowAppHelp(c)
 		},
 	}
+	for _, cmd := range app.Commands {
+		e.noteJSON(cmd)
+	}
 	remote := map[string]bool{"put": true, "get": true, "ls": true, "versions": true, "rm": true, "restore": true, "stat": true, "status": true, "tui": true}
 	for _, cmd := range app.Commands {
 		cmd.OnUsageError = func(c *ucli.Context, err error, _ bool) error {
@@ -129,6 +135,19 @@ func (e *runEnv) app() *ucli.App {
 		}
 	}
 	return app
+}
+
+// noteJSON makes cmd and its subcommands record --json before they run.
+func (e *runEnv) noteJSON(cmd *ucli.Command) {
+	if action := cmd.Action; action != nil {
+		cmd.Action = func(c *ucli.Context) error {
+			e.json = c.Bool("json")
+			return action(c)
+		}
+	}
+	for _, sub := range cmd.Subcommands {
+		e.noteJSON(sub)
+	}
 }
 
 // repoDir returns the repository directory and whether it is the default

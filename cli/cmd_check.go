@@ -43,7 +43,7 @@ func (e *runEnv) checkCommand() *ucli.Command {
 				return err
 			}
 			if c.Bool("json") {
-				if err := writeJSON(e.Stdout, rep); err != nil {
+				if err := e.writeJSON(rep); err != nil {
 					return err
 				}
 			} else {

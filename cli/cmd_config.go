@@ -34,7 +34,7 @@ func (e *runEnv) configCommand() *ucli.Command {
 					return err
 				}
 				if c.Bool("json") {
-					return writeJSON(e.Stdout, vals)
+					return e.writeJSON(vals)
 				}
 				tw := tabwriter.NewWriter(e.Stdout, 0, 8, 2, ' ', 0)
 				for _, k := range keys {
@@ -52,7 +52,7 @@ func (e *runEnv) configCommand() *ucli.Command {
 					return err
 				}
 				if c.Bool("json") {
-					return writeJSON(e.Stdout, map[string]string{args[1]: v})
+					return e.writeJSON(map[string]string{args[1]: v})
 				}
 				_, err = fmt.Fprintln(e.Stdout, v)
 				return err
@@ -66,7 +66,7 @@ func (e *runEnv) configCommand() *ucli.Command {
 					return err
 				}
 				if c.Bool("json") {
-					return writeJSON(e.Stdout, map[string]string{args[1]: args[2]})
+					return e.writeJSON(map[string]string{args[1]: args[2]})
 				}
 				return nil
 			}

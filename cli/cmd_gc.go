@@ -45,7 +45,7 @@ func (e *runEnv) gcCommand() *ucli.Command {
 				return err
 			}
 			if c.Bool("json") {
-				return writeJSON(e.Stdout, r)
+				return e.writeJSON(r)
 			}
 			verb := "removed"
 			if r.DryRun {

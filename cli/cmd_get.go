@@ -49,7 +49,7 @@ func (e *runEnv) getCommand() *ucli.Command {
 			}
 			if dest != "-" && (res.Files > 0 || len(res.Failed) == 0) {
 				if c.Bool("json") {
-					if err := writeJSON(e.Stdout, res); err != nil {
+					if err := e.writeJSON(res); err != nil {
 						return err
 					}
 				} else {

@@ -41,7 +41,7 @@ func (e *runEnv) initCommand() *ucli.Command {
 				return err
 			}
 			if c.Bool("json") {
-				return writeJSON(e.Stdout, info)
+				return e.writeJSON(info)
 			}
 			fmt.Fprintf(e.Stdout, "created repository %s\nnode id   %s\nchunking  %s\n", info.Dir, info.NodeID, info.Chunking)
 			return nil

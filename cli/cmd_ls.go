@@ -41,7 +41,7 @@ func (e *runEnv) lsCommand() *ucli.Command {
 				if err != nil {
 					return err
 				}
-				return writeJSON(e.Stdout, entries)
+				return e.writeJSON(entries)
 			}
 			tw := tabwriter.NewWriter(e.Stdout, 0, 8, 2, ' ', tabwriter.AlignRight)
 			err = n.List(c.Context, c.Args().First(), opts, func(en catalog.Entry) error {

@@ -27,7 +27,7 @@ func (e *runEnv) idCommand() *ucli.Command {
 			defer n.Close()
 			id := n.ID()
 			if c.Bool("json") {
-				return writeJSON(e.Stdout, map[string]string{"id": id.String(), "short": id.Short()})
+				return e.writeJSON(map[string]string{"id": id.String(), "short": id.Short()})
 			}
 			_, err = fmt.Fprintln(e.Stdout, id.String())
 			return err
@@ -68,7 +68,7 @@ func (e *runEnv) inviteCommand() *ucli.Command {
 				return err
 			}
 			if c.Bool("json") {
-				return writeJSON(e.Stdout, map[string]any{"token": inv.String(), "expires": inv.Expires, "addrs": inv.Addrs})
+				return e.writeJSON(map[string]any{"token": inv.String(), "expires": inv.Expires, "addrs": inv.Addrs})
 			}
 			_, err = fmt.Fprintln(e.Stdout, inv.String())
 			return err
@@ -99,7 +99,7 @@ func (e *runEnv) joinCommand() *ucli.Command {
 				return err
 			}
 			if c.Bool("json") {
-				return writeJSON(e.Stdout, res)
+				return e.writeJSON(res)
 			}
 			_, err = fmt.Fprintf(e.Stdout, "paired with %s %s\n", res.Peer, res.Name)
 			return err
@@ -144,7 +144,7 @@ func (e *runEnv) peerCommand() *ucli.Command {
 						return err
 					}
 					if c.Bool("json") {
-						return writeJSON(e.Stdout, st.Peers)
+						return e.writeJSON(st.Peers)
 					}
 					return e.peerTable(st.Peers)
 				},
@@ -243,7 +243,7 @@ func (e *runEnv) statusCommand() *ucli.Command {
 				return err
 			}
 			if c.Bool("json") {
-				return writeJSON(e.Stdout, st)
+				return e.writeJSON(st)
 			}
 			fmt.Fprintf(e.Stdout, "node %s %s: %s, %s stored, %s free\n", st.Node.ID, st.Node.Name,
 				plural(st.Node.Chunks, "chunk", "chunks"), bytes(st.Node.Stored), bytes(st.Node.Free))

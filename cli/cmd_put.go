@@ -57,7 +57,7 @@ func (e *runEnv) putCommand() *ucli.Command {
 				return err
 			}
 			if c.Bool("json") {
-				if err := writeJSON(e.Stdout, res); err != nil {
+				if err := e.writeJSON(res); err != nil {
 					return err
 				}
 			} else if res.Files+res.Unchanged > 0 || len(res.Failed) == 0 {
@@ -114,7 +114,7 @@ func (e *runEnv) remotePut(c *ucli.Context, ref string, paths []string, as strin
 		return err
 	}
 	if c.Bool("json") {
-		if err := writeJSON(e.Stdout, res); err != nil {
+		if err := e.writeJSON(res); err != nil {
 			return err
 		}
 	} else {

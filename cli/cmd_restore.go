@@ -34,7 +34,7 @@ func (e *runEnv) restoreCommand() *ucli.Command {
 				return err
 			}
 			if c.Bool("json") {
-				return writeJSON(e.Stdout, v)
+				return e.writeJSON(v)
 			}
 			if v.Unchanged {
 				fmt.Fprintf(e.Stdout, "%s: version %d is already the newest\n", v.Name, v.Num)

@@ -31,7 +31,7 @@ func (e *runEnv) rmCommand() *ucli.Command {
 				return err
 			}
 			if c.Bool("json") {
-				if err := writeJSON(e.Stdout, res); err != nil {
+				if err := e.writeJSON(res); err != nil {
 					return err
 				}
 			} else {

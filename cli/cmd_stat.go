@@ -26,7 +26,7 @@ func (e *runEnv) statCommand() *ucli.Command {
 				return err
 			}
 			if c.Bool("json") {
-				return writeJSON(e.Stdout, s)
+				return e.writeJSON(s)
 			}
 			tw := tabwriter.NewWriter(e.Stdout, 0, 8, 2, ' ', 0)
 			row := func(k, f string, a ...any) { fmt.Fprintf(tw, "%s\t"+f+"\n", append([]any{k}, a...)...) }

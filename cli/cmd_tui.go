@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -13,6 +12,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/gc"
 	"github.com/loftstore/loft/node"
 	"github.com/loftstore/loft/transfer"
@@ -84,7 +84,7 @@ func inviteAddrs(ctx context.Context, n *node.Node) []string {
 // offers; the rest is this node's own business.
 type remoteBackend struct{ *node.Remote }
 
-var errLocalOnly = errors.New("not available over --node: run the dashboard on that node")
+var errLocalOnly = fault.New(fault.Invalid, "not available over --node: run the dashboard on that node")
 
 func (r remoteBackend) Copies(ctx context.Context, name string) (int, error) { return -1, errLocalOnly }
 func (r remoteBackend) GC(ctx context.Context, opts node.GCOptions) (gc.Result, error) {

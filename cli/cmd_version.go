@@ -24,7 +24,7 @@ func (e *runEnv) versionCommand() *ucli.Command {
 		Action: func(c *ucli.Context) error {
 			v := versionInfo{Version: version, Go: runtime.Version(), Format: catalog.Format}
 			if c.Bool("json") {
-				return writeJSON(e.Stdout, v)
+				return e.writeJSON(v)
 			}
 			_, err := fmt.Fprintf(e.Stdout, "loft %s (%s), repository format %d\n", v.Version, v.Go, v.Format)
 			return err

@@ -27,7 +27,7 @@ func (e *runEnv) versionsCommand() *ucli.Command {
 				return err
 			}
 			if c.Bool("json") {
-				return writeJSON(e.Stdout, vs)
+				return e.writeJSON(vs)
 			}
 			tw := tabwriter.NewWriter(e.Stdout, 0, 8, 2, ' ', 0)
 			fmt.Fprintln(tw, "VERSION\tCREATED\tSIZE\tMODE\tMODIFIED\tSHA256\tNOTE")

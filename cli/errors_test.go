@@ -10,8 +10,10 @@ import (
 	"testing"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/node"
 	"github.com/loftstore/loft/store"
+	"github.com/loftstore/loft/transfer"
 )
 
 // TestExitCodes pins the documented mapping from errors to exit codes,
@@ -22,33 +24,43 @@ func TestExitCodes(t *testing.T) {
 		err  error
 		want int
 	}{
-		{nil, ExitOK},
-		{errors.New("boom"), ExitError},
-		{fs.ErrPermission, ExitError},
-		{usageErrorf("loft put FILE", "put needs a PATH"), ExitUsage},
-		{wrap(catalog.ErrBadName), ExitUsage},
-		{wrap(node.ErrNeedName), ExitUsage},
-		{node.ErrNeedDest, ExitUsage},
-		{wrap(node.ErrIsDir), ExitUsage},
-		{store.ErrBadParams, ExitUsage},
-		{wrap(catalog.ErrBadSetting), ExitUsage},
-		{wrap(node.ErrDestination), ExitUsage},
-		{wrap(catalog.ErrNotFound), ExitNotFound},
-		{wrap(catalog.ErrDeleted), ExitNotFound},
-		{&fs.PathError{Op: "stat", Path: "x", Err: fs.ErrNotExist}, ExitNotFound},
-		{wrap(&store.IntegrityError{Object: "a", Reason: "bad"}), ExitIntegrity},
-		{&problemsError{n: 2}, ExitIntegrity},
-		{&partialError{failed: 1, total: 3}, ExitPartial},
-		{&partialError{failed: 1, total: 3, integrity: true}, ExitIntegrity},
-		{wrap(node.ErrNoRepository), ExitRepository},
-		{node.ErrExists, ExitRepository},
-		{wrap(catalog.ErrNewerFormat), ExitRepository},
-		{wrap(catalog.ErrCorrupt), ExitRepository},
-		{wrap(catalog.ErrBusy), ExitRepository},
-		{wrap(&fs.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}), ExitNoSpace},
-		{wrap(context.Canceled), ExitInterrupted},
+		{nil, 0},
+		{errors.New("boom"), 1},
+		{fs.ErrPermission, 1},
+		{usageErrorf("loft put FILE", "put needs a PATH"), 2},
+		{wrap(catalog.ErrBadName), 2},
+		{wrap(node.ErrNeedName), 2},
+		{node.ErrNeedDest, 2},
+		{wrap(node.ErrIsDir), 2},
+		{store.ErrBadParams, 2},
+		{wrap(catalog.ErrBadSetting), 2},
+		{wrap(node.ErrDestination), 2},
+		{wrap(catalog.ErrNotFound), 3},
+		{wrap(catalog.ErrDeleted), 3},
+		{&fs.PathError{Op: "stat", Path: "x", Err: fs.ErrNotExist}, 3},
+		{wrap(&store.IntegrityError{Object: "a", Reason: "bad"}), 4},
+		{&problemsError{n: 2}, 4},
+		{&partialError{failed: 1, total: 3}, 5},
+		{&partialError{failed: 1, total: 3, integrity: true}, 4},
+		{wrap(node.ErrNoRepository), 6},
+		{node.ErrExists, 6},
+		{wrap(catalog.ErrNewerFormat), 6},
+		{wrap(catalog.ErrCorrupt), 6},
+		{wrap(catalog.ErrBusy), 6},
+		{wrap(&fs.PathError{Op: "write", Path: "x", Err: syscall.ENOSPC}), 7},
+		{wrap(context.Canceled), 130},
+		// Errors that crossed the wire keep their kind.
+		{wrap(&transfer.CodeError{Code: fault.NotFound, Msg: "x"}), 3},
+		{wrap(&transfer.CodeError{Code: fault.Deleted, Msg: "x"}), 3},
+		{wrap(&transfer.CodeError{Code: fault.Integrity, Msg: "x"}), 4},
+		{wrap(&transfer.CodeError{Code: fault.Invalid, Msg: "x"}), 2},
+		{wrap(&transfer.CodeError{Code: fault.NoSpace, Msg: "x"}), 7},
+		{wrap(&transfer.CodeError{Code: fault.Denied, Msg: "x"}), 8},
+		{wrap(&transfer.CodeError{Code: 999, Msg: "a code from a newer peer"}), 1},
+		{wrap(node.ErrNoPeer), 8},
+		{wrap(transfer.ErrBadInvite), 8},
 		// A full disk wins over the error it surfaced as.
-		{fmt.Errorf("%w: %w", catalog.ErrCorrupt, syscall.ENOSPC), ExitNoSpace},
+		{fmt.Errorf("%w: %w", catalog.ErrCorrupt, syscall.ENOSPC), 7},
 	} {
 		if got := exitCode(tc.err); got != tc.want {
 			t.Errorf("exitCode(%v) = %d, want %d", tc.err, got, tc.want)
@@ -60,7 +72,7 @@ func TestExitCodes(t *testing.T) {
 func TestReport(t *testing.T) {
 	var b strings.Builder
 	e := &runEnv{Env: Env{Stderr: &b}}
-	if code := e.report(usageErrorf("loft get NAME [DEST]", "get needs a NAME")); code != ExitUsage {
+	if code := e.report(usageErrorf("loft get NAME [DEST]", "get needs a NAME")); code != 2 {
 		t.Fatalf("code %d", code)
 	}
 	if b.String() != "loft: get needs a NAME\nTry: loft get NAME [DEST]\n" {
@@ -99,7 +111,7 @@ func TestReorderArgs(t *testing.T) {
 	} {
 		got, err := reorderArgs(app, strings.Fields(tc.in))
 		if tc.err {
-			if err == nil || exitCode(err) != ExitUsage {
+			if err == nil || exitCode(err) != 2 {
 				t.Errorf("%q: want a usage error, got %v %v", tc.in, got, err)
 			}
 			continue

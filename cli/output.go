@@ -3,16 +3,26 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"time"
 
 	"github.com/dustin/go-humanize"
 )
 
-// writeJSON prints v as one line of JSON.
-func writeJSON(w io.Writer, v any) error {
-	return json.NewEncoder(w).Encode(v)
+// writeJSON prints v as one line of JSON on stdout: a command's result.
+func (e *runEnv) writeJSON(v any) error {
+	e.wroteJSON = true
+	return json.NewEncoder(e.Stdout).Encode(v)
+}
+
+// jsonError is what --json prints on stdout when a command fails before it
+// printed its result, so that a script reads one JSON value either way.
+type jsonError struct {
+	Error struct {
+		Code    string `json:"code"` // the kind's name: not_found, integrity, no_space, ...
+		Exit    int    `json:"exit"`
+		Message string `json:"message"`
+	} `json:"error"`
 }
 
 // bytes formats a byte count in binary units, as du -h and ls -h do.

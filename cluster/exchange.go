@@ -21,7 +21,7 @@ func (cl *Cluster) pullChanges(ctx context.Context, c *transfer.Conn) (int, erro
 		}
 		var resp transfer.ChangesResp
 		if err := c.Call(ctx, transfer.OpChanges, transfer.ChangesReq{After: p.PullSeq, Limit: transfer.MaxChanges}, &resp); err != nil {
-			return applied, PeerError(err)
+			return applied, err
 		}
 		if resp.Last <= p.PullSeq {
 			return applied, nil
@@ -113,7 +113,7 @@ func (cl *Cluster) fetchChunkList(ctx context.Context, c *transfer.Conn, req tra
 		req.From, req.Limit = int64(len(out)), transfer.MaxIDs
 		var resp transfer.ChunksResp
 		if err := c.Call(ctx, op, req, &resp); err != nil {
-			return nil, PeerError(err)
+			return nil, err
 		}
 		if len(resp.Chunks) == 0 {
 			return nil, fmt.Errorf("peer %s sent %d of %d chunk references", c.Peer().Short(), len(out), count)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/store"
 	"github.com/loftstore/loft/transfer"
 )
@@ -22,32 +23,9 @@ type handler struct {
 
 func (h *handler) Serve(ctx context.Context, c *transfer.Conn, op transfer.Op, body []byte) (any, error) {
 	if c.Join() != (op == transfer.OpJoin) {
-		return nil, transfer.Errorf(transfer.CodeDenied, "operation %d not allowed on this connection", op)
+		return nil, transfer.Errorf(fault.Denied, "operation %d not allowed on this connection", op)
 	}
-	resp, err := h.serve(ctx, c, op, body)
-	if err != nil {
-		err = Coded(err)
-	}
-	return resp, err
-}
-
-// Coded gives an error the code the peer maps back to the same error.
-func Coded(err error) error {
-	var ce *transfer.CodeError
-	switch {
-	case errors.As(err, &ce):
-		return err
-	case errors.Is(err, catalog.ErrNotFound), errors.Is(err, catalog.ErrDeleted):
-		return transfer.Errorf(transfer.CodeNotFound, "%v", err)
-	case errors.Is(err, store.ErrIntegrity):
-		return transfer.Errorf(transfer.CodeIntegrity, "%v", err)
-	case errors.Is(err, syscall.ENOSPC):
-		return transfer.Errorf(transfer.CodeNoSpace, "%v", err)
-	case errors.Is(err, transfer.ErrBadMessage), errors.Is(err, catalog.ErrBadName), errors.Is(err, catalog.ErrBadSetting),
-		errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, transfer.ErrFrameTooLarge):
-		return transfer.Errorf(transfer.CodeBadRequest, "%v", err)
-	}
-	return transfer.Errorf(transfer.CodeInternal, "%v", err)
+	return h.serve(ctx, c, op, body)
 }
 
 func (h *handler) serve(ctx context.Context, c *transfer.Conn, op transfer.Op, body []byte) (any, error) {
@@ -114,7 +92,7 @@ func (h *handler) serve(ctx context.Context, c *transfer.Conn, op transfer.Op, b
 		return transfer.ChunksResp{Chunks: WireRefs(refs)}, nil
 	}
 	if cl.local == nil {
-		return nil, transfer.Errorf(transfer.CodeUnsupported, "unknown operation %d", op)
+		return nil, transfer.Errorf(fault.Unsupported, "unknown operation %d", op)
 	}
 	return cl.local.Serve(ctx, c, op, body)
 }
@@ -123,7 +101,7 @@ func (h *handler) serve(ctx context.Context, c *transfer.Conn, op transfer.Op, b
 // a peer fetches from it.
 func (h *handler) ServeStream(ctx context.Context, c *transfer.Conn, op transfer.Op, body []byte, s *transfer.Stream) {
 	if c.Join() {
-		s.Cancel(transfer.CodeDenied)
+		s.Cancel(fault.Denied)
 		return
 	}
 	var err error
@@ -137,7 +115,7 @@ func (h *handler) ServeStream(ctx context.Context, c *transfer.Conn, op transfer
 		}
 	default:
 		if h.cl.local == nil {
-			s.Cancel(transfer.CodeUnsupported)
+			s.Cancel(fault.Unsupported)
 			return
 		}
 		h.cl.local.ServeStream(ctx, c, op, body, s)
@@ -145,7 +123,7 @@ func (h *handler) ServeStream(ctx context.Context, c *transfer.Conn, op transfer
 	}
 	if err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
 		h.cl.log.Warn("stream ended", "peer", c.Peer().Short(), "op", op, "err", err)
-		s.Cancel(transfer.CodeOf(Coded(err)))
+		s.Cancel(transfer.CodeOf(err))
 	}
 }
 
@@ -173,7 +151,7 @@ func (cl *Cluster) receivePush(ctx context.Context, c *transfer.Conn, s *transfe
 			cl.traffic.received.Add(r.Plain)
 		}
 		for _, r := range pending {
-			if err := s.WriteFrame(transfer.FrameAck, transfer.AckBody(r.ID, transfer.CodeOK)); err != nil {
+			if err := s.WriteFrame(transfer.FrameAck, transfer.AckBody(r.ID, fault.OK)); err != nil {
 				return err
 			}
 		}
@@ -196,20 +174,20 @@ func (cl *Cluster) receivePush(ctx context.Context, c *transfer.Conn, s *transfe
 			buf = b[:0]
 		}
 		if typ != transfer.FrameChunk || len(b) < store.IDSize {
-			return transfer.Errorf(transfer.CodeBadRequest, "expected a chunk frame")
+			return transfer.Errorf(fault.Invalid, "expected a chunk frame")
 		}
 		id := store.ID(b[:store.IDSize])
 		plain := b[store.IDSize:]
 		if err := store.Verify(id, plain); err != nil {
 			cl.log.Warn("pushed chunk failed verification", "peer", c.Peer().Short(), "chunk", id.Short())
-			if err := s.WriteFrame(transfer.FrameAck, transfer.AckBody(id, transfer.CodeIntegrity)); err != nil {
+			if err := s.WriteFrame(transfer.FrameAck, transfer.AckBody(id, fault.Integrity)); err != nil {
 				return err
 			}
 			continue
 		}
 		stored, err := batch.Add(ctx, id, plain)
 		if errors.Is(err, syscall.ENOSPC) {
-			return transfer.Errorf(transfer.CodeNoSpace, "no space left on this node")
+			return transfer.Errorf(fault.NoSpace, "no space left on this node")
 		}
 		if err != nil {
 			return err
@@ -241,9 +219,9 @@ func (cl *Cluster) serveFetch(ctx context.Context, s *transfer.Stream, ids []sto
 		frame := (*pb)[:store.IDSize]
 		data, err := read(ctx, id, (*pb)[store.IDSize:store.IDSize])
 		if err != nil {
-			code := transfer.CodeNotFound
+			code := fault.NotFound
 			if errors.Is(err, store.ErrIntegrity) {
-				code = transfer.CodeIntegrity
+				code = fault.Integrity
 			}
 			if err := s.WriteFrame(transfer.FrameMiss, transfer.AckBody(id, code)); err != nil {
 				return err

@@ -9,15 +9,16 @@ import (
 	"time"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/store"
 	"github.com/loftstore/loft/transfer"
 )
 
 // ErrNoPeer means no pinned peer matches, or none is reachable.
-var ErrNoPeer = errors.New("no such peer")
+var ErrNoPeer = fault.New(fault.Peer, "no such peer")
 
 // ErrUnreachable means a peer could not be reached.
-var ErrUnreachable = errors.New("peer unreachable")
+var ErrUnreachable = fault.New(fault.Peer, "peer unreachable")
 
 // network is a node's side of the wire: its TLS identity, the connections
 // it holds to peers, and, while it serves, its listener. It is created on

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/transfer"
 )
 
@@ -72,7 +73,7 @@ func (cl *Cluster) Join(ctx context.Context, token string, listen []string) (Joi
 		c.Close("joined")
 		cancel()
 		if err != nil {
-			return JoinResult{}, fmt.Errorf("join: %w", PeerError(err))
+			return JoinResult{}, fmt.Errorf("join: %w", err)
 		}
 		addrs := append([]string{addr}, resp.Listen...)
 		addrs = slices.Compact(addrs)
@@ -97,7 +98,7 @@ func (cl *Cluster) acceptJoin(ctx context.Context, c *transfer.Conn, req transfe
 	}, catalog.Peer{ID: joiner.String(), Name: req.Name, Addrs: addrs})
 	if errors.Is(err, catalog.ErrInvite) {
 		cl.log.Warn("join refused: no invite matches", "peer", joiner.Short(), "addr", c.RemoteAddr())
-		return transfer.JoinResp{}, transfer.Errorf(transfer.CodeDenied, "no valid invite matches (expired, used, or wrong token)")
+		return transfer.JoinResp{}, transfer.Errorf(fault.Denied, "no valid invite matches (expired, used, or wrong token)")
 	}
 	if err != nil {
 		return transfer.JoinResp{}, err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/store"
 	"github.com/loftstore/loft/transfer"
 )
@@ -118,7 +119,7 @@ func (cl *Cluster) FetchFrom(ctx context.Context, peer string, id store.ID, buf 
 	if err != nil {
 		return nil, err
 	}
-	defer s.Cancel(transfer.CodeOK)
+	defer s.Cancel(fault.OK)
 	s.SetDeadline(time.Now().Add(60 * time.Second))
 	typ, b, err := s.ReadFrame(transfer.MaxDataFrame, buf[:0])
 	if err != nil {

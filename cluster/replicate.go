@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/store"
 	"github.com/loftstore/loft/transfer"
 )
@@ -214,7 +215,7 @@ func (cl *Cluster) offer(ctx context.Context, peer string, batch []catalog.Chunk
 	}
 	var bits transfer.Bits
 	if err := c.Call(ctx, transfer.OpHave, transfer.IDList{IDs: ids}, &bits); err != nil {
-		return 0, 0, 0, PeerError(err)
+		return 0, 0, 0, err
 	}
 	if len(bits.Bits) != len(ids) {
 		return 0, 0, 0, fmt.Errorf("peer %s answered %d of %d chunks", peer[:8], len(bits.Bits), len(ids))
@@ -286,7 +287,7 @@ func (cl *Cluster) Push(ctx context.Context, c *transfer.Conn, ids []store.ID, r
 				ackErr <- fmt.Errorf("peer %s: bad acknowledgement", c.Peer().Short())
 				return
 			}
-			if code == transfer.CodeOK {
+			if code == fault.OK {
 				got = append(got, id)
 			} else {
 				cl.log.Warn("peer refused a chunk", "peer", c.Peer().Short(), "chunk", id.Short(), "code", code)
@@ -318,7 +319,7 @@ func (cl *Cluster) Push(ctx context.Context, c *transfer.Conn, ids []store.ID, r
 	if werr == nil {
 		werr = s.CloseWrite()
 	} else {
-		s.Cancel(transfer.CodeInternal)
+		s.Cancel(fault.Internal)
 	}
 	s.SetDeadline(time.Now().Add(60 * time.Second))
 	got := <-acks

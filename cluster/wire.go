@@ -1,10 +1,6 @@
 package cluster
 
 import (
-	"errors"
-	"strings"
-	"syscall"
-
 	"github.com/loftstore/loft/catalog"
 	"github.com/loftstore/loft/transfer"
 )
@@ -38,42 +34,3 @@ func RefsOf(refs []transfer.ChunkRef) []catalog.ChunkRef {
 	}
 	return out
 }
-
-// PeerError turns a peer's error code back into the error the local
-// operation would have returned, so the CLI maps it to the same exit code.
-func PeerError(err error) error {
-	var ce *transfer.CodeError
-	if !errors.As(err, &ce) {
-		return err
-	}
-	switch ce.Code {
-	case transfer.CodeNotFound:
-		if strings.Contains(ce.Msg, catalog.ErrDeleted.Error()) {
-			return &remoteError{ce.Msg, catalog.ErrDeleted}
-		}
-		return &remoteError{ce.Msg, catalog.ErrNotFound}
-	case transfer.CodeIntegrity:
-		return &remoteError{ce.Msg, ErrRemoteIntegrity}
-	case transfer.CodeBadRequest, transfer.CodeDenied:
-		return &remoteError{ce.Msg, ErrRemoteRefused}
-	case transfer.CodeNoSpace:
-		return &remoteError{"peer: " + ce.Msg, syscall.ENOSPC}
-	}
-	return err
-}
-
-// remoteError is a peer's error message with the local error it stands for.
-type remoteError struct {
-	msg string
-	err error
-}
-
-func (e *remoteError) Error() string { return e.msg }
-func (e *remoteError) Unwrap() error { return e.err }
-
-var (
-	// ErrRemoteIntegrity means a peer found corrupt data.
-	ErrRemoteIntegrity = errors.New("integrity error on the peer")
-	// ErrRemoteRefused means a peer refused a request as invalid.
-	ErrRemoteRefused = errors.New("refused by the peer")
-)

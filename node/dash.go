@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/transfer"
 )
 
@@ -206,7 +207,7 @@ func (n *Node) serveEvents(ctx context.Context, s *transfer.Stream) error {
 const frameEvent byte = 20
 
 // ErrNotServing means no serve process runs on this repository.
-var ErrNotServing = errors.New("no node is serving this repository")
+var ErrNotServing = fault.New(fault.Peer, "no node is serving this repository")
 
 // Events connects to the serve process running on this repository, if
 // one does, and returns its event stream; the channel closes when the

@@ -20,16 +20,17 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/store"
 )
 
 var (
 	// ErrNeedDest means a destination must be given (restoring everything).
-	ErrNeedDest = errors.New("needs a destination directory")
+	ErrNeedDest = fault.New(fault.Invalid, "needs a destination directory")
 	// ErrIsDir means a single-file form was used on a directory of objects.
-	ErrIsDir = errors.New("is a directory")
+	ErrIsDir = fault.New(fault.Invalid, "is a directory")
 	// ErrUnsafePath means a destination path goes through a symbolic link.
-	ErrUnsafePath = errors.New("refusing to write through a symbolic link")
+	ErrUnsafePath = fault.New(fault.Invalid, "refusing to write through a symbolic link")
 )
 
 // GetOptions configure Get.
@@ -121,7 +122,7 @@ func (g *getter) run(ctx context.Context, name, dest string) error {
 		if err == nil {
 			return g.one(ctx, v, dest)
 		}
-		if !errors.Is(err, catalog.ErrNotFound) && !errors.Is(err, catalog.ErrDeleted) {
+		if !errors.Is(err, fault.NotFound) && !errors.Is(err, fault.Deleted) {
 			return err
 		}
 		// Not an object (or a deleted one): maybe a directory of objects.
@@ -317,7 +318,7 @@ func (g *getter) writeFile(ctx context.Context, v catalog.Version, dst string) (
 // ErrDestination means something at the destination is in the way: not a
 // regular file where get writes a file, not a directory where it writes a
 // tree.
-var ErrDestination = errors.New("destination is in the way")
+var ErrDestination = fault.New(fault.Invalid, "destination is in the way")
 
 // replaceable checks that dst is absent or a regular file: get replaces
 // files, never a directory, a link, a device or a pipe that happens to be
@@ -342,7 +343,7 @@ func (g *getter) prunedMeanwhile(ctx context.Context, v catalog.Version, err err
 	if !errors.Is(err, store.ErrIntegrity) {
 		return err
 	}
-	if _, verr := g.src.Version(ctx, v.Name, v.Num); errors.Is(verr, catalog.ErrNotFound) {
+	if _, verr := g.src.Version(ctx, v.Name, v.Num); errors.Is(verr, fault.NotFound) {
 		return fmt.Errorf("%s version %d was pruned while it was read: %w", v.Name, v.Num, catalog.ErrNotFound)
 	}
 	return err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/loftstore/loft/catalog"
 	"github.com/loftstore/loft/cluster"
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/store"
 	"github.com/loftstore/loft/transfer"
 )
@@ -34,11 +35,7 @@ type remotePut struct {
 }
 
 func (h *handler) Serve(ctx context.Context, c *transfer.Conn, op transfer.Op, body []byte) (any, error) {
-	resp, err := h.serve(ctx, c, op, body)
-	if err != nil {
-		err = cluster.Coded(err)
-	}
-	return resp, err
+	return h.serve(ctx, c, op, body)
 }
 
 func (h *handler) serve(ctx context.Context, c *transfer.Conn, op transfer.Op, body []byte) (any, error) {
@@ -127,7 +124,7 @@ func (h *handler) serve(ctx context.Context, c *transfer.Conn, op transfer.Op, b
 		}
 		return h.commit(ctx, c, req)
 	}
-	return nil, transfer.Errorf(transfer.CodeUnsupported, "unknown operation %d", op)
+	return nil, transfer.Errorf(fault.Unsupported, "unknown operation %d", op)
 }
 
 func (h *handler) beginPut(ctx context.Context, c *transfer.Conn) error {
@@ -213,7 +210,7 @@ func (h *handler) have(ctx context.Context, c *transfer.Conn, ids []store.ID) (t
 func (h *handler) commit(ctx context.Context, c *transfer.Conn, req transfer.CommitReq) (transfer.CommitResp, error) {
 	rp := h.session(c)
 	if rp == nil {
-		return transfer.CommitResp{}, transfer.Errorf(transfer.CodeBadRequest, "commit without a put session")
+		return transfer.CommitResp{}, transfer.Errorf(fault.Invalid, "commit without a put session")
 	}
 	rp.mu.Lock()
 	if rp.name != req.Name {
@@ -222,7 +219,7 @@ func (h *handler) commit(ctx context.Context, c *transfer.Conn, req transfer.Com
 	if len(rp.chunks)+len(req.Chunks) > catalog.MaxVersionChunks {
 		rp.name, rp.chunks = "", nil
 		rp.mu.Unlock()
-		return transfer.CommitResp{}, transfer.Errorf(transfer.CodeTooLarge, "version of more than %d chunks", catalog.MaxVersionChunks)
+		return transfer.CommitResp{}, transfer.Errorf(fault.TooLarge, "version of more than %d chunks", catalog.MaxVersionChunks)
 	}
 	for _, r := range req.Chunks {
 		rp.chunks = append(rp.chunks, catalog.ChunkRef{ID: r.ID, Plain: r.Plain, Stored: r.Stored})
@@ -242,7 +239,7 @@ func (h *handler) commit(ctx context.Context, c *transfer.Conn, req transfer.Com
 		plain += r.Plain
 	}
 	if plain != req.Size {
-		return transfer.CommitResp{}, transfer.Errorf(transfer.CodeBadRequest, "%s: chunks add up to %d bytes, not %d", req.Name, plain, req.Size)
+		return transfer.CommitResp{}, transfer.Errorf(fault.Invalid, "%s: chunks add up to %d bytes, not %d", req.Name, plain, req.Size)
 	}
 	var added catalog.Added
 	err := h.n.cat.Tx(ctx, func(tx *catalog.Tx) error {
@@ -256,7 +253,7 @@ func (h *handler) commit(ctx context.Context, c *transfer.Conn, req transfer.Com
 		for i, r := range refs {
 			st, ok := held[r.ID]
 			if !ok {
-				return transfer.Errorf(transfer.CodeNotFound, "chunk %s is not on this node", r.ID)
+				return transfer.Errorf(fault.NotFound, "chunk %s is not on this node", r.ID)
 			}
 			refs[i].Stored = st.Stored
 			if st.Refs == 0 {
@@ -265,7 +262,7 @@ func (h *handler) commit(ctx context.Context, c *transfer.Conn, req transfer.Com
 					return err
 				}
 				if !ok {
-					return transfer.Errorf(transfer.CodeNotFound, "chunk %s is not on this node", r.ID)
+					return transfer.Errorf(fault.NotFound, "chunk %s is not on this node", r.ID)
 				}
 			}
 		}
@@ -286,14 +283,14 @@ func (h *handler) ServeStream(ctx context.Context, c *transfer.Conn, op transfer
 	var err error
 	switch {
 	case op != transfer.OpEvents:
-		err = transfer.Errorf(transfer.CodeUnsupported, "unknown stream operation %d", op)
+		err = transfer.Errorf(fault.Unsupported, "unknown stream operation %d", op)
 	case c.Peer() != h.n.id:
-		err = transfer.Errorf(transfer.CodeDenied, "events are for this node's own dashboard")
+		err = transfer.Errorf(fault.Denied, "events are for this node's own dashboard")
 	default:
 		err = h.n.serveEvents(ctx, s)
 	}
 	if err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
 		h.n.log.Warn("stream ended", "peer", c.Peer().Short(), "op", op, "err", err)
-		s.Cancel(transfer.CodeOf(cluster.Coded(err)))
+		s.Cancel(transfer.CodeOf(err))
 	}
 }

@@ -11,10 +11,8 @@ import (
 
 // Errors of the cluster that the node's callers see.
 var (
-	ErrNoPeer          = cluster.ErrNoPeer
-	ErrUnreachable     = cluster.ErrUnreachable
-	ErrRemoteIntegrity = cluster.ErrRemoteIntegrity
-	ErrRemoteRefused   = cluster.ErrRemoteRefused
+	ErrNoPeer      = cluster.ErrNoPeer
+	ErrUnreachable = cluster.ErrUnreachable
 )
 
 // JoinResult describes a pairing.

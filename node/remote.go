@@ -17,7 +17,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/loftstore/loft/catalog"
-	"github.com/loftstore/loft/cluster"
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/store"
 	"github.com/loftstore/loft/transfer"
 )
@@ -57,7 +57,7 @@ func (n *Node) Remote(ctx context.Context, ref string) (*Remote, error) {
 }
 
 func (r *Remote) call(ctx context.Context, op transfer.Op, req, resp any) error {
-	return cluster.PeerError(r.c.Call(ctx, op, req, resp))
+	return r.c.Call(ctx, op, req, resp)
 }
 
 // List pages through the peer's listing.
@@ -97,7 +97,8 @@ func (r *Remote) Remove(ctx context.Context, names []string, recursive bool) (Re
 	var res RemoveResult
 	err := r.call(ctx, transfer.OpRemove, transfer.RemoveReq{Names: names, Recursive: recursive}, &res)
 	for i := range res.Failed {
-		res.Failed[i].Err = errors.New(res.Failed[i].Msg)
+		f := &res.Failed[i]
+		f.Err = fault.E(fault.Named(f.Code), "%s", f.Msg)
 	}
 	return res, err
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/loftstore/loft/catalog"
 	"github.com/loftstore/loft/cluster"
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/store"
 	"github.com/loftstore/loft/transfer"
 )
@@ -32,9 +33,9 @@ const (
 
 var (
 	// ErrNoRepository means the directory holds no loft repository.
-	ErrNoRepository = errors.New("no loft repository")
+	ErrNoRepository = fault.New(fault.Repository, "no loft repository")
 	// ErrExists means init found a repository already there.
-	ErrExists = errors.New("a loft repository already exists")
+	ErrExists = fault.New(fault.Repository, "a loft repository already exists")
 )
 
 // Options configure a node.

@@ -22,6 +22,7 @@ import (
 
 	"github.com/loftstore/loft/catalog"
 	"github.com/loftstore/loft/cluster"
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/store"
 	"github.com/loftstore/loft/transfer"
 )
@@ -241,7 +242,7 @@ func (p *clientPeer) rawDial(t *testing.T, s *servingNode, hello bool) (*quic.Co
 	if err != nil {
 		t.Fatalf("%s: read hello reply: %v", p.name, err)
 	}
-	if typ != rawFrameResponse || len(rep) < 10 || binary.BigEndian.Uint64(rep) != 0 || binary.BigEndian.Uint16(rep[8:]) != uint16(transfer.CodeOK) {
+	if typ != rawFrameResponse || len(rep) < 10 || binary.BigEndian.Uint64(rep) != 0 || binary.BigEndian.Uint16(rep[8:]) != uint16(fault.OK) {
 		t.Fatalf("%s: hello reply type %d: %q", p.name, typ, rep)
 	}
 	qs.SetReadDeadline(time.Time{})
@@ -404,7 +405,7 @@ func TestServeMisbehavingPeers(t *testing.T) {
 	if err != nil {
 		t.Fatalf("open the fetch stream: %v", err)
 	}
-	defer stalled.Cancel(transfer.CodeOK)
+	defer stalled.Cancel(fault.OK)
 	roundTrip(t, goodConn, "a fetch stream stopped being read")
 
 	t.Run("unknown identity", func(t *testing.T) {
@@ -443,8 +444,8 @@ func TestServeMisbehavingPeers(t *testing.T) {
 			// The header and a little of the body: the node must refuse on
 			// the header, not wait for (or allocate) the announced size.
 			qs.Write(append(hdr, make([]byte, 100)...))
-			if code := closedBy(t, "oversized control frame", qc); code != transfer.CodeTooLarge {
-				t.Errorf("announcing %d bytes: connection closed with code %d (%s), want %d (%s)", announced, code, code, transfer.CodeTooLarge, transfer.CodeTooLarge)
+			if code := closedBy(t, "oversized control frame", qc); code != fault.TooLarge {
+				t.Errorf("announcing %d bytes: connection closed with code %d (%s), want %d (%s)", announced, code, code, fault.TooLarge, fault.TooLarge)
 			}
 			s.log.waitLine(t, "oversized control frame", from, "protocol violation", "frame too large", badID)
 			roundTrip(t, goodConn, "an oversized control frame")
@@ -453,8 +454,8 @@ func TestServeMisbehavingPeers(t *testing.T) {
 		from := s.log.Len()
 		qc, qs := bad.rawDial(t, s, false)
 		qs.Write([]byte{rawFrameRequest, 0xff, 0xff, 0xff, 0xff})
-		if code := closedBy(t, "oversized hello", qc); code != transfer.CodeTooLarge {
-			t.Errorf("oversized hello: connection closed with code %d (%s), want %d", code, code, transfer.CodeTooLarge)
+		if code := closedBy(t, "oversized hello", qc); code != fault.TooLarge {
+			t.Errorf("oversized hello: connection closed with code %d (%s), want %d", code, code, fault.TooLarge)
 		}
 		s.log.waitLine(t, "oversized hello", from, "connection failed", "frame too large", badID)
 		roundTrip(t, goodConn, "an oversized hello")
@@ -501,7 +502,7 @@ func TestServeMisbehavingPeers(t *testing.T) {
 				qs.Close()
 			}
 			code := closedBy(t, "random bytes", qc)
-			if code != transfer.CodeBadRequest && code != transfer.CodeTooLarge {
+			if code != fault.Invalid && code != fault.TooLarge {
 				t.Errorf("seed %d: connection closed with code %d (%s), want bad request or too large", seed, code, code)
 			}
 			s.log.waitLine(t, "random bytes", from, "protocol violation", badID)
@@ -530,7 +531,7 @@ func TestServeMisbehavingPeers(t *testing.T) {
 			if end == "fin" {
 				ps.Close()
 			} else {
-				ps.CancelWrite(quic.StreamErrorCode(transfer.CodeBadRequest))
+				ps.CancelWrite(quic.StreamErrorCode(fault.Invalid))
 			}
 			if err := streamEnded(t, "truncated push", ps); err == nil {
 				t.Errorf("%s: the node ended a truncated push cleanly", end)
@@ -591,10 +592,10 @@ func TestServeMisbehavingPeers(t *testing.T) {
 		if len(order) != 2 {
 			t.Fatalf("%d acknowledgements, want 2: %v", len(order), acks)
 		}
-		if code, ok := acks[claimedID]; !ok || code != transfer.CodeIntegrity {
-			t.Errorf("the chunk not matching its ID was acknowledged with code %d (%s) (present %v), want %d (%s)", code, code, ok, transfer.CodeIntegrity, transfer.CodeIntegrity)
+		if code, ok := acks[claimedID]; !ok || code != fault.Integrity {
+			t.Errorf("the chunk not matching its ID was acknowledged with code %d (%s) (present %v), want %d (%s)", code, code, ok, fault.Integrity, fault.Integrity)
 		}
-		if code, ok := acks[honestID]; !ok || code != transfer.CodeOK {
+		if code, ok := acks[honestID]; !ok || code != fault.OK {
 			t.Errorf("the valid chunk after it was acknowledged with code %d (%s) (present %v), want ok", code, code, ok)
 		}
 		s.log.waitLine(t, "chunk not matching its ID", from, "pushed chunk failed verification", "peer="+badShort, "chunk="+claimedID.Short())
@@ -678,13 +679,13 @@ func TestServeRefusesJoinWithoutInvite(t *testing.T) {
 	rand.Read(wrong[:])
 	var resp transfer.JoinResp
 	err = c.Call(ctx, transfer.OpJoin, transfer.JoinReq{Proof: transfer.JoinProof(wrong, stranger.id.ID(), s.n.ID()), Name: "stranger"}, &resp)
-	if code := transfer.CodeOf(err); code != transfer.CodeDenied {
+	if code := transfer.CodeOf(err); code != fault.Denied {
 		t.Fatalf("join with a wrong proof: %v (code %s), want denied", err, code)
 	}
 	s.log.waitLine(t, "wrong proof", from, "join refused: no invite matches", "peer="+stranger.id.ID().Short())
 	var hb transfer.Heartbeat
 	err = c.Call(ctx, transfer.OpHeartbeat, transfer.Heartbeat{Time: time.Now(), Software: "test"}, &hb)
-	if code := transfer.CodeOf(err); code != transfer.CodeDenied {
+	if code := transfer.CodeOf(err); code != fault.Denied {
 		t.Fatalf("heartbeat on a join connection: %v (code %s), want denied", err, code)
 	}
 	if _, err := s.n.Catalog().PeerByID(ctx, stranger.id.ID().String()); !errors.Is(err, catalog.ErrNotFound) {

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/fault"
 )
 
 // source is one thing to put: a regular file, or a stream (standard input,
@@ -31,22 +31,26 @@ type Skip struct {
 	Reason string `json:"reason"`
 }
 
-// Failure is an input put could not store.
+// Failure is an input an operation could not handle, with the error and
+// its kind (package fault) by name.
 type Failure struct {
 	Path string `json:"path"`
 	Err  error  `json:"-"`
 	Msg  string `json:"error"`
+	Code string `json:"code"`
 }
 
-func newFailure(p string, err error) Failure { return Failure{Path: p, Err: err, Msg: err.Error()} }
+func newFailure(p string, err error) Failure {
+	return Failure{Path: p, Err: err, Msg: err.Error(), Code: fault.Of(err).String()}
+}
 
 var (
 	// ErrNeedName means a source has no name of its own (stdin, "/").
-	ErrNeedName = errors.New("needs a name: use --as NAME")
+	ErrNeedName = fault.New(fault.Invalid, "needs a name: use --as NAME")
 	// ErrSpecialFile means a path given to put is a device or a socket.
-	ErrSpecialFile = errors.New("is not a regular file, a directory or a pipe")
+	ErrSpecialFile = fault.New(fault.Invalid, "is not a regular file, a directory or a pipe")
 	// ErrDuplicateName means two inputs of one put would store under one name.
-	ErrDuplicateName = errors.New("two inputs would be stored under one name")
+	ErrDuplicateName = fault.New(fault.Invalid, "two inputs would be stored under one name")
 )
 
 // rootName returns the object name for a command-line path.

@@ -3,10 +3,11 @@ package store
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"math/bits"
+
+	"github.com/loftstore/loft/fault"
 )
 
 // MaxChunkSize bounds every chunk loft will ever create or accept, whatever a
@@ -32,7 +33,7 @@ type Params struct {
 func DefaultParams() Params { return Params{Min: 256 << 10, Avg: 1 << 20, Max: 4 << 20} }
 
 // ErrBadParams is returned for chunking parameters that cannot work.
-var ErrBadParams = errors.New("bad chunking parameters")
+var ErrBadParams = fault.New(fault.Invalid, "bad chunking parameters")
 
 // Validate reports whether p can be used: Avg a power of two, and
 // 64 <= Min < Avg < Max <= MaxChunkSize.

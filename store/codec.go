@@ -2,12 +2,12 @@ package store
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"runtime"
 
 	"github.com/klauspost/compress"
 	"github.com/klauspost/compress/zstd"
+	"github.com/loftstore/loft/fault"
 )
 
 // On-disk chunk format, version 1:
@@ -45,7 +45,7 @@ func (c Codec) String() string {
 }
 
 // ErrFormat marks bytes that are not a chunk of a format this loft reads.
-var ErrFormat = errors.New("bad chunk format")
+var ErrFormat = fault.New(fault.Integrity, "bad chunk format")
 
 // Codecs encodes and decodes chunk files. It is safe for concurrent use.
 type Codecs struct {

@@ -6,9 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/loftstore/loft/fault"
 )
 
 // IDSize is the length of an ID in bytes.
@@ -43,10 +44,10 @@ func (id *ID) UnmarshalText(b []byte) error {
 }
 
 // ErrBadID is returned by ParseID for text that is not a chunk ID.
-var ErrBadID = errors.New("not a chunk id")
+var ErrBadID = fault.New(fault.Invalid, "not a chunk id")
 
 // ErrBadPeerID is returned by ParsePeerID for text that is not a node ID.
-var ErrBadPeerID = errors.New("not a node id")
+var ErrBadPeerID = fault.New(fault.Invalid, "not a node id")
 
 // ParseID parses the 64-character hex form of an ID.
 func ParseID(s string) (ID, error) {

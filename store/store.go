@@ -2,12 +2,13 @@ package store
 
 import (
 	"context"
-	"errors"
 	"time"
+
+	"github.com/loftstore/loft/fault"
 )
 
 // ErrNotFound is returned when a chunk is not in a store.
-var ErrNotFound = errors.New("chunk not found")
+var ErrNotFound = fault.New(fault.NotFound, "chunk not found")
 
 // Info describes a stored chunk.
 type Info struct {

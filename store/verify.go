@@ -2,13 +2,14 @@ package store
 
 import (
 	"crypto/sha256"
-	"errors"
 	"fmt"
+
+	"github.com/loftstore/loft/fault"
 )
 
 // ErrIntegrity marks data that does not match its ID. Callers test for it with
 // errors.Is; the concrete error is *IntegrityError.
-var ErrIntegrity = errors.New("integrity error")
+var ErrIntegrity = fault.New(fault.Integrity, "integrity error")
 
 // IntegrityError says that the bytes named by ID hash to something else, or
 // could not be decoded. Object is filled in by callers that know which object
@@ -26,7 +27,13 @@ func (e *IntegrityError) Error() string {
 	return fmt.Sprintf("chunk %s is corrupt: %s", e.ID, e.Reason)
 }
 
-func (e *IntegrityError) Is(target error) bool { return target == ErrIntegrity }
+// Is makes errors.Is match ErrIntegrity and the kind fault.Integrity.
+func (e *IntegrityError) Is(target error) bool {
+	return target == ErrIntegrity || target == fault.Integrity
+}
+
+// Kind returns fault.Integrity.
+func (e *IntegrityError) Kind() fault.Kind { return fault.Integrity }
 
 // Verify checks that data hashes to id. It is the one check applied to every
 // chunk that crosses a boundary into loft's trust: read from disk or

@@ -57,6 +57,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/loftstore/loft/cli"
+	"github.com/loftstore/loft/fault"
 )
 
 func TestMain(m *testing.M) {
@@ -273,8 +274,8 @@ busy:
 	} else if werr != nil {
 		ts.Fatalf("interrupt: %v", werr)
 	}
-	if code != cli.ExitInterrupted {
-		ts.Fatalf("loft exited with %d after SIG%s, want %d\n%s", code, args[0], cli.ExitInterrupted, stderr.String())
+	if code != fault.Interrupted.Exit() {
+		ts.Fatalf("loft exited with %d after SIG%s, want %d\n%s", code, args[0], fault.Interrupted.Exit(), stderr.String())
 	}
 }
 

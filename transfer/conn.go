@@ -19,6 +19,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/store"
 )
 
@@ -27,7 +28,7 @@ const (
 	// helloTimeout bounds the hello exchange after the TLS handshake.
 	helloTimeout = 10 * time.Second
 	// maxIncomingRequests bounds the control requests of one connection
-	// served at once; beyond it the peer gets CodeBusy.
+	// served at once; beyond it the peer gets fault.Busy.
 	maxIncomingRequests = 32
 	// maxPendingHellos bounds the accepted connections whose hello is
 	// running or that wait for Accept.
@@ -60,7 +61,7 @@ type Config struct {
 	// AllowJoin reports whether an invite is outstanding; nil refuses joins.
 	AllowJoin func() bool
 	// Handler serves the other side's requests; nil answers every request
-	// with CodeUnsupported and cancels every incoming bulk stream. On a join
+	// with fault.Unsupported and cancels every incoming bulk stream. On a join
 	// connection (Conn.Join) the handler must serve the pairing ops only:
 	// the peer is not pinned.
 	Handler Handler
@@ -417,7 +418,7 @@ func resolveUDP(ctx context.Context, addr string) (*net.UDPAddr, error) {
 // up. A plain close (code 0) stays a *quic.ApplicationError.
 func peerError(err error) error {
 	var ae *quic.ApplicationError
-	if errors.As(err, &ae) && ae.Remote && ae.ErrorCode != quic.ApplicationErrorCode(CodeOK) {
+	if errors.As(err, &ae) && ae.Remote && ae.ErrorCode != quic.ApplicationErrorCode(fault.OK) {
 		return fmt.Errorf("closed by peer: %w", &CodeError{Code: Code(ae.ErrorCode), Msg: ae.ErrorMessage})
 	}
 	return err
@@ -479,43 +480,43 @@ func dialHello(ctx context.Context, qc *quic.Conn, cfg *Config, peer store.PeerI
 	}
 	got, proto, err := connPeer(qc)
 	if err != nil {
-		return fail(CodeDenied, err)
+		return fail(fault.Denied, err)
 	}
 	if got != peer || proto != alpn {
-		return fail(CodeDenied, fmt.Errorf("%w: handshake with %s over %q, wanted %s over %q", errBadCert, got.Short(), proto, peer.Short(), alpn))
+		return fail(fault.Denied, fmt.Errorf("%w: handshake with %s over %q, wanted %s over %q", errBadCert, got.Short(), proto, peer.Short(), alpn))
 	}
 	hctx, cancel := context.WithTimeout(ctx, helloTimeout)
 	defer cancel()
 	defer context.AfterFunc(hctx, func() {
-		qc.CloseWithError(quic.ApplicationErrorCode(CodeBusy), "hello not finished in time")
+		qc.CloseWithError(quic.ApplicationErrorCode(fault.Busy), "hello not finished in time")
 	})()
 	qs, err := qc.OpenStreamSync(hctx)
 	if err != nil {
-		return fail(CodeInternal, fmt.Errorf("open control stream: %w", peerError(err)))
+		return fail(fault.Internal, fmt.Errorf("open control stream: %w", peerError(err)))
 	}
 	deadline, _ := hctx.Deadline()
 	qs.SetDeadline(deadline)
 	req, _ := json.Marshal(hello{Versions: []int{protocolVersion}, Node: cfg.Identity.ID().String(), Name: cfg.Name})
 	if err := WriteFrame(qs, frameRequest, appendRequest(nil, 0, opHello, req)); err != nil {
-		return fail(CodeInternal, fmt.Errorf("send hello: %w", peerError(err)))
+		return fail(fault.Internal, fmt.Errorf("send hello: %w", peerError(err)))
 	}
 	typ, body, err := ReadFrame(qs, MaxControlFrame, nil)
 	if err != nil {
-		return fail(CodeBadRequest, fmt.Errorf("read hello reply: %w", peerError(err)))
+		return fail(fault.Invalid, fmt.Errorf("read hello reply: %w", peerError(err)))
 	}
 	id, code, payload, err := parseResponse(body)
 	if err != nil || typ != frameResponse || id != 0 {
-		return fail(CodeBadRequest, fmt.Errorf("%w: hello reply is not a response to the hello", ErrBadMessage))
+		return fail(fault.Invalid, fmt.Errorf("%w: hello reply is not a response to the hello", ErrBadMessage))
 	}
-	if code != CodeOK {
+	if code != fault.OK {
 		return fail(code, fmt.Errorf("hello refused: %w", &CodeError{Code: code, Msg: truncateMsg(string(payload))}))
 	}
 	var rep helloReply
 	if err := DecodeBody(payload, &rep); err != nil {
-		return fail(CodeBadRequest, fmt.Errorf("hello reply: %w", err))
+		return fail(fault.Invalid, fmt.Errorf("hello reply: %w", err))
 	}
 	if rep.Version != protocolVersion || rep.Node != peer.String() {
-		return fail(CodeBadRequest, fmt.Errorf("%w: hello reply for version %d from %q", ErrBadMessage, rep.Version, rep.Node))
+		return fail(fault.Invalid, fmt.Errorf("%w: hello reply for version %d from %q", ErrBadMessage, rep.Version, rep.Node))
 	}
 	qs.SetDeadline(time.Time{})
 	return startConn(qc, qs, cfg, peer, rep.Name, alpn == JoinALPN, release), nil
@@ -531,57 +532,57 @@ func accept(ctx context.Context, qc *quic.Conn, cfg *Config) (*Conn, error) {
 	}
 	peer, proto, err := connPeer(qc)
 	if err != nil {
-		return fail(CodeDenied, err)
+		return fail(fault.Denied, err)
 	}
 	switch proto {
 	case ALPN:
 		// Checked again after the handshake: the pins may have changed
 		// since, and a refusal costs nothing here.
 		if cfg.Allow == nil || !cfg.Allow(peer) {
-			return fail(CodeDenied, fmt.Errorf("peer %s is not paired", peer))
+			return fail(fault.Denied, fmt.Errorf("peer %s is not paired", peer))
 		}
 	case JoinALPN:
 	default:
-		return fail(CodeUnsupported, fmt.Errorf("unexpected application protocol %q", proto))
+		return fail(fault.Unsupported, fmt.Errorf("unexpected application protocol %q", proto))
 	}
 	hctx, cancel := context.WithTimeout(ctx, helloTimeout)
 	defer cancel()
 	// Reads and writes do not watch hctx: closing the connection when it
 	// ends (timeout or listener closed) unblocks them.
 	defer context.AfterFunc(hctx, func() {
-		qc.CloseWithError(quic.ApplicationErrorCode(CodeBusy), "hello not finished in time")
+		qc.CloseWithError(quic.ApplicationErrorCode(fault.Busy), "hello not finished in time")
 	})()
 	qs, err := qc.AcceptStream(hctx)
 	if err != nil {
-		return fail(CodeBadRequest, fmt.Errorf("peer %s: no control stream: %w", peer, peerError(err)))
+		return fail(fault.Invalid, fmt.Errorf("peer %s: no control stream: %w", peer, peerError(err)))
 	}
 	deadline, _ := hctx.Deadline()
 	qs.SetDeadline(deadline)
 	typ, body, err := ReadFrame(qs, MaxControlFrame, nil)
 	if err != nil {
-		code := CodeBadRequest
+		code := fault.Invalid
 		if errors.Is(err, ErrFrameTooLarge) {
-			code = CodeTooLarge
+			code = fault.TooLarge
 		}
 		return fail(code, fmt.Errorf("peer %s: read hello: %w", peer, peerError(err)))
 	}
 	id, op, payload, err := parseRequest(body)
 	if err != nil || typ != frameRequest || id != 0 || op != opHello {
-		return fail(CodeBadRequest, fmt.Errorf("peer %s: %w: first message is not a hello", peer, ErrBadMessage))
+		return fail(fault.Invalid, fmt.Errorf("peer %s: %w: first message is not a hello", peer, ErrBadMessage))
 	}
 	var h hello
 	if err := DecodeBody(payload, &h); err != nil {
-		return fail(CodeBadRequest, fmt.Errorf("peer %s: hello: %w", peer, err))
+		return fail(fault.Invalid, fmt.Errorf("peer %s: hello: %w", peer, err))
 	}
 	if h.Node != peer.String() {
-		return fail(CodeBadRequest, fmt.Errorf("peer %s: hello names node %q", peer, h.Node))
+		return fail(fault.Invalid, fmt.Errorf("peer %s: hello names node %q", peer, h.Node))
 	}
 	if !slices.Contains(h.Versions, protocolVersion) {
 		msg := fmt.Sprintf("no common protocol version: we speak %d, peer %v", protocolVersion, h.Versions)
 		// The peer learns why: the answer is sent, then the peer gets a
 		// moment to hang up itself (closing at once could discard the
 		// answer still queued).
-		if WriteFrame(qs, frameResponse, appendResponse(nil, 0, CodeUnsupported, []byte(msg))) == nil && qs.Close() == nil {
+		if WriteFrame(qs, frameResponse, appendResponse(nil, 0, fault.Unsupported, []byte(msg))) == nil && qs.Close() == nil {
 			t := time.NewTimer(refusalLinger)
 			select {
 			case <-qc.Context().Done():
@@ -590,11 +591,11 @@ func accept(ctx context.Context, qc *quic.Conn, cfg *Config) (*Conn, error) {
 			}
 			t.Stop()
 		}
-		return fail(CodeUnsupported, fmt.Errorf("peer %s: %s", peer, msg))
+		return fail(fault.Unsupported, fmt.Errorf("peer %s: %s", peer, msg))
 	}
 	rep, _ := json.Marshal(helloReply{Version: protocolVersion, Node: cfg.Identity.ID().String(), Name: cfg.Name})
-	if err := WriteFrame(qs, frameResponse, appendResponse(nil, 0, CodeOK, rep)); err != nil {
-		return fail(CodeInternal, fmt.Errorf("peer %s: send hello reply: %w", peer, peerError(err)))
+	if err := WriteFrame(qs, frameResponse, appendResponse(nil, 0, fault.OK, rep)); err != nil {
+		return fail(fault.Internal, fmt.Errorf("peer %s: send hello reply: %w", peer, peerError(err)))
 	}
 	qs.SetDeadline(time.Time{})
 	return startConn(qc, qs, cfg, peer, h.Name, proto == JoinALPN, nil), nil
@@ -645,7 +646,7 @@ func startConn(qc *quic.Conn, ctrl *quic.Stream, cfg *Config, peer store.PeerID,
 	}
 	go func() {
 		<-ctx.Done()
-		c.shutdown(CodeOK, "", fmt.Errorf("connection to %s: %w", peer.Short(), peerError(context.Cause(qc.Context()))))
+		c.shutdown(fault.OK, "", fault.E(fault.Peer, "connection to %s: %w", peer.Short(), peerError(context.Cause(qc.Context()))))
 	}()
 	go c.readLoop()
 	go c.acceptStreams()
@@ -679,7 +680,7 @@ func (c *Conn) Err() error {
 
 // Close closes the connection, telling the peer reason. It is idempotent.
 func (c *Conn) Close(reason string) error {
-	c.shutdown(CodeOK, reason, fmt.Errorf("closed locally (%s): %w", reason, net.ErrClosed))
+	c.shutdown(fault.OK, reason, fmt.Errorf("closed locally (%s): %w", reason, net.ErrClosed))
 	return nil
 }
 
@@ -708,7 +709,7 @@ func (c *Conn) violation(code Code, err error) {
 		return // the error is a consequence of the connection ending
 	}
 	c.log.Warn("closing connection: protocol violation", "err", err)
-	c.shutdown(code, "protocol violation", fmt.Errorf("protocol violation by %s: %w", c.peer.Short(), err))
+	c.shutdown(code, "protocol violation", fault.E(fault.Peer, "protocol violation by %s: %w", c.peer.Short(), err))
 }
 
 // readLoop is the connection's only control-stream reader. It hands
@@ -720,15 +721,15 @@ func (c *Conn) readLoop() {
 		if err != nil {
 			switch {
 			case errors.Is(err, ErrFrameTooLarge):
-				c.violation(CodeTooLarge, err)
+				c.violation(fault.TooLarge, err)
 			case errors.Is(err, io.EOF):
-				c.violation(CodeBadRequest, errors.New("control stream closed"))
+				c.violation(fault.Invalid, errors.New("control stream closed"))
 			case errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, new(*quic.StreamError)):
-				c.violation(CodeBadRequest, fmt.Errorf("control stream: %w", err))
+				c.violation(fault.Invalid, fmt.Errorf("control stream: %w", err))
 			default:
 				// The connection itself ended (closed by either side, idle
 				// timeout, transport closed): not the peer's fault.
-				c.shutdown(CodeOK, "", fmt.Errorf("connection to %s: %w", c.peer.Short(), peerError(err)))
+				c.shutdown(fault.OK, "", fault.E(fault.Peer, "connection to %s: %w", c.peer.Short(), peerError(err)))
 			}
 			return
 		}
@@ -744,7 +745,7 @@ func (c *Conn) readLoop() {
 				err = fmt.Errorf("%w: request ID 0 after the hello", ErrBadMessage)
 			}
 			if err != nil {
-				c.violation(CodeBadRequest, err)
+				c.violation(fault.Invalid, err)
 				return
 			}
 			if !c.serveRequest(id, op, slices.Clone(payload)) {
@@ -753,7 +754,7 @@ func (c *Conn) readLoop() {
 		case frameResponse:
 			id, code, payload, err := parseResponse(body)
 			if err != nil {
-				c.violation(CodeBadRequest, err)
+				c.violation(fault.Invalid, err)
 				return
 			}
 			c.mu.Lock()
@@ -767,24 +768,24 @@ func (c *Conn) readLoop() {
 			// A late answer to a Call that gave up is normal; an ID never
 			// issued is not.
 			if id == 0 || id > c.nextID.Load() {
-				c.violation(CodeBadRequest, fmt.Errorf("%w: response to unknown request %d", ErrBadMessage, id))
+				c.violation(fault.Invalid, fmt.Errorf("%w: response to unknown request %d", ErrBadMessage, id))
 				return
 			}
 		default:
-			c.violation(CodeBadRequest, fmt.Errorf("%w: frame type %d on the control stream", ErrBadMessage, typ))
+			c.violation(fault.Invalid, fmt.Errorf("%w: frame type %d on the control stream", ErrBadMessage, typ))
 			return
 		}
 	}
 }
 
 // serveRequest serves one incoming request in its own goroutine, or answers
-// CodeBusy when maxIncomingRequests are already being served. It returns
+// fault.Busy when maxIncomingRequests are already being served. It returns
 // false once the connection is gone.
 func (c *Conn) serveRequest(id uint64, op Op, body []byte) bool {
 	select {
 	case c.inflight <- struct{}{}:
 	default:
-		return c.respond(id, CodeBusy, []byte("too many concurrent requests")) == nil
+		return c.respond(id, fault.Busy, []byte("too many concurrent requests")) == nil
 	}
 	go func() {
 		defer func() { <-c.inflight }()
@@ -795,20 +796,20 @@ func (c *Conn) serveRequest(id uint64, op Op, body []byte) bool {
 }
 
 // runHandler calls the Handler and encodes its answer. A panic becomes
-// CodeInternal: one bad request must not take the node down.
+// fault.Internal: one bad request must not take the node down.
 func (c *Conn) runHandler(op Op, body []byte) (code Code, payload []byte) {
 	if op == opHello {
-		return CodeBadRequest, []byte("hello after the hello")
+		return fault.Invalid, []byte("hello after the hello")
 	}
 	if c.cfg.Handler == nil {
-		return CodeUnsupported, []byte("this node serves no requests")
+		return fault.Unsupported, []byte("this node serves no requests")
 	}
 	ctx, cancel := context.WithTimeout(c.ctx, c.cfg.CallTimeout)
 	defer cancel()
 	defer func() {
 		if p := recover(); p != nil {
 			c.log.Error("request handler panicked", "op", op, "panic", p, "stack", string(debug.Stack()))
-			code, payload = CodeInternal, []byte("internal error")
+			code, payload = fault.Internal, []byte("internal error")
 		}
 	}()
 	resp, err := c.cfg.Handler.Serve(ctx, c, op, body)
@@ -817,21 +818,21 @@ func (c *Conn) runHandler(op Op, body []byte) (code Code, payload []byte) {
 		if ce, ok := err.(*CodeError); ok {
 			msg = ce.Msg // the caller's *CodeError adds the "peer error" part
 		}
-		if code == CodeOK {
-			code = CodeInternal
+		if code == fault.OK {
+			code = fault.Internal
 		}
 		return code, []byte(truncateMsg(msg))
 	}
 	payload, err = json.Marshal(resp)
 	if err != nil {
 		c.log.Error("cannot encode response", "op", op, "err", err)
-		return CodeInternal, []byte("cannot encode response")
+		return fault.Internal, []byte("cannot encode response")
 	}
 	if len(payload)+10 > MaxControlFrame {
 		c.log.Error("response too large", "op", op, "bytes", len(payload))
-		return CodeTooLarge, []byte("response too large")
+		return fault.TooLarge, []byte("response too large")
 	}
-	return CodeOK, payload
+	return fault.OK, payload
 }
 
 func truncateMsg(s string) string {
@@ -877,7 +878,7 @@ func (c *Conn) writeControl(ctx context.Context, frame []byte) error {
 	if _, err := c.ctrl.Write(frame); err != nil {
 		if c.ctx.Err() == nil {
 			c.log.Warn("closing connection: control stream write failed", "err", err)
-			c.shutdown(CodeInternal, "control stream write failed", fmt.Errorf("control stream write: %w", err))
+			c.shutdown(fault.Internal, "control stream write failed", fault.E(fault.Peer, "control stream to %s: %w", c.peer.Short(), err))
 		}
 		return c.Err()
 	}
@@ -924,17 +925,20 @@ func (c *Conn) Call(ctx context.Context, op Op, req, resp any) error {
 	}
 	select {
 	case r := <-ch:
-		if r.code != CodeOK {
+		if r.code != fault.OK {
 			return &CodeError{Code: r.code, Msg: truncateMsg(string(r.payload))}
 		}
 		if resp != nil {
 			if err := DecodeBody(r.payload, resp); err != nil {
-				return fmt.Errorf("call op %d: response: %w", op, err)
+				return fault.E(fault.Peer, "call op %d: bad response from %s: %w", op, c.peer.Short(), err)
 			}
 		}
 		return nil
 	case <-ctx.Done():
 		forget()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fault.E(fault.Peer, "call op %d: no answer from %s in time: %w", op, c.peer.Short(), ctx.Err())
+		}
 		return fmt.Errorf("call op %d: %w", op, ctx.Err())
 	case <-c.done:
 		return fmt.Errorf("call op %d: %w", op, c.Err())
@@ -959,13 +963,13 @@ func (c *Conn) OpenStream(ctx context.Context, op Op, req any) (*Stream, error) 
 	}
 	qs, err := c.qc.OpenStreamSync(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("open stream op %d: %w", op, peerError(err))
+		return nil, fault.E(fault.Peer, "open stream op %d to %s: %w", op, c.peer.Short(), peerError(err))
 	}
 	s := newStream(qs, c.cfg.CallTimeout)
 	body := make([]byte, 2, 2+len(payload))
 	body[0], body[1] = byte(op>>8), byte(op)
 	if err := s.WriteFrame(frameStream, append(body, payload...)); err != nil {
-		s.Cancel(CodeInternal)
+		s.Cancel(fault.Internal)
 		return nil, fmt.Errorf("open stream op %d: %w", op, err)
 	}
 	return s, nil
@@ -999,22 +1003,22 @@ func (c *Conn) serveStream(qs *quic.Stream) {
 		if c.ctx.Err() == nil {
 			c.log.Warn("bad bulk stream request", "err", err)
 		}
-		s.Cancel(CodeBadRequest)
+		s.Cancel(fault.Invalid)
 		return
 	}
 	if c.cfg.Handler == nil {
-		s.Cancel(CodeUnsupported)
+		s.Cancel(fault.Unsupported)
 		return
 	}
 	defer func() {
 		if p := recover(); p != nil {
 			c.log.Error("stream handler panicked", "op", op, "panic", p, "stack", string(debug.Stack()))
-			s.Cancel(CodeInternal)
+			s.Cancel(fault.Internal)
 		}
 	}()
 	c.cfg.Handler.ServeStream(c.ctx, c, op, payload, s)
 	// Close our side and stop reading: the stream is then complete and its
 	// credit returns to the peer.
 	qs.Close()
-	qs.CancelRead(quic.StreamErrorCode(CodeOK))
+	qs.CancelRead(quic.StreamErrorCode(fault.OK))
 }

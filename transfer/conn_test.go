@@ -20,6 +20,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/store"
 )
 
@@ -28,7 +29,7 @@ import (
 const (
 	opEcho        Op = 101 // answers its request
 	opBlock       Op = 102 // blocks until released or its ctx ends
-	opNotFound    Op = 103 // answers CodeNotFound
+	opNotFound    Op = 103 // answers fault.NotFound
 	opWho         Op = 104 // answers the caller's ID
 	opStreamEcho  Op = 107 // echoes every frame until EOF
 	opStreamStall Op = 108 // never reads
@@ -55,7 +56,7 @@ func (h *testHandler) Serve(ctx context.Context, c *Conn, op Op, body []byte) (a
 	case opEcho:
 		var v json.RawMessage
 		if err := DecodeBody(body, &v); err != nil {
-			return nil, Errorf(CodeBadRequest, "%v", err)
+			return nil, Errorf(fault.Invalid, "%v", err)
 		}
 		return v, nil
 	case opBlock:
@@ -68,11 +69,11 @@ func (h *testHandler) Serve(ctx context.Context, c *Conn, op Op, body []byte) (a
 			return nil, ctx.Err()
 		}
 	case opNotFound:
-		return nil, Errorf(CodeNotFound, "no such thing")
+		return nil, Errorf(fault.NotFound, "no such thing")
 	case opWho:
 		return c.Peer().String(), nil
 	}
-	return nil, Errorf(CodeUnsupported, "op %d", op)
+	return nil, Errorf(fault.Unsupported, "op %d", op)
 }
 
 func (h *testHandler) ServeStream(ctx context.Context, c *Conn, op Op, body []byte, s *Stream) {
@@ -85,7 +86,7 @@ func (h *testHandler) ServeStream(ctx context.Context, c *Conn, op Op, body []by
 				return
 			}
 			if err != nil {
-				s.Cancel(CodeBadRequest)
+				s.Cancel(fault.Invalid)
 				return
 			}
 			if err := s.WriteFrame(typ, b); err != nil {
@@ -98,7 +99,7 @@ func (h *testHandler) ServeStream(ctx context.Context, c *Conn, op Op, body []by
 		case <-ctx.Done():
 		}
 	default:
-		s.Cancel(CodeUnsupported)
+		s.Cancel(fault.Unsupported)
 	}
 }
 
@@ -273,11 +274,11 @@ func TestCallBothWays(t *testing.T) {
 	}
 	err := cc.Call(ctx, opNotFound, nil, nil)
 	var ce *CodeError
-	if !errors.As(err, &ce) || ce.Code != CodeNotFound || ce.Msg != "no such thing" || CodeOf(err) != CodeNotFound {
+	if !errors.As(err, &ce) || ce.Code != fault.NotFound || ce.Msg != "no such thing" || CodeOf(err) != fault.NotFound {
 		t.Fatalf("error response: %v", err)
 	}
-	if !strings.Contains(err.Error(), "peer error 3 (not found)") {
-		t.Fatalf("error text: %v", err)
+	if err.Error() != "no such thing" || !errors.Is(err, fault.NotFound) || fault.Of(err).Exit() != 3 {
+		t.Fatalf("error text or kind: %v", err)
 	}
 
 	cc.Close("bye")
@@ -450,7 +451,7 @@ func rawConn(t *testing.T, n *testNode, l *Listener, server *testNode, hello boo
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, code, _, err := parseResponse(body); err != nil || typ != frameResponse || code != CodeOK {
+	if _, code, _, err := parseResponse(body); err != nil || typ != frameResponse || code != fault.OK {
 		t.Fatalf("hello reply type %d code %d: %v", typ, code, err)
 	}
 	return qc, qs
@@ -517,7 +518,7 @@ func misbehave(t *testing.T, afterHello bool, want Code, bad func(qs *quic.Strea
 
 func TestOversizedFrameClosesOnlyThatConnection(t *testing.T) {
 	for _, afterHello := range []bool{false, true} {
-		misbehave(t, afterHello, CodeTooLarge, func(qs *quic.Stream, _ *testNode) {
+		misbehave(t, afterHello, fault.TooLarge, func(qs *quic.Stream, _ *testNode) {
 			hdr := []byte{frameRequest, 0, 0, 0, 0}
 			hdr[1], hdr[2], hdr[3], hdr[4] = 0, 0x10, 0, 1 // MaxControlFrame+1
 			qs.Write(hdr)
@@ -535,19 +536,19 @@ func TestGarbageOnControlStream(t *testing.T) {
 			}
 			// An unknown frame type, with a length inside the junk.
 			junk[0], junk[1], junk[2], junk[3] = 0xee, 0, 0, 0
-			misbehave(t, afterHello, CodeBadRequest, func(qs *quic.Stream, _ *testNode) { qs.Write(junk) })
+			misbehave(t, afterHello, fault.Invalid, func(qs *quic.Stream, _ *testNode) { qs.Write(junk) })
 		}
 	}
 	// A well-formed frame with a bad body: a response to a request never sent.
-	misbehave(t, true, CodeBadRequest, func(qs *quic.Stream, _ *testNode) {
-		WriteFrame(qs, frameResponse, appendResponse(nil, 77, CodeOK, []byte("{}")))
+	misbehave(t, true, fault.Invalid, func(qs *quic.Stream, _ *testNode) {
+		WriteFrame(qs, frameResponse, appendResponse(nil, 77, fault.OK, []byte("{}")))
 	})
 	// A request too short to hold its ID and op.
-	misbehave(t, true, CodeBadRequest, func(qs *quic.Stream, _ *testNode) { WriteFrame(qs, frameRequest, []byte{1, 2, 3}) })
+	misbehave(t, true, fault.Invalid, func(qs *quic.Stream, _ *testNode) { WriteFrame(qs, frameRequest, []byte{1, 2, 3}) })
 }
 
 func TestTruncatedFrame(t *testing.T) {
-	misbehave(t, true, CodeBadRequest, func(qs *quic.Stream, _ *testNode) {
+	misbehave(t, true, fault.Invalid, func(qs *quic.Stream, _ *testNode) {
 		qs.Write([]byte{frameRequest, 0, 0, 0, 100})
 		qs.Write(make([]byte, 10))
 		qs.Close()
@@ -555,12 +556,12 @@ func TestTruncatedFrame(t *testing.T) {
 }
 
 func TestVersionMismatch(t *testing.T) {
-	misbehave(t, false, CodeUnsupported, func(qs *quic.Stream, r *testNode) {
+	misbehave(t, false, fault.Unsupported, func(qs *quic.Stream, r *testNode) {
 		h, _ := json.Marshal(hello{Versions: []int{99}, Node: r.id.ID().String(), Name: "raw"})
 		WriteFrame(qs, frameRequest, appendRequest(nil, 0, opHello, h))
 		// The refusal says why before the connection closes.
 		typ, body, err := ReadFrame(qs, MaxControlFrame, nil)
-		if _, code, msg, perr := parseResponse(body); err != nil || perr != nil || typ != frameResponse || code != CodeUnsupported {
+		if _, code, msg, perr := parseResponse(body); err != nil || perr != nil || typ != frameResponse || code != fault.Unsupported {
 			t.Errorf("refusal: type %d code %d %q: %v %v", typ, code, msg, err, perr)
 		}
 	})
@@ -611,7 +612,7 @@ func TestBusy(t *testing.T) {
 	for range maxIncomingRequests {
 		<-a.handler.started
 	}
-	if err := cc.Call(ctx, opEcho, 1, nil); CodeOf(err) != CodeBusy {
+	if err := cc.Call(ctx, opEcho, 1, nil); CodeOf(err) != fault.Busy {
 		t.Fatalf("call beyond the limit: %v", err)
 	}
 	close(a.handler.release)
@@ -633,14 +634,14 @@ func TestNilHandler(t *testing.T) {
 	dial(t, b, l, a)
 	sc := accepted(t, acc)
 	ctx := testCtx(t)
-	if err := sc.Call(ctx, opEcho, 1, nil); CodeOf(err) != CodeUnsupported {
+	if err := sc.Call(ctx, opEcho, 1, nil); CodeOf(err) != fault.Unsupported {
 		t.Fatalf("call to a pure client: %v", err)
 	}
 	s, err := sc.OpenStream(ctx, opStreamEcho, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.ReadFrame(MaxDataFrame, nil); CodeOf(err) != CodeUnsupported {
+	if _, _, err := s.ReadFrame(MaxDataFrame, nil); CodeOf(err) != fault.Unsupported {
 		t.Fatalf("stream to a pure client: %v", err)
 	}
 }
@@ -654,7 +655,7 @@ func TestConcurrentCalls(t *testing.T) {
 	ctx := testCtx(t)
 
 	// 16 callers per side keep at most 32 requests in flight at each end,
-	// the limit above which CodeBusy would be correct.
+	// the limit above which fault.Busy would be correct.
 	const callers, calls = 8, 25
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*callers)
@@ -755,7 +756,7 @@ func TestStalledStreamWriteDeadline(t *testing.T) {
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("write to a stalled peer: %v", err)
 	}
-	s.Cancel(CodeBusy)
+	s.Cancel(fault.Busy)
 	if err := echo(testCtx(t), cc, 3); err != nil {
 		t.Fatalf("connection hurt by the stalled stream: %v", err)
 	}

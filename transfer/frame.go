@@ -12,6 +12,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/store"
 )
 
@@ -45,9 +46,9 @@ const readChunk = 64 << 10
 var (
 	// ErrFrameTooLarge reports a frame whose announced length is above the
 	// reader's cap (or, when writing, above MaxDataFrame).
-	ErrFrameTooLarge = errors.New("frame too large")
+	ErrFrameTooLarge = fault.New(fault.TooLarge, "frame too large")
 	// ErrBadMessage reports a message that does not decode or validate.
-	ErrBadMessage = errors.New("bad message")
+	ErrBadMessage = fault.New(fault.Invalid, "bad message")
 )
 
 // WriteFrame writes one frame. Bodies above MaxDataFrame are refused with
@@ -276,13 +277,18 @@ func (s *Stream) Cancel(code Code) {
 }
 
 // streamError turns a cancellation by the peer with a non-zero code into a
-// *CodeError carrying that code, so callers can use CodeOf; other errors
-// (including the code-0 stop of a peer that read all it wanted) pass
-// unchanged.
+// *CodeError carrying that code, so callers can use CodeOf. A frame over the
+// cap or malformed keeps its own kind; the stream's transport failing (a
+// deadline, the connection lost, a stop with code 0) is of kind fault.Peer.
 func streamError(err error) error {
 	var se *quic.StreamError
-	if errors.As(err, &se) && se.Remote && se.ErrorCode != quic.StreamErrorCode(CodeOK) {
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &se) && se.Remote && se.ErrorCode != quic.StreamErrorCode(fault.OK):
 		return fmt.Errorf("stream cancelled by peer: %w", &CodeError{Code: Code(se.ErrorCode), Msg: "stream cancelled"})
+	case errors.Is(err, ErrFrameTooLarge), errors.Is(err, ErrBadMessage):
+		return err
 	}
-	return err
+	return fault.E(fault.Peer, "stream: %w", err)
 }

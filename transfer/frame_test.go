@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/loftstore/loft/fault"
 )
 
 // countingReader counts the bytes read through it.
@@ -100,12 +102,12 @@ func TestDecodeBody(t *testing.T) {
 }
 
 func TestCodes(t *testing.T) {
-	if CodeOf(nil) != CodeOK || CodeOf(errors.New("x")) != CodeInternal {
+	if CodeOf(nil) != fault.OK || CodeOf(errors.New("x")) != fault.Internal {
 		t.Fatal("CodeOf of plain errors")
 	}
-	err := Errorf(CodeNoSpace, "disk %s full", "a")
+	err := Errorf(fault.NoSpace, "disk %s full", "a")
 	wrapped := errors.Join(errors.New("ctx"), err)
-	if CodeOf(wrapped) != CodeNoSpace || err.Error() != "peer error 9 (no space): disk a full" {
+	if CodeOf(wrapped) != fault.NoSpace || err.Error() != "disk a full" || !errors.Is(wrapped, fault.NoSpace) {
 		t.Fatalf("%v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/store"
 )
 
@@ -77,8 +78,8 @@ func FuzzParseInvite(f *testing.F) {
 func FuzzDecodeRequest(f *testing.F) {
 	h, _ := json.Marshal(hello{Versions: []int{1}, Node: store.PeerID{}.String(), Name: "n"})
 	f.Add(appendRequest(nil, 0, opHello, h))
-	f.Add(appendResponse(nil, 3, CodeNotFound, []byte("gone")))
-	f.Add(appendResponse(nil, 0, CodeOK, []byte(`{"version":1,"node":"x","name":""}`)))
+	f.Add(appendResponse(nil, 3, fault.NotFound, []byte("gone")))
+	f.Add(appendResponse(nil, 0, fault.OK, []byte(`{"version":1,"node":"x","name":""}`)))
 	f.Add([]byte{0, 1})
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, body []byte) {

@@ -8,11 +8,11 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/store"
 )
 
@@ -82,7 +82,7 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-var errBadKey = errors.New("not an ed25519 node key")
+var errBadKey = fault.New(fault.Repository, "not an ed25519 node key")
 
 // LoadIdentity reads a key written by Save.
 func LoadIdentity(path string) (*Identity, error) {

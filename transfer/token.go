@@ -5,12 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 	"unicode"
 
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/store"
 )
 
@@ -26,7 +26,7 @@ const (
 )
 
 // ErrBadInvite reports a token that is not a well-formed invite.
-var ErrBadInvite = errors.New("bad invite token")
+var ErrBadInvite = fault.New(fault.Denied, "bad invite token")
 
 // Invite is what one node hands another to pair them in one step: who to
 // dial, where, and a one-time secret proving the joiner holds the token.

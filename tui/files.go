@@ -14,6 +14,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/node"
 )
 
@@ -106,7 +107,7 @@ func (f filesModel) load(m Model, dir string) tea.Cmd {
 		if errors.Is(err, errFull) {
 			err = nil
 		}
-		if dir == "" && errors.Is(err, catalog.ErrNotFound) {
+		if dir == "" && errors.Is(err, fault.NotFound) {
 			err = nil
 		}
 		return listMsg{dir: dir, entries: out, truncated: truncated, err: err}
@@ -276,7 +277,7 @@ func (f filesModel) key(m Model, msg tea.KeyMsg) (filesModel, tea.Cmd) {
 		return f, func() tea.Msg {
 			res, err := m.b.Remove(m.ctx, []string{e.Name}, e.Dir)
 			if err == nil && len(res.Failed) > 0 {
-				err = errors.New(res.Failed[0].Msg)
+				err = res.Failed[0].Err
 			}
 			return noticeMsg{text: fmt.Sprintf("deleted %s (%d objects; loft restore undoes it)", e.Name, len(res.Deleted)), err: err}
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/node"
 	"github.com/loftstore/loft/store"
 )
@@ -313,7 +314,7 @@ func seed(ctx context.Context, repo string, chunks int) error {
 			return err
 		}
 		err := n.Catalog().Tx(ctx, func(tx *catalog.Tx) error {
-			_, err := tx.AddVersion(ctx, catalog.NewVersion{Name: fmt.Sprintf("seed/%06d", obj),
+			_, err := tx.AddVersion(ctx, catalog.NewVersion{Name: names.Must(fmt.Sprintf("seed/%06d", obj)),
 				Size: int64(len(refs) * len(data)), Mode: 0o644, Chunks: refs})
 			return err
 		})

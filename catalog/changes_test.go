@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/loftstore/loft/names"
 )
 
 func TestChangeLog(t *testing.T) {
@@ -159,7 +161,7 @@ func TestChangeLog(t *testing.T) {
 		}
 		last = ch
 	}
-	if v, _ := c.Version(ctx, "b", 1); v.Origin != "node-2" {
+	if v, _ := c.Version(ctx, names.Must("b"), 1); v.Origin != "node-2" {
 		t.Fatalf("version origin %q", v.Origin)
 	}
 }

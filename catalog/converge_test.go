@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/store"
 )
 
@@ -299,7 +300,7 @@ func (r *convRun) step(k int, op convOp) bool {
 			t.Fatalf("op %d (%s): %v", k, op, err)
 		}
 	case convRestore:
-		vs, err := n.c.Versions(r.ctx, op.Name)
+		vs, err := n.c.Versions(r.ctx, names.Must(op.Name))
 		if errors.Is(err, ErrNotFound) {
 			return false
 		}
@@ -406,7 +407,7 @@ func (r *convRun) check() {
 			if j == 0 {
 				want[name] = w
 			} else {
-				want[ConflictName(name, w.Origin)] = w
+				want[conflictName(name, w.Origin)] = w
 			}
 		}
 		// The name's head is on the frontier, even when it is a deletion.
@@ -457,7 +458,7 @@ func (r *convRun) check() {
 		for _, w := range want {
 			found := false
 			for name, h := range got {
-				if h.SHA256 == w.SHA256 && (name == w.Name || slices.ContainsFunc(convNodeIDs(), func(id string) bool { return name == ConflictName(w.Name, id) })) {
+				if h.SHA256 == w.SHA256 && (name == w.Name || slices.ContainsFunc(convNodeIDs(), func(id string) bool { return name == conflictName(w.Name, id) })) {
 					found = true
 				}
 			}
@@ -780,8 +781,8 @@ func checkShows(t *testing.T, n *syncNode, name string, first, second Version) {
 	if h.Deleted || h.SHA256 != first.SHA256 || h.Origin != first.Origin || !h.Created.Equal(first.Created) {
 		t.Errorf("node %s: %s = %s, want %s (the earliest write on the frontier)", n.id[:4], name, infoOf(t, n.c, h), label(first))
 	}
-	cn := ConflictName(name, second.Origin)
-	c, err := n.c.Head(context.Background(), cn)
+	cn := conflictName(name, second.Origin)
+	c, err := n.c.Head(context.Background(), names.Must(cn))
 	if err != nil || c.Deleted || c.SHA256 != second.SHA256 || c.Origin != second.Origin || !c.Created.Equal(second.Created) {
 		t.Errorf("node %s: %s = %+v, %v; want %s", n.id[:4], cn, c, err, label(second))
 	}

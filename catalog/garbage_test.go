@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/store"
 )
 
@@ -217,7 +218,7 @@ func TestChunkForeignKey(t *testing.T) {
 	if k, _ := c.Known(ctx, ids(9)); !k.Has(id9) {
 		t.Fatal("referenced chunk row deleted")
 	}
-	if v, _ := c.Head(ctx, "f"); !slices.Equal(chunkIDs(t, c, v), ids(2, 9)) {
+	if v, _ := c.Head(ctx, names.Must("f")); !slices.Equal(chunkIDs(t, c, v), ids(2, 9)) {
 		t.Fatal("version lost its chunks")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/store"
 )
 
@@ -126,7 +127,7 @@ func digest(s string) Digest { return Digest(sha256.Sum256([]byte(s))) }
 // nv builds a NewVersion whose digest is derived from label and whose size
 // is the sum of its chunks' plain sizes.
 func nv(name, label string, chunks ...int) NewVersion {
-	v := NewVersion{Name: name, SHA256: digest(label), Mode: 0o644, MTime: t0, Chunks: refs(chunks...)}
+	v := NewVersion{Name: names.Must(name), SHA256: digest(label), Mode: 0o644, MTime: t0, Chunks: refs(chunks...)}
 	for _, r := range v.Chunks {
 		v.Size += r.Plain
 	}
@@ -152,7 +153,7 @@ func del(c *Catalog, name string) (Version, error) {
 	var v Version
 	err := c.Tx(context.Background(), func(tx *Tx) error {
 		var err error
-		v, err = tx.Delete(context.Background(), name)
+		v, err = tx.Delete(context.Background(), names.Must(name))
 		return err
 	})
 	return v, err
@@ -163,7 +164,7 @@ func restore(c *Catalog, name string, num int64) (Version, bool, error) {
 	var added bool
 	err := c.Tx(context.Background(), func(tx *Tx) error {
 		var err error
-		v, added, err = tx.Restore(context.Background(), name, num)
+		v, added, err = tx.Restore(context.Background(), names.Must(name), num)
 		return err
 	})
 	return v, added, err
@@ -254,4 +255,27 @@ func mustErrIs(t testing.TB, what string, err, target error) {
 	if !errors.Is(err, target) {
 		t.Fatalf("%s: got error %v, want errors.Is(err, %v)", what, err, target)
 	}
+}
+
+// applyRV parses rv as the boundary would, then applies it.
+func (tx *Tx) applyRV(ctx context.Context, rv RemoteVersion, chunks []ChunkRef) (Applied, error) {
+	in, err := ParseRemote(rv)
+	if err != nil {
+		return Applied{}, err
+	}
+	return tx.ApplyRemote(ctx, in, chunks)
+}
+
+// conflictName is ConflictName on strings.
+func conflictName(name, origin string) string {
+	return ConflictName(names.Must(name), origin).String()
+}
+
+// root is the prefix of everything.
+var root names.Prefix
+
+// validName reports whether s is a valid object name.
+func validName(s string) error {
+	_, err := names.Parse(s)
+	return err
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/store"
 )
 
@@ -94,7 +95,7 @@ func (r *invariantRun) randomVersion(name string) (NewVersion, modelVersion) {
 	// Sometimes the head's exact content again, which must be Unchanged.
 	if o := r.m.objs[name]; o != nil && !o.headVersion().deleted && rng.IntN(6) == 0 {
 		h := o.headVersion()
-		return NewVersion{Name: name, Size: h.size, Mode: h.mode, MTime: h.mtime, ContentType: h.ct,
+		return NewVersion{Name: names.Must(name), Size: h.size, Mode: h.mode, MTime: h.mtime, ContentType: h.ct,
 			SHA256: h.sha, Chunks: refs(h.chunks...)}, h
 	}
 	n := rng.IntN(6) // 0: an empty version
@@ -108,7 +109,7 @@ func (r *invariantRun) randomVersion(name string) (NewVersion, modelVersion) {
 	for _, c := range chunks {
 		mv.size += ref(c).Plain
 	}
-	return NewVersion{Name: name, Size: mv.size, Mode: mv.mode, MTime: mv.mtime, ContentType: mv.ct,
+	return NewVersion{Name: names.Must(name), Size: mv.size, Mode: mv.mode, MTime: mv.mtime, ContentType: mv.ct,
 		SHA256: mv.sha, Chunks: refs(chunks...)}, mv
 }
 
@@ -376,14 +377,14 @@ func (r *invariantRun) check(i int, desc, touched string, full bool, before map[
 	}
 
 	// Through the API: Versions, newest first, and each version's Chunks.
-	names := []string{touched}
+	objNames := []string{touched}
 	if full {
-		names = modelNames
+		objNames = modelNames
 	}
 	apiCounted := make(map[store.ID]int64)
-	for _, name := range names {
+	for _, name := range objNames {
 		o := r.m.objs[name]
-		vs, err := c.Versions(ctx, name)
+		vs, err := c.Versions(ctx, names.Must(name))
 		if o == nil {
 			if !errors.Is(err, ErrNotFound) {
 				fail("Versions(%s) of a never-added name: %v, %v", name, nums(vs), err)
@@ -416,7 +417,7 @@ func (r *invariantRun) check(i int, desc, touched string, full bool, before map[
 		}
 		if full {
 			h := o.headVersion()
-			if hv, err := c.Head(ctx, name); err != nil || hv.Num != o.head || hv.Deleted != h.deleted {
+			if hv, err := c.Head(ctx, names.Must(name)); err != nil || hv.Num != o.head || hv.Deleted != h.deleted {
 				fail("Head(%s) = %d deleted %v, %v; want %d deleted %v", name, hv.Num, hv.Deleted, err, o.head, h.deleted)
 			}
 		}

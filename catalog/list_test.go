@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/loftstore/loft/names"
 )
 
 // listed is one List result, reduced to what the reference computes.
@@ -28,7 +30,12 @@ func (l listed) String() string {
 func listAll(t *testing.T, c *Catalog, prefix string, opts ListOptions) []listed {
 	t.Helper()
 	var out []listed
-	err := c.List(context.Background(), prefix, opts, func(e Entry) error {
+	pfx, err := names.ParsePrefix(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Below = strings.HasSuffix(prefix, "/") // a trailing slash: only what is below
+	err = c.List(context.Background(), pfx, opts, func(e Entry) error {
 		if !e.Dir && (e.Head.Name != e.Name || e.Head.Num == 0 || e.Versions < 1) {
 			return fmt.Errorf("entry %q has head %q@%d and %d versions", e.Name, e.Head.Name, e.Head.Num, e.Versions)
 		}
@@ -47,10 +54,11 @@ func listAll(t *testing.T, c *Catalog, prefix string, opts ListOptions) []listed
 // wantList is the reference listing: objects maps every name to whether its
 // head is a tombstone.
 func wantList(objects map[string]bool, prefix string, opts ListOptions) ([]listed, error) {
-	p, err := CleanPrefix(prefix)
+	pfx, err := names.ParsePrefix(prefix)
 	if err != nil {
 		return nil, err
 	}
+	p := pfx.String()
 	visible := func(name string) bool { return opts.Deleted || !objects[name] }
 	var out []listed
 	// The object the prefix names comes first, unless a trailing slash
@@ -61,14 +69,14 @@ func wantList(objects map[string]bool, prefix string, opts ListOptions) ([]liste
 	if p != "" {
 		p += "/"
 	}
-	names := make([]string, 0, len(objects))
+	objNames := make([]string, 0, len(objects))
 	for n := range objects {
 		if strings.HasPrefix(n, p) && visible(n) {
-			names = append(names, n)
+			objNames = append(objNames, n)
 		}
 	}
-	slices.Sort(names)
-	for _, n := range names {
+	slices.Sort(objNames)
+	for _, n := range objNames {
 		rest := n[len(p):]
 		if i := strings.IndexByte(rest, '/'); i >= 0 && !opts.Recursive {
 			dir := p + rest[:i+1]
@@ -83,17 +91,17 @@ func wantList(objects map[string]bool, prefix string, opts ListOptions) ([]liste
 }
 
 // populate adds one version of every name, then deletes those in deleted.
-func populate(t *testing.T, c *Catalog, names []string, deleted map[string]bool) map[string]bool {
+func populate(t *testing.T, c *Catalog, objNames []string, deleted map[string]bool) map[string]bool {
 	t.Helper()
 	ctx := context.Background()
 	err := c.Tx(ctx, func(tx *Tx) error {
-		for i, n := range names {
+		for i, n := range objNames {
 			if _, err := tx.AddVersion(ctx, nv(n, n, i%5)); err != nil {
 				return err
 			}
 		}
 		for n := range deleted {
-			if _, err := tx.Delete(ctx, n); err != nil {
+			if _, err := tx.Delete(ctx, names.Must(n)); err != nil {
 				return err
 			}
 		}
@@ -103,7 +111,7 @@ func populate(t *testing.T, c *Catalog, names []string, deleted map[string]bool)
 		t.Fatal(err)
 	}
 	objects := make(map[string]bool)
-	for _, n := range names {
+	for _, n := range objNames {
 		objects[n] = deleted[n]
 	}
 	return objects
@@ -113,9 +121,8 @@ func checkList(t *testing.T, c *Catalog, objects map[string]bool, prefix string,
 	t.Helper()
 	want, wantErr := wantList(objects, prefix, opts)
 	if wantErr != nil {
-		err := c.List(context.Background(), prefix, opts, func(Entry) error { return nil })
-		if !errors.Is(err, ErrBadName) {
-			t.Fatalf("List(%q): %v, want ErrBadName", prefix, err)
+		if !errors.Is(wantErr, names.ErrBad) {
+			t.Fatalf("prefix %q: %v, want names.ErrBad", prefix, wantErr)
 		}
 		return nil
 	}
@@ -126,7 +133,7 @@ func checkList(t *testing.T, c *Catalog, objects map[string]bool, prefix string,
 	return got
 }
 
-func names(ls []listed) []string {
+func nameList(ls []listed) []string {
 	out := make([]string, len(ls))
 	for i, l := range ls {
 		out[i] = l.Name
@@ -139,33 +146,33 @@ func TestListOneLevel(t *testing.T) {
 	objects := populate(t, c, []string{"a", "a/b", "a/b/c", "a/c", "a-b", "a.b", "a0", "b/c", "b/d/e", "c"}, nil)
 
 	got := checkList(t, c, objects, "", ListOptions{})
-	if want := []string{"a", "a-b", "a.b", "a/", "a0", "b/", "c"}; !slices.Equal(names(got), want) {
-		t.Fatalf("top level %v, want %v", names(got), want)
+	if want := []string{"a", "a-b", "a.b", "a/", "a0", "b/", "c"}; !slices.Equal(nameList(got), want) {
+		t.Fatalf("top level %v, want %v", nameList(got), want)
 	}
 	got = checkList(t, c, objects, "", ListOptions{Recursive: true})
-	if want := []string{"a", "a-b", "a.b", "a/b", "a/b/c", "a/c", "a0", "b/c", "b/d/e", "c"}; !slices.Equal(names(got), want) {
-		t.Fatalf("recursive %v, want %v", names(got), want)
+	if want := []string{"a", "a-b", "a.b", "a/b", "a/b/c", "a/c", "a0", "b/c", "b/d/e", "c"}; !slices.Equal(nameList(got), want) {
+		t.Fatalf("recursive %v, want %v", nameList(got), want)
 	}
 	// "a" names an object and a directory: the object, then its contents;
 	// never the siblings a-b, a.b, a0.
 	got = checkList(t, c, objects, "a", ListOptions{})
-	if want := []string{"a", "a/b", "a/b/", "a/c"}; !slices.Equal(names(got), want) {
-		t.Fatalf("List(a) %v, want %v", names(got), want)
+	if want := []string{"a", "a/b", "a/b/", "a/c"}; !slices.Equal(nameList(got), want) {
+		t.Fatalf("List(a) %v, want %v", nameList(got), want)
 	}
 	// With a trailing slash, only what is below "a/": not the object "a".
 	if got2 := checkList(t, c, objects, "a/", ListOptions{}); !slices.Equal(got2, got[1:]) {
 		t.Fatalf("List(a/) %v, want List(a) %v without a", got2, got)
 	}
-	if got2 := checkList(t, c, objects, "a//", ListOptions{Recursive: true}); !slices.Equal(names(got2), []string{"a/b", "a/b/c", "a/c"}) {
-		t.Fatalf("List(a//, recursive) %v", names(got2))
+	if got2 := checkList(t, c, objects, "a//", ListOptions{Recursive: true}); !slices.Equal(nameList(got2), []string{"a/b", "a/b/c", "a/c"}) {
+		t.Fatalf("List(a//, recursive) %v", nameList(got2))
 	}
 	got = checkList(t, c, objects, "b/", ListOptions{})
-	if want := []string{"b/c", "b/d/"}; !slices.Equal(names(got), want) {
-		t.Fatalf("List(b/) %v, want %v", names(got), want)
+	if want := []string{"b/c", "b/d/"}; !slices.Equal(nameList(got), want) {
+		t.Fatalf("List(b/) %v, want %v", nameList(got), want)
 	}
 	got = checkList(t, c, objects, "a/b", ListOptions{Recursive: true})
-	if want := []string{"a/b", "a/b/c"}; !slices.Equal(names(got), want) {
-		t.Fatalf("List(a/b, recursive) %v, want %v", names(got), want)
+	if want := []string{"a/b", "a/b/c"}; !slices.Equal(nameList(got), want) {
+		t.Fatalf("List(a/b, recursive) %v, want %v", nameList(got), want)
 	}
 	for _, p := range []string{"/", "a-b", "a0", "c", "zz", "b/d", "b/d/e", "a/b/c"} {
 		for _, opts := range []ListOptions{{}, {Recursive: true}} {
@@ -179,16 +186,16 @@ func TestListOneLevel(t *testing.T) {
 	// fn's error stops the listing.
 	stop := errors.New("stop")
 	n := 0
-	err := c.List(context.Background(), "", ListOptions{}, func(Entry) error { n++; return stop })
+	err := c.List(context.Background(), names.Prefix{}, ListOptions{}, func(Entry) error { n++; return stop })
 	if err != stop || n != 1 {
 		t.Fatalf("List with failing fn: %v after %d calls", err, n)
 	}
 
 	var walked []string
-	if err := c.Walk(context.Background(), "a", func(v Version) error { walked = append(walked, v.Name); return nil }); err != nil {
+	if err := c.Walk(context.Background(), names.Must("a").AsPrefix(), func(v Version) error { walked = append(walked, v.Name); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"a", "a/b", "a/b/c", "a/c"}; !slices.Equal(walked, want) {
+	if want := []string{"a/b", "a/b/c", "a/c"}; !slices.Equal(walked, want) { // below a, not a itself
 		t.Fatalf("Walk(a) %v, want %v", walked, want)
 	}
 }
@@ -199,11 +206,11 @@ func TestListDeleted(t *testing.T) {
 		map[string]bool{"a": true, "d/gone": true, "d/gone2": true, "e/g": true})
 	got := checkList(t, c, objects, "", ListOptions{})
 	// d/ holds only deleted objects, so it is not shown at all.
-	if want := []string{"a/", "e/", "z"}; !slices.Equal(names(got), want) {
-		t.Fatalf("top level %v, want %v", names(got), want)
+	if want := []string{"a/", "e/", "z"}; !slices.Equal(nameList(got), want) {
+		t.Fatalf("top level %v, want %v", nameList(got), want)
 	}
 	got = checkList(t, c, objects, "", ListOptions{Deleted: true})
-	if want := []string{"a", "a/", "d/", "e/", "z"}; !slices.Equal(names(got), want) || !got[0].Deleted {
+	if want := []string{"a", "a/", "d/", "e/", "z"}; !slices.Equal(nameList(got), want) || !got[0].Deleted {
 		t.Fatalf("top level with deleted %v, want %v", got, want)
 	}
 	for _, p := range []string{"a", "d", "e", "e/g"} {
@@ -270,7 +277,7 @@ func TestListRandom(t *testing.T) {
 			for range 1 + rng.IntN(7) {
 				sb.WriteString(alphabet[rng.IntN(len(alphabet))])
 			}
-			if ValidName(sb.String()) == nil {
+			if _, err := names.Parse(sb.String()); err == nil {
 				return sb.String()
 			}
 		}

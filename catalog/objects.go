@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/store"
 )
 
@@ -100,7 +101,7 @@ func mtimeFrom(n int64, deleted bool) time.Time {
 
 // NewVersion is the content of a version to add.
 type NewVersion struct {
-	Name        string
+	Name        names.Name
 	Size        int64
 	Mode        uint32
 	MTime       time.Time
@@ -127,15 +128,16 @@ type Added struct {
 // reference on each chunk. Older versions beyond the keep count are pruned
 // in the same transaction.
 func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
-	if err := ValidName(nv.Name); err != nil {
-		return Added{}, err
+	if nv.Name.IsZero() {
+		return Added{}, fmt.Errorf("add version: %w", names.ErrBad)
 	}
-	obj, head, err := tx.object(ctx, nv.Name, true)
+	name := nv.Name.String()
+	obj, head, err := tx.object(ctx, name, true)
 	if err != nil {
 		return Added{}, err
 	}
 	if head > 0 {
-		hv, err := tx.version(ctx, nv.Name, head)
+		hv, err := tx.version(ctx, name, head)
 		if err != nil {
 			return Added{}, err
 		}
@@ -145,7 +147,7 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 		}
 	}
 	num := head + 1
-	seq, err := tx.logChange(ctx, "put", nv.Name, num, "")
+	seq, err := tx.logChange(ctx, "put", name, num, "")
 	if err != nil {
 		return Added{}, err
 	}
@@ -154,7 +156,7 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 	seen := make(store.IDSet)
 	for i, ref := range nv.Chunks {
 		if ref.Stored <= 0 || ref.Plain < 0 {
-			return Added{}, fmt.Errorf("add %s: chunk %s has stored size %d, plain size %d", nv.Name, ref.ID, ref.Stored, ref.Plain)
+			return Added{}, fmt.Errorf("add %s: chunk %s has stored size %d, plain size %d", name, ref.ID, ref.Stored, ref.Plain)
 		}
 		var refs int64
 		err := tx.QueryRowContext(ctx, `INSERT INTO chunks(hash, refs, plain_size, stored_size)
@@ -192,7 +194,7 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 	if added.Pruned, err = tx.prune(ctx, obj, num, seq); err != nil {
 		return Added{}, err
 	}
-	added.Version = Version{Name: nv.Name, Num: num, Size: nv.Size, Mode: nv.Mode, MTime: time.Unix(0, nv.MTime.UnixNano()),
+	added.Version = Version{Name: name, Num: num, Size: nv.Size, Mode: nv.Mode, MTime: time.Unix(0, nv.MTime.UnixNano()),
 		ContentType: nv.ContentType, SHA256: nv.SHA256, Created: tx.now, Origin: tx.c.origin,
 		Chunks: int64(len(nv.Chunks)), id: vid}
 	return added, nil
@@ -315,7 +317,8 @@ func (tx *Tx) dropVersion(ctx context.Context, vid, seq int64) error {
 
 // Delete adds a tombstone version to a live object. The older versions stay,
 // so the delete can be undone with Restore.
-func (tx *Tx) Delete(ctx context.Context, name string) (Version, error) {
+func (tx *Tx) Delete(ctx context.Context, n names.Name) (Version, error) {
+	name := n.String()
 	obj, head, err := tx.object(ctx, name, false)
 	if err != nil {
 		return Version{}, err
@@ -332,7 +335,7 @@ func (tx *Tx) Delete(ctx context.Context, name string) (Version, error) {
 	if err != nil {
 		return Version{}, err
 	}
-	vv, err := tx.localWrite(ctx, obj, name, true)
+	vv, err := tx.localWrite(ctx, obj, n, true)
 	if err != nil {
 		return Version{}, err
 	}
@@ -353,7 +356,8 @@ func (tx *Tx) Delete(ctx context.Context, name string) (Version, error) {
 // points at the same chunks, so no data is copied. num 0 means the newest
 // version that is not a tombstone (an undelete). Restoring the version that
 // is already the newest changes nothing: it is returned with added false.
-func (tx *Tx) Restore(ctx context.Context, name string, num int64) (v Version, added bool, err error) {
+func (tx *Tx) Restore(ctx context.Context, n names.Name, num int64) (v Version, added bool, err error) {
+	name := n.String()
 	obj, head, err := tx.object(ctx, name, false)
 	if err != nil {
 		return Version{}, false, err
@@ -379,7 +383,7 @@ func (tx *Tx) Restore(ctx context.Context, name string, num int64) (v Version, a
 	if err != nil {
 		return Version{}, false, err
 	}
-	vv, err := tx.localWrite(ctx, obj, name, false)
+	vv, err := tx.localWrite(ctx, obj, n, false)
 	if err != nil {
 		return Version{}, false, err
 	}
@@ -412,7 +416,11 @@ func (tx *Tx) Restore(ctx context.Context, name string, num int64) (v Version, a
 }
 
 // Head returns the newest version of name, which may be a tombstone.
-func (c *Catalog) Head(ctx context.Context, name string) (Version, error) {
+func (c *Catalog) Head(ctx context.Context, name names.Name) (Version, error) {
+	return c.head(ctx, name.String())
+}
+
+func (c *Catalog) head(ctx context.Context, name string) (Version, error) {
 	row := c.r.QueryRowContext(ctx, `SELECT `+versionCols+` FROM objects o JOIN versions v
 		ON v.object_id = o.id AND v.num = o.head WHERE o.name = ?`, name)
 	v, err := scanVersion(row)
@@ -423,15 +431,15 @@ func (c *Catalog) Head(ctx context.Context, name string) (Version, error) {
 }
 
 // Version returns version num of name.
-func (c *Catalog) Version(ctx context.Context, name string, num int64) (Version, error) {
-	v, err := version(ctx, c.r, name, num)
+func (c *Catalog) Version(ctx context.Context, name names.Name, num int64) (Version, error) {
+	v, err := version(ctx, c.r, name.String(), num)
 	return v, classify(err)
 }
 
 // Versions returns the versions of name, newest first.
-func (c *Catalog) Versions(ctx context.Context, name string) ([]Version, error) {
+func (c *Catalog) Versions(ctx context.Context, name names.Name) ([]Version, error) {
 	rows, err := c.r.QueryContext(ctx, `SELECT `+versionCols+` FROM objects o JOIN versions v ON v.object_id = o.id
-		WHERE o.name = ? ORDER BY v.num DESC`, name)
+		WHERE o.name = ? ORDER BY v.num DESC`, name.String())
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -509,22 +517,19 @@ type Entry struct {
 type ListOptions struct {
 	Recursive bool // every object below the prefix, not one level
 	Deleted   bool // include objects whose newest version is a tombstone
+	Below     bool // only what lies below the prefix, not an object it names
 }
 
 // List calls fn for the entries below prefix in name order. Without
 // Recursive it returns one level, like ls: objects, and each directory once.
-// A prefix that names an object lists that object too, unless the prefix
-// ends with a slash, which means only what is below it.
+// A prefix that names an object lists that object too, unless Below is set.
 // It skips over a directory's contents with one query per directory, so a
 // listing of a large tree costs what is shown, not what is below it.
-func (c *Catalog) List(ctx context.Context, prefix string, opts ListOptions, fn func(Entry) error) error {
-	p, err := CleanPrefix(prefix)
-	if err != nil {
-		return err
-	}
+func (c *Catalog) List(ctx context.Context, prefix names.Prefix, opts ListOptions, fn func(Entry) error) error {
+	p := prefix.String()
 	if p != "" {
 		// The prefix may name an object itself.
-		if v, err := c.Head(ctx, p); err == nil && (opts.Deleted || !v.Deleted) && !strings.HasSuffix(prefix, "/") {
+		if v, err := c.head(ctx, p); err == nil && (opts.Deleted || !v.Deleted) && !opts.Below {
 			n, err := c.versionCount(ctx, p)
 			if err != nil {
 				return err
@@ -601,10 +606,10 @@ func (c *Catalog) versionCount(ctx context.Context, name string) (int64, error) 
 	return n, classify(err)
 }
 
-// Walk calls fn with the newest version of every live object that is name or
-// lies below it ("" walks everything), in name order.
-func (c *Catalog) Walk(ctx context.Context, name string, fn func(Version) error) error {
-	return c.List(ctx, name, ListOptions{Recursive: true}, func(e Entry) error { return fn(e.Head) })
+// Walk calls fn with the newest version of every live object that lies
+// below prefix (the root: everything), in name order.
+func (c *Catalog) Walk(ctx context.Context, prefix names.Prefix, fn func(Version) error) error {
+	return c.List(ctx, prefix, ListOptions{Recursive: true, Below: true}, func(e Entry) error { return fn(e.Head) })
 }
 
 // MarshalJSON flattens a file entry's head version into the entry.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/store"
 )
 
@@ -81,12 +82,12 @@ func TestAddVersionNumbersAndReads(t *testing.T) {
 		if a.Unchanged || len(a.Pruned) != 0 {
 			t.Fatalf("add %d: %+v", i, a)
 		}
-		want := Version{Name: v.Name, Num: int64(i + 1), Size: v.Size, Mode: v.Mode, MTime: v.MTime,
+		want := Version{Name: v.Name.String(), Num: int64(i + 1), Size: v.Size, Mode: v.Mode, MTime: v.MTime,
 			ContentType: v.ContentType, SHA256: v.SHA256, Created: now, Origin: testOrigin, Chunks: 2}
 		if err := sameVersion(a.Version, want); err != nil {
 			t.Fatalf("add %d returned version: %v", i, err)
 		}
-		h, err := c.Head(ctx, "dir/file")
+		h, err := c.Head(ctx, names.Must("dir/file"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +97,7 @@ func TestAddVersionNumbersAndReads(t *testing.T) {
 		added = append(added, a.Version)
 	}
 	for _, want := range added {
-		got, err := c.Version(ctx, "dir/file", want.Num)
+		got, err := c.Version(ctx, names.Must("dir/file"), want.Num)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +108,7 @@ func TestAddVersionNumbersAndReads(t *testing.T) {
 			t.Fatalf("Chunks of version %d = %v", want.Num, ch)
 		}
 	}
-	vs, err := c.Versions(ctx, "dir/file")
+	vs, err := c.Versions(ctx, names.Must("dir/file"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,27 +126,29 @@ func TestAddVersionNumbersAndReads(t *testing.T) {
 		t.Fatalf("first version of a second object is %d", a.Version.Num)
 	}
 
-	_, err = c.Version(ctx, "dir/file", 4)
+	_, err = c.Version(ctx, names.Must("dir/file"), 4)
 	mustErrIs(t, "Version(4)", err, ErrNotFound)
-	_, err = c.Version(ctx, "missing", 1)
+	_, err = c.Version(ctx, names.Must("missing"), 1)
 	mustErrIs(t, "Version(missing)", err, ErrNotFound)
-	_, err = c.Head(ctx, "missing")
+	_, err = c.Head(ctx, names.Must("missing"))
 	mustErrIs(t, "Head(missing)", err, ErrNotFound)
-	_, err = c.Versions(ctx, "missing")
+	_, err = c.Versions(ctx, names.Must("missing"))
 	mustErrIs(t, "Versions(missing)", err, ErrNotFound)
-	_, err = c.Head(ctx, "dir")
+	_, err = c.Head(ctx, names.Must("dir"))
 	mustErrIs(t, "Head(dir)", err, ErrNotFound)
 }
 
+// TestAddVersionBadName: a bad name cannot be a names.Name; the zero Name,
+// the only other value, is refused without a trace.
 func TestAddVersionBadName(t *testing.T) {
 	c, path := newCatalog(t, Options{})
-	for _, name := range []string{"", "/a", "a//b", "a/../b", "a\x00b"} {
-		err := c.Tx(context.Background(), func(tx *Tx) error {
-			_, err := tx.AddVersion(context.Background(), nv(name, "x", 1))
-			return err
-		})
-		mustErrIs(t, fmt.Sprintf("AddVersion(%q)", name), err, ErrBadName)
-	}
+	err := c.Tx(context.Background(), func(tx *Tx) error {
+		v := nv("x", "x", 1)
+		v.Name = names.Name{}
+		_, err := tx.AddVersion(context.Background(), v)
+		return err
+	})
+	mustErrIs(t, "AddVersion of the zero Name", err, names.ErrBad)
 	db := rawDB(t, path)
 	if n := rawCount(t, db, `SELECT count(*) FROM objects`) + rawCount(t, db, `SELECT count(*) FROM chunks`); n != 0 {
 		t.Fatalf("refused names left %d rows", n)
@@ -170,7 +173,7 @@ func TestAddVersionUnchanged(t *testing.T) {
 	if err := sameVersion(a.Version, first.Version); err != nil {
 		t.Fatalf("Unchanged returned a different version: %v", err)
 	}
-	if vs, _ := c.Versions(ctx, "f"); len(vs) != 1 {
+	if vs, _ := c.Versions(ctx, names.Must("f")); len(vs) != 1 {
 		t.Fatalf("%d versions after an unchanged add", len(vs))
 	}
 	if rowsAfter := rawChunks(t, db); !mapsEqual(rowsBefore, rowsAfter) {
@@ -231,7 +234,7 @@ func TestAddVersionUnchangedEpochMTime(t *testing.T) {
 	v := nv("epoch", "x", 1)
 	v.MTime = time.Unix(0, 0)
 	add(t, c, v)
-	h, err := c.Head(ctx, "epoch")
+	h, err := c.Head(ctx, names.Must("epoch"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +264,7 @@ func TestDelete(t *testing.T) {
 	if err := sameVersion(tomb, want); err != nil {
 		t.Fatalf("tombstone: %v", err)
 	}
-	h, err := c.Head(ctx, "d/x")
+	h, err := c.Head(ctx, names.Must("d/x"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +275,7 @@ func TestDelete(t *testing.T) {
 		t.Fatalf("tombstone has chunks %v", ch)
 	}
 	// The older version and its references stay.
-	if vs, _ := c.Versions(ctx, "d/x"); !slices.Equal(nums(vs), []int64{2, 1}) {
+	if vs, _ := c.Versions(ctx, names.Must("d/x")); !slices.Equal(nums(vs), []int64{2, 1}) {
 		t.Fatalf("versions after delete %v", nums(vs))
 	}
 	if !mapsEqual(rowsBefore, rawChunks(t, db)) {
@@ -281,7 +284,7 @@ func TestDelete(t *testing.T) {
 
 	list := func(opts ListOptions) []string {
 		var out []string
-		if err := c.List(ctx, "d", opts, func(e Entry) error { out = append(out, e.Name); return nil }); err != nil {
+		if err := c.List(ctx, names.Must("d").AsPrefix(), opts, func(e Entry) error { out = append(out, e.Name); return nil }); err != nil {
 			t.Fatal(err)
 		}
 		return out
@@ -306,7 +309,7 @@ func TestDelete(t *testing.T) {
 	mustErrIs(t, "Delete of a missing object", err, ErrNotFound)
 	_, err = del(c, "d")
 	mustErrIs(t, "Delete of a directory", err, ErrNotFound)
-	if vs, _ := c.Versions(ctx, "d/x"); len(vs) != 2 {
+	if vs, _ := c.Versions(ctx, names.Must("d/x")); len(vs) != 2 {
 		t.Fatalf("failed delete added a version: %v", nums(vs))
 	}
 }
@@ -334,7 +337,7 @@ func TestRestore(t *testing.T) {
 	if err := sameVersion(v, want); err != nil {
 		t.Fatalf("restored version: %v", err)
 	}
-	if h, _ := c.Head(ctx, "r"); sameVersion(h, want) != nil {
+	if h, _ := c.Head(ctx, names.Must("r")); sameVersion(h, want) != nil {
 		t.Fatalf("Head after restore: %+v", h)
 	}
 	if got := chunkIDs(t, c, v); !slices.Equal(got, srcChunks) {
@@ -475,11 +478,11 @@ func TestKeepVersionsPruning(t *testing.T) {
 				}
 			}
 		}
-		vs, _ := c.Versions(ctx, "p")
+		vs, _ := c.Versions(ctx, names.Must("p"))
 		if !slices.Equal(nums(vs), []int64{5, 4, 3}) {
 			t.Fatalf("versions %v, want 5,4,3", nums(vs))
 		}
-		_, err := c.Version(ctx, "p", 1)
+		_, err := c.Version(ctx, names.Must("p"), 1)
 		mustErrIs(t, "pruned version", err, ErrNotFound)
 		rows := rawChunks(t, db)
 		if rows[cid(100)].refs != 3 {
@@ -503,7 +506,7 @@ func TestKeepVersionsPruning(t *testing.T) {
 		if got := slices.Sorted(slices.Values(a.Pruned)); !slices.Equal(got, []int64{1, 2}) {
 			t.Fatalf("Pruned %v, want 1 and 2", a.Pruned)
 		}
-		vs, _ := c.Versions(ctx, "q")
+		vs, _ := c.Versions(ctx, names.Must("q"))
 		if !slices.Equal(nums(vs), []int64{5, 4, 3}) {
 			t.Fatalf("versions %v, want 5,4,3", nums(vs))
 		}
@@ -531,7 +534,7 @@ func TestKeepVersionsPruning(t *testing.T) {
 		if _, err := del(c, "t"); err != nil {
 			t.Fatal(err)
 		}
-		vs, _ := c.Versions(ctx, "t")
+		vs, _ := c.Versions(ctx, names.Must("t"))
 		if !slices.Equal(nums(vs), []int64{3, 2}) {
 			t.Fatalf("versions %v, want 3,2", nums(vs))
 		}
@@ -541,7 +544,7 @@ func TestKeepVersionsPruning(t *testing.T) {
 		if err != nil || !added || v.Num != 4 {
 			t.Fatalf("Restore(2) = %+v, %v, %v", v, added, err)
 		}
-		vs, _ = c.Versions(ctx, "t")
+		vs, _ = c.Versions(ctx, names.Must("t"))
 		if !slices.Equal(nums(vs), []int64{4, 3}) {
 			t.Fatalf("versions %v, want 4,3", nums(vs))
 		}
@@ -559,7 +562,7 @@ func TestKeepVersionsPruning(t *testing.T) {
 		if _, err := del(c, "u"); err != nil {
 			t.Fatal(err)
 		}
-		vs, _ := c.Versions(ctx, "u")
+		vs, _ := c.Versions(ctx, names.Must("u"))
 		if !slices.Equal(nums(vs), []int64{2}) || !vs[0].Deleted {
 			t.Fatalf("versions %v", nums(vs))
 		}
@@ -596,7 +599,7 @@ func TestKeepVersionsChangedInSameTx(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	vs, _ := c.Versions(ctx, "k")
+	vs, _ := c.Versions(ctx, names.Must("k"))
 	if len(vs) != 1 || len(pruned) != 3 {
 		t.Fatalf("after keep-versions=1 in the same transaction: versions %v, pruned %v", nums(vs), pruned)
 	}

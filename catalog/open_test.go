@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/loftstore/loft/names"
 )
 
 func TestCreateThenOpen(t *testing.T) {
@@ -40,7 +42,7 @@ func TestCreateThenOpen(t *testing.T) {
 			t.Fatalf("Meta(%q) = %q, %v; want %q", k, got, err, want)
 		}
 	}
-	h, err := c.Head(ctx, "a/b")
+	h, err := c.Head(ctx, names.Must("a/b"))
 	if err != nil || h.Num != 1 || h.Chunks != 2 {
 		t.Fatalf("Head after reopen = %+v, %v", h, err)
 	}
@@ -121,7 +123,7 @@ func TestCreateOddPath(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Open(%q): %v", path, err)
 		}
-		if _, err := c.Head(ctx, "x"); err != nil {
+		if _, err := c.Head(ctx, names.Must("x")); err != nil {
 			t.Fatalf("Head after reopen of %q: %v", path, err)
 		}
 		c.Close()

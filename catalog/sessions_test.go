@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/store"
 )
 
@@ -440,10 +441,10 @@ func TestSessionGCRuleFirstSession(t *testing.T) {
 			return err
 		}
 		id := sumOf("zero")
-		if _, err := tx.AddVersion(ctx, NewVersion{Name: "a", Chunks: []ChunkRef{{ID: id, Plain: 4, Stored: 16}}}); err != nil {
+		if _, err := tx.AddVersion(ctx, NewVersion{Name: names.Must("a"), Chunks: []ChunkRef{{ID: id, Plain: 4, Stored: 16}}}); err != nil {
 			return err
 		}
-		_, err := tx.Delete(ctx, "a")
+		_, err := tx.Delete(ctx, names.Must("a"))
 		return err
 	})
 	if err != nil {

@@ -13,6 +13,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/loftstore/loft/fault"
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/store"
 )
 
@@ -37,14 +39,51 @@ type RemoteVersion struct {
 	Gone bool `json:"gone,omitempty"`
 }
 
-// Validate checks a version received from a peer.
-func (rv RemoteVersion) Validate() error {
+// Incoming is a version received from a peer that ParseRemote accepted:
+// the only form ApplyRemote takes, so nothing unchecked reaches the catalog.
+type Incoming struct {
+	rv   RemoteVersion
+	name names.Name
+}
+
+// Version returns the version as it arrived.
+func (in Incoming) Version() RemoteVersion { return in.rv }
+
+// Name returns the object the version is about.
+func (in Incoming) Name() names.Name { return in.name }
+
+// ErrBadChange is wrapped by every error of ParseRemote. Its kind is
+// fault.Invalid: the peer sent something this node refuses.
+var ErrBadChange = fault.New(fault.Invalid, "bad change")
+
+// ParseRemote checks a version received from a peer, once, where it
+// enters: its identity, operation, sizes, version vector and name.
+func ParseRemote(rv RemoteVersion) (Incoming, error) {
+	if err := rv.check(); err != nil {
+		return Incoming{}, err
+	}
+	n, err := names.Parse(rv.Name)
+	if err != nil {
+		return Incoming{}, fmt.Errorf("%w %s/%d: %w", ErrBadChange, short(rv.Origin), rv.OriginSeq, err)
+	}
+	return Incoming{rv: rv, name: n}, nil
+}
+
+// short cuts an origin from a peer for a message.
+func short(s string) string {
+	if len(s) > 16 {
+		return fmt.Sprintf("%q…", s[:16])
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+func (rv RemoteVersion) check() error {
 	bad := func(f string, a ...any) error {
-		return fmt.Errorf("change %s/%d: %s", rv.Origin, rv.OriginSeq, fmt.Sprintf(f, a...))
+		return fmt.Errorf("%w %s/%d: %s", ErrBadChange, short(rv.Origin), rv.OriginSeq, fmt.Sprintf(f, a...))
 	}
 	switch {
 	case rv.Origin == "" || rv.OriginSeq <= 0:
-		return fmt.Errorf("change without an identity")
+		return bad("no identity")
 	case rv.Op != "put" && rv.Op != "delete" && rv.Op != "restore":
 		return bad("unknown operation %q", rv.Op)
 	case len(rv.VV) > MaxOrigins:
@@ -68,7 +107,7 @@ func (rv RemoteVersion) Validate() error {
 			return bad("version vector: %v", err)
 		}
 	}
-	return ValidName(rv.Name)
+	return nil
 }
 
 // canonicalOrigin accepts a node ID in the one spelling the catalog
@@ -238,9 +277,10 @@ type Applied struct {
 // history as they come to show; a conflict copy whose version left the
 // frontier (a later write resolved the conflict) is deleted, unless a user
 // has written to it since.
-func (tx *Tx) ApplyRemote(ctx context.Context, rv RemoteVersion, chunks []ChunkRef) (Applied, error) {
-	if err := rv.Validate(); err != nil {
-		return Applied{}, err
+func (tx *Tx) ApplyRemote(ctx context.Context, in Incoming, chunks []ChunkRef) (Applied, error) {
+	rv := in.rv
+	if in.name.IsZero() {
+		return Applied{}, fmt.Errorf("apply: %w", ErrBadChange)
 	}
 	if !rv.Gone && int64(len(chunks)) != rv.Chunks {
 		return Applied{}, fmt.Errorf("version %s/%d of %s: %d chunk references, want %d", rv.Origin, rv.OriginSeq, rv.Name, len(chunks), rv.Chunks)
@@ -279,7 +319,7 @@ func (tx *Tx) ApplyRemote(ctx context.Context, rv RemoteVersion, chunks []ChunkR
 		return Applied{}, fmt.Errorf("%s has more than %d concurrent versions", rv.Name, MaxSiblings)
 	}
 	incoming := func(to int64) error { return tx.insertRemote(ctx, to, rv, chunks, seq) }
-	shown, err := tx.show(ctx, obj, rv.Name, front, next, me, incoming)
+	shown, err := tx.show(ctx, obj, in.name, front, next, me, incoming)
 	if err != nil {
 		return Applied{}, err
 	}
@@ -307,8 +347,9 @@ type shown struct {
 // frontier next says, coming from front. me is the incoming version (its
 // row does not exist yet: place adds it); every other version shown exists
 // as a row already, and is copied.
-func (tx *Tx) show(ctx context.Context, obj int64, name string, front, next []sibling, me sibling, place func(obj int64) error) (shown, error) {
+func (tx *Tx) show(ctx context.Context, obj int64, n names.Name, front, next []sibling, me sibling, place func(obj int64) error) (shown, error) {
 	var res shown
+	name := n.String()
 	put := func(target int64, s sibling) error {
 		if s.same(me.Origin, me.Seq) {
 			res.added = true
@@ -336,7 +377,7 @@ func (tx *Tx) show(ctx context.Context, obj int64, name string, front, next []si
 	placed := map[string]bool{}
 	for _, i := range copies {
 		s := next[i]
-		cn := ConflictName(name, s.Origin)
+		cn := ConflictName(n, s.Origin).String()
 		placed[cn] = true
 		cobj, _, err := tx.object(ctx, cn, true)
 		if err != nil {
@@ -363,25 +404,25 @@ func (tx *Tx) show(ctx context.Context, obj int64, name string, front, next []si
 			res.conflict = cn
 		}
 	}
-	return res, tx.retireCopies(ctx, name, front, next)
+	return res, tx.retireCopies(ctx, n, front, next)
 }
 
 // retireCopies deletes the conflict copies of versions that were shown as
 // copies with frontier front and are not with next, unless a user wrote to
 // the copy since.
-func (tx *Tx) retireCopies(ctx context.Context, name string, front, next []sibling) error {
+func (tx *Tx) retireCopies(ctx context.Context, name names.Name, front, next []sibling) error {
 	if len(front) < 2 {
 		return nil
 	}
 	keep := map[string]bool{}
 	_, copies := resolve(next)
 	for _, i := range copies {
-		keep[ConflictName(name, next[i].Origin)] = true
+		keep[ConflictName(name, next[i].Origin).String()] = true
 	}
 	_, was := resolve(front)
 	for _, i := range was {
 		s := front[i]
-		cn := ConflictName(name, s.Origin)
+		cn := ConflictName(name, s.Origin).String()
 		if keep[cn] {
 			continue
 		}
@@ -451,7 +492,8 @@ func (tx *Tx) versionByIdentityTx(ctx context.Context, origin string, seq int64,
 // origin: the short node ID goes before the extension. It is always a valid
 // name: a segment or name that would grow too long is shortened, keeping
 // the copy in the same directory where possible.
-func ConflictName(name, origin string) string {
+func ConflictName(n names.Name, origin string) names.Name {
+	name := n.String()
 	short := origin
 	if len(short) > 8 {
 		short = short[:8]
@@ -463,15 +505,14 @@ func ConflictName(name, origin string) string {
 	}
 	stem := strings.TrimSuffix(base, ext)
 	suffix := ".conflict-" + short + ext
-	if over := len(stem) + len(suffix) - MaxSegmentLen; over > 0 {
+	if over := len(stem) + len(suffix) - names.MaxSegment; over > 0 {
 		stem = truncateUTF8(stem, len(stem)-over)
 	}
-	out := dir + stem + suffix
-	if len(out) > MaxNameLen || ValidName(out) != nil {
-		sum := sha256.Sum256([]byte(name))
-		return "conflicts/" + hex.EncodeToString(sum[:8]) + ".conflict-" + short
+	if out, err := names.Parse(dir + stem + suffix); err == nil {
+		return out
 	}
-	return out
+	sum := sha256.Sum256([]byte(name))
+	return names.Must("conflicts/" + hex.EncodeToString(sum[:8]) + ".conflict-" + short)
 }
 
 // truncateUTF8 cuts s to at most n bytes without splitting a character.

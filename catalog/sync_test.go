@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/store"
 )
 
@@ -123,7 +124,7 @@ func syncOnce(t testing.TB, from, to *Catalog) []Applied {
 		}
 		err = to.Tx(ctx, func(tx *Tx) error {
 			for _, it := range items {
-				a, err := tx.ApplyRemote(ctx, it.rv, it.chunks)
+				a, err := tx.applyRV(ctx, it.rv, it.chunks)
 				if err != nil {
 					return fmt.Errorf("ApplyRemote(%s/%d %s %s): %w", it.rv.Origin[:4], it.rv.OriginSeq, it.rv.Op, it.rv.Name, err)
 				}
@@ -247,7 +248,7 @@ func infoOf(t testing.TB, c *Catalog, v Version) headInfo {
 func heads(t testing.TB, c *Catalog) map[string]headInfo {
 	t.Helper()
 	out := make(map[string]headInfo)
-	err := c.List(context.Background(), "", ListOptions{Recursive: true}, func(e Entry) error {
+	err := c.List(context.Background(), root, ListOptions{Recursive: true}, func(e Entry) error {
 		out[e.Name] = infoOf(t, c, e.Head)
 		return nil
 	})
@@ -361,7 +362,7 @@ func checkSyncInvariants(t testing.TB, nodes ...*syncNode) {
 
 func mustHead(t testing.TB, n *syncNode, name string) Version {
 	t.Helper()
-	v, err := n.c.Head(context.Background(), name)
+	v, err := n.c.Head(context.Background(), names.Must(name))
 	if err != nil {
 		t.Fatalf("node %s: Head(%s): %v", n.id[:4], name, err)
 	}
@@ -502,7 +503,7 @@ func TestSyncPutReachesPeer(t *testing.T) {
 	if s := lastChangeSeq(t, b.c); s != seqBefore {
 		t.Errorf("replay logged changes: last seq %d, was %d", s, seqBefore)
 	}
-	if vs, _ := b.c.Versions(ctx, "docs/a.txt"); len(vs) != 1 {
+	if vs, _ := b.c.Versions(ctx, names.Must("docs/a.txt")); len(vs) != 1 {
 		t.Errorf("replay added versions: %d", len(vs))
 	}
 	if st, _ := b.c.Lookup(ctx, cid(1)); st.Refs != 2 {
@@ -536,8 +537,8 @@ func TestSyncFastForward(t *testing.T) {
 	}
 	for _, n := range nodes {
 		for _, o := range nodes {
-			if _, err := n.c.Head(ctx, ConflictName(name, o.id)); !errors.Is(err, ErrNotFound) {
-				t.Errorf("node %s has a conflict copy %s: %v", n.id[:4], ConflictName(name, o.id), err)
+			if _, err := n.c.Head(ctx, names.Must(conflictName(name, o.id))); !errors.Is(err, ErrNotFound) {
+				t.Errorf("node %s has a conflict copy %s: %v", n.id[:4], conflictName(name, o.id), err)
 			}
 		}
 	}
@@ -554,7 +555,7 @@ func TestSyncFastForward(t *testing.T) {
 		t.Errorf("B's head after A's delete = %+v, want A's tombstone", h)
 	}
 	var live int
-	b.c.List(ctx, "", ListOptions{Recursive: true}, func(Entry) error { live++; return nil })
+	b.c.List(ctx, root, ListOptions{Recursive: true}, func(Entry) error { live++; return nil })
 	if live != 0 {
 		t.Errorf("B lists %d live objects after the delete", live)
 	}
@@ -607,7 +608,7 @@ func TestSyncConcurrentWrites(t *testing.T) {
 				if timing.later == 0 {
 					earlier, later = vb, va
 				}
-				cn := ConflictName(name, later.Origin)
+				cn := conflictName(name, later.Origin)
 				for _, ap := range aps {
 					if ap.Conflict != cn {
 						t.Errorf("applied %+v, want conflict %s", ap, cn)
@@ -694,8 +695,8 @@ func TestSyncConcurrentThreeNodes(t *testing.T) {
 			if h := mustHead(t, c, name); h.SHA256 != va.SHA256 {
 				t.Errorf("C's %s = %s, want A's earlier write", name, h.ContentType)
 			}
-			cn := ConflictName(name, b.id)
-			if h, err := c.c.Head(context.Background(), cn); err != nil || h.SHA256 != vb.SHA256 {
+			cn := conflictName(name, b.id)
+			if h, err := c.c.Head(context.Background(), names.Must(cn)); err != nil || h.SHA256 != vb.SHA256 {
 				t.Errorf("C's %s = %+v, %v; want B's later write", cn, h, err)
 			}
 			if hs := heads(t, c.c); len(hs) != 2 {
@@ -792,7 +793,7 @@ func TestSyncDeleteConcurrentWithWrite(t *testing.T) {
 						t.Errorf("node %s has objects:\n%s", n.id[:4], describe(hs))
 					}
 					var live []string
-					n.c.Walk(ctx, "", func(v Version) error { live = append(live, v.Name); return nil })
+					n.c.Walk(ctx, root, func(v Version) error { live = append(live, v.Name); return nil })
 					if !slices.Equal(live, []string{name}) {
 						t.Errorf("node %s lists %v", n.id[:4], live)
 					}
@@ -908,7 +909,7 @@ func TestSyncGoneVersions(t *testing.T) {
 			t.Errorf("applied[%d] = %+v, want added %v", i, ap, wantAdded)
 		}
 	}
-	vs, err := b.c.Versions(ctx, "f")
+	vs, err := b.c.Versions(ctx, names.Must("f"))
 	if err != nil || len(vs) != 1 || vs[0].SHA256 != v3.SHA256 || vs[0].Num != 1 {
 		t.Errorf("B's versions of f = %+v, %v; want v3 only", vs, err)
 	}
@@ -929,7 +930,7 @@ func TestSyncGoneVersions(t *testing.T) {
 	}
 	// Relayed through B, they stay harmless on C.
 	syncOnce(t, b.c, c.c)
-	if vs, err := c.c.Versions(ctx, "f"); err != nil || len(vs) != 1 || vs[0].SHA256 != v3.SHA256 {
+	if vs, err := c.c.Versions(ctx, names.Must("f")); err != nil || len(vs) != 1 || vs[0].SHA256 != v3.SHA256 {
 		t.Errorf("C's versions of f = %+v, %v", vs, err)
 	}
 	gossip(t, a, b, c)
@@ -956,7 +957,7 @@ func TestSyncPrunedDuringPull(t *testing.T) {
 	}
 	rv.Gone = true
 	err = b.c.Tx(ctx, func(tx *Tx) error {
-		ap, err := tx.ApplyRemote(ctx, rv, nil)
+		ap, err := tx.applyRV(ctx, rv, nil)
 		if err != nil || ap.Added {
 			return fmt.Errorf("apply gone: %+v, %v", ap, err)
 		}
@@ -1147,7 +1148,7 @@ func TestApplyRemoteRefusals(t *testing.T) {
 			var ap Applied
 			err := b.c.Tx(ctx, func(tx *Tx) error {
 				var err error
-				ap, err = tx.ApplyRemote(ctx, rv, tc.chunks)
+				ap, err = tx.applyRV(ctx, rv, tc.chunks)
 				return err
 			})
 			if err == nil {
@@ -1190,7 +1191,7 @@ func TestApplyRemoteRefusals(t *testing.T) {
 		var ap Applied
 		err := c.c.Tx(ctx, func(tx *Tx) error {
 			var err error
-			ap, err = tx.ApplyRemote(ctx, rv, goodChunks)
+			ap, err = tx.applyRV(ctx, rv, goodChunks)
 			return err
 		})
 		if rv.Chunks == 1 {
@@ -1221,25 +1222,25 @@ func TestConflictName(t *testing.T) {
 		{".bashrc", ".bashrc.conflict-" + short},
 		{"x/file.averyveryverylongext", "x/file.averyveryverylongext.conflict-" + short},
 	} {
-		if got := ConflictName(tc.name, id); got != tc.want {
-			t.Errorf("ConflictName(%q) = %q, want %q", tc.name, got, tc.want)
+		if got := conflictName(tc.name, id); got != tc.want {
+			t.Errorf("conflictName(%q) = %q, want %q", tc.name, got, tc.want)
 		}
 	}
-	if got := ConflictName("f", "abc"); got != "f.conflict-abc" {
+	if got := conflictName("f", "abc"); got != "f.conflict-abc" {
 		t.Errorf("short origin: %q", got)
 	}
 	// A conflict copy is an object like any other: its name must be valid
 	// whenever the original's is.
-	long := strings.Repeat("s", MaxSegmentLen)
-	for _, name := range []string{long, "dir/" + long[:MaxSegmentLen-4] + ".txt", strings.Repeat("d/", (MaxNameLen-10)/2) + "ab"} {
-		if err := ValidName(name); err != nil {
+	long := strings.Repeat("s", names.MaxSegment)
+	for _, name := range []string{long, "dir/" + long[:names.MaxSegment-4] + ".txt", strings.Repeat("d/", (names.MaxLen-10)/2) + "ab"} {
+		if err := validName(name); err != nil {
 			t.Fatalf("test name invalid: %v", err)
 		}
-		cn := ConflictName(name, id)
-		if err := ValidName(cn); err != nil {
+		cn := conflictName(name, id)
+		if err := validName(cn); err != nil {
 			_, base := splitDir(cn)
 			t.Errorf("BUG: ConflictName of a valid %d-byte name is invalid: %d bytes (limit %d), last segment %d bytes (limit %d)",
-				len(name), len(cn), MaxNameLen, len(base), MaxSegmentLen)
+				len(name), len(cn), names.MaxLen, len(base), names.MaxSegment)
 		}
 	}
 
@@ -1253,7 +1254,7 @@ func TestConflictName(t *testing.T) {
 	gossip(t, a, b)
 	for _, n := range nodes {
 		for oname := range heads(t, n.c) {
-			if ValidName(oname) != nil {
+			if validName(oname) != nil {
 				_, base := splitDir(oname)
 				t.Errorf("BUG: node %s holds an object with an invalid name (segment of %d bytes), made by ApplyRemote's conflict copy", n.id[:4], len(base))
 			}
@@ -1267,19 +1268,19 @@ func FuzzConflictName(f *testing.F) {
 		f.Add(s, uint8(2))
 	}
 	f.Fuzz(func(t *testing.T, name string, node uint8) {
-		if ValidName(name) != nil || len(name) > MaxNameLen-40 || hasLongSegment(name, MaxSegmentLen-40) {
+		if validName(name) != nil || len(name) > names.MaxLen-40 || hasLongSegment(name, names.MaxSegment-40) {
 			return // room for the suffix; the limits are TestConflictName's
 		}
 		id := store.PeerID{node}.String()
-		cn := ConflictName(name, id)
-		if err := ValidName(cn); err != nil {
-			t.Fatalf("ConflictName(%q) = %q: %v", name, cn, err)
+		cn := conflictName(name, id)
+		if err := validName(cn); err != nil {
+			t.Fatalf("conflictName(%q) = %q: %v", name, cn, err)
 		}
 		if cn == name || !strings.Contains(cn, ".conflict-"+id[:8]) {
-			t.Fatalf("ConflictName(%q) = %q", name, cn)
+			t.Fatalf("conflictName(%q) = %q", name, cn)
 		}
 		if dir, _ := splitDir(name); !strings.HasPrefix(cn, dir) || strings.Count(cn, "/") != strings.Count(name, "/") {
-			t.Fatalf("ConflictName(%q) = %q moved the copy to another directory", name, cn)
+			t.Fatalf("conflictName(%q) = %q moved the copy to another directory", name, cn)
 		}
 	})
 }
@@ -1310,7 +1311,7 @@ func TestApplyRemoteOriginSpelling(t *testing.T) {
 		var ap Applied
 		err := b.c.Tx(ctx, func(tx *Tx) error {
 			var err error
-			ap, err = tx.ApplyRemote(ctx, rv, refs(1))
+			ap, err = tx.applyRV(ctx, rv, refs(1))
 			return err
 		})
 		return ap, err

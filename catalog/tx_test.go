@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loftstore/loft/names"
 )
 
 // TestBusy: a second catalog on the same file cannot write while the first
@@ -58,10 +60,10 @@ func TestBusy(t *testing.T) {
 		t.Errorf("BeginSession while another catalog holds the lock: %v, want ErrBusy", err)
 	}
 	// Reads still work, and do not see the uncommitted version.
-	if _, err := c2.Head(ctx, "before"); err != nil {
+	if _, err := c2.Head(ctx, names.Must("before")); err != nil {
 		t.Errorf("read beside the writer: %v", err)
 	}
-	if _, err := c2.Head(ctx, "held"); !errors.Is(err, ErrNotFound) {
+	if _, err := c2.Head(ctx, names.Must("held")); !errors.Is(err, ErrNotFound) {
 		t.Errorf("uncommitted version visible to another catalog: %v", err)
 	}
 
@@ -71,11 +73,11 @@ func TestBusy(t *testing.T) {
 	}
 	add(t, c2, nv("after", "x", 4))
 	for _, n := range []string{"before", "held", "after"} {
-		if _, err := c1.Head(ctx, n); err != nil {
+		if _, err := c1.Head(ctx, names.Must(n)); err != nil {
 			t.Errorf("Head(%s): %v", n, err)
 		}
 	}
-	if _, err := c1.Head(ctx, "blocked"); !errors.Is(err, ErrNotFound) {
+	if _, err := c1.Head(ctx, names.Must("blocked")); !errors.Is(err, ErrNotFound) {
 		t.Errorf("the busy write left %q behind: %v", "blocked", err)
 	}
 	if ss, _ := c1.Sessions(ctx); len(ss) != 0 {
@@ -95,7 +97,7 @@ func TestTxRollback(t *testing.T) {
 		if _, err := tx.AddVersion(ctx, nv("gone", "x", 2, 3)); err != nil {
 			return err
 		}
-		if _, err := tx.Delete(ctx, "keep"); err != nil {
+		if _, err := tx.Delete(ctx, names.Must("keep")); err != nil {
 			return err
 		}
 		if err := tx.SetConfig(ctx, "keep-versions", "2"); err != nil {
@@ -106,10 +108,10 @@ func TestTxRollback(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("Tx returned %v, want fn's error", err)
 	}
-	if _, err := c.Head(ctx, "gone"); !errors.Is(err, ErrNotFound) {
+	if _, err := c.Head(ctx, names.Must("gone")); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("rolled back version visible: %v", err)
 	}
-	if h, _ := c.Head(ctx, "keep"); h.Deleted {
+	if h, _ := c.Head(ctx, names.Must("keep")); h.Deleted {
 		t.Fatal("rolled back delete visible")
 	}
 	if v, _ := c.Config(ctx, "keep-versions"); v != "10" {

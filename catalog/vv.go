@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+
+	"github.com/loftstore/loft/names"
 )
 
 // VV is a version vector: for each origin node, how many writes by it an
@@ -187,7 +189,7 @@ func (tx *Tx) setFrontier(ctx context.Context, obj int64, front []sibling) error
 // vector follows every version on the frontier, which it replaces. Conflict
 // copies of the frontier it resolves are retired. It returns the new
 // version's vector; the caller adds the version itself.
-func (tx *Tx) localWrite(ctx context.Context, obj int64, name string, deleted bool) (string, error) {
+func (tx *Tx) localWrite(ctx context.Context, obj int64, name names.Name, deleted bool) (string, error) {
 	front, err := tx.frontier(ctx, obj)
 	if err != nil {
 		return "", err

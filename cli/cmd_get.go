@@ -5,6 +5,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/node"
 )
 
@@ -43,7 +44,11 @@ func (e *runEnv) getCommand() *ucli.Command {
 			if show := e.transferProgress(c, "get"); show != nil {
 				opts.Progress = func(p node.GetProgress) { show(p.Done, p.Bytes, p.BytesTotal, p.Files, p.FilesTotal) }
 			}
-			res, err := n.Get(c.Context, args[0], dest, opts)
+			target, err := names.ParsePrefix(args[0])
+			if err != nil {
+				return err
+			}
+			res, err := n.Get(c.Context, target, dest, opts)
 			if err != nil {
 				return err
 			}

@@ -1,12 +1,16 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/names"
+	"github.com/loftstore/loft/node"
 )
 
 func (e *runEnv) lsCommand() *ucli.Command {
@@ -31,29 +35,39 @@ func (e *runEnv) lsCommand() *ucli.Command {
 				return err
 			}
 			defer n.Close()
-			opts := catalog.ListOptions{Recursive: c.Bool("recursive"), Deleted: c.Bool("deleted")}
+			arg := c.Args().First()
+			prefix, err := names.ParsePrefix(arg)
+			if err != nil {
+				return err
+			}
+			// A trailing slash lists only what is below the name.
+			opts := catalog.ListOptions{Recursive: c.Bool("recursive"), Deleted: c.Bool("deleted"), Below: strings.HasSuffix(arg, "/")}
 			if c.Bool("json") {
 				entries := []catalog.Entry{}
-				err := n.List(c.Context, c.Args().First(), opts, func(en catalog.Entry) error {
+				err := n.List(c.Context, prefix, opts, func(en catalog.Entry) error {
 					entries = append(entries, en)
 					return nil
 				})
-				if err != nil {
+				var refused *node.RefusedError
+				if err != nil && !errors.As(err, &refused) {
 					return err
 				}
-				return e.writeJSON(entries)
+				if jerr := e.writeJSON(entries); jerr != nil {
+					return jerr
+				}
+				return err
 			}
 			tw := tabwriter.NewWriter(e.Stdout, 0, 8, 2, ' ', tabwriter.AlignRight)
-			err = n.List(c.Context, c.Args().First(), opts, func(en catalog.Entry) error {
+			err = n.List(c.Context, prefix, opts, func(en catalog.Entry) error {
 				if !c.Bool("long") {
-					_, err := fmt.Fprintln(e.Stdout, en.Name)
+					_, err := fmt.Fprintln(e.Stdout, display(en.Name))
 					return err
 				}
 				if en.Dir {
-					_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t %s\n", "d---------", "-", "-", "-", en.Name)
+					_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t %s\n", "d---------", "-", "-", "-", display(en.Name))
 					return err
 				}
-				name := en.Name
+				name := display(en.Name)
 				if en.Head.Deleted {
 					name += " (deleted)"
 				}

@@ -7,6 +7,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/node"
 	"github.com/loftstore/loft/store"
 )
@@ -27,12 +28,17 @@ func (e *runEnv) putCommand() *ucli.Command {
 		},
 		Action: func(c *ucli.Context) error {
 			paths := c.Args().Slice()
-			as := c.String("as")
+			var as names.Name
 			switch {
 			case len(paths) == 0:
 				return usageErrorf("loft put FILE...", "put needs at least one PATH")
-			case as != "" && len(paths) > 1:
+			case c.String("as") != "" && len(paths) > 1:
 				return usageErrorf("loft put PATH --as NAME", "--as names one PATH, not %d", len(paths))
+			case c.String("as") != "":
+				var err error
+				if as, err = names.Parse(c.String("as")); err != nil {
+					return err
+				}
 			}
 			if ref, remote := e.nodeRef(c); remote {
 				return e.remotePut(c, ref, paths, as)
@@ -86,9 +92,9 @@ func (e *runEnv) failures(failed []node.Failure, succeeded int) error {
 	pe := &partialError{failed: len(failed), total: len(failed) + succeeded}
 	for _, f := range failed {
 		if strings.Contains(f.Msg, f.Path) {
-			fmt.Fprintf(e.Stderr, "loft: %s\n", f.Msg)
+			fmt.Fprintf(e.Stderr, "loft: %s\n", display(f.Msg))
 		} else {
-			fmt.Fprintf(e.Stderr, "loft: %s: %s\n", f.Path, f.Msg)
+			fmt.Fprintf(e.Stderr, "loft: %s: %s\n", display(f.Path), display(f.Msg))
 		}
 		pe.integrity = pe.integrity || errors.Is(f.Err, store.ErrIntegrity)
 	}
@@ -96,7 +102,7 @@ func (e *runEnv) failures(failed []node.Failure, succeeded int) error {
 }
 
 // remotePut stores files on a peer (--node), sending only the chunks it lacks.
-func (e *runEnv) remotePut(c *ucli.Context, ref string, paths []string, as string) error {
+func (e *runEnv) remotePut(c *ucli.Context, ref string, paths []string, as names.Name) error {
 	n, err := e.open(c, true)
 	if err != nil {
 		return err

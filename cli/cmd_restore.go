@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 
+	"github.com/loftstore/loft/names"
 	ucli "github.com/urfave/cli/v2"
 )
 
@@ -29,7 +30,11 @@ func (e *runEnv) restoreCommand() *ucli.Command {
 				return err
 			}
 			defer n.Close()
-			v, err := n.Restore(c.Context, c.Args().First(), c.Int64("version"))
+			name, err := names.ParseArg(c.Args().First())
+			if err != nil {
+				return err
+			}
+			v, err := n.Restore(c.Context, name, c.Int64("version"))
 			if err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 
+	"github.com/loftstore/loft/names"
 	ucli "github.com/urfave/cli/v2"
 )
 
@@ -21,12 +22,19 @@ func (e *runEnv) rmCommand() *ucli.Command {
 			if c.NArg() == 0 {
 				return usageErrorf("loft rm NAME...", "rm needs at least one NAME")
 			}
+			objs := make([]names.Name, c.NArg())
+			for i, arg := range c.Args().Slice() {
+				var err error
+				if objs[i], err = names.ParseArg(arg); err != nil {
+					return err
+				}
+			}
 			n, err := e.target(c, false)
 			if err != nil {
 				return err
 			}
 			defer n.Close()
-			res, err := n.Remove(c.Context, c.Args().Slice(), c.Bool("recursive"))
+			res, err := n.Remove(c.Context, objs, c.Bool("recursive"))
 			if err != nil {
 				return err
 			}
@@ -36,7 +44,7 @@ func (e *runEnv) rmCommand() *ucli.Command {
 				}
 			} else {
 				for _, v := range res.Deleted {
-					fmt.Fprintf(e.Stdout, "deleted %s (version %d)\n", v.Name, v.Num)
+					fmt.Fprintf(e.Stdout, "deleted %s (version %d)\n", display(v.Name), v.Num)
 				}
 			}
 			return e.failures(res.Failed, len(res.Deleted))

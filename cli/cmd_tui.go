@@ -14,6 +14,7 @@ import (
 	"github.com/loftstore/loft/catalog"
 	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/gc"
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/node"
 	"github.com/loftstore/loft/transfer"
 	"github.com/loftstore/loft/tui"
@@ -86,7 +87,9 @@ type remoteBackend struct{ *node.Remote }
 
 var errLocalOnly = fault.New(fault.Invalid, "not available over --node: run the dashboard on that node")
 
-func (r remoteBackend) Copies(ctx context.Context, name string) (int, error) { return -1, errLocalOnly }
+func (r remoteBackend) Copies(ctx context.Context, name names.Name) (int, error) {
+	return -1, errLocalOnly
+}
 func (r remoteBackend) GC(ctx context.Context, opts node.GCOptions) (gc.Result, error) {
 	return gc.Result{}, errLocalOnly
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/loftstore/loft/names"
 	ucli "github.com/urfave/cli/v2"
 )
 
@@ -22,7 +23,11 @@ func (e *runEnv) versionsCommand() *ucli.Command {
 				return err
 			}
 			defer n.Close()
-			vs, err := n.Versions(c.Context, c.Args().First())
+			name, err := names.ParseArg(c.Args().First())
+			if err != nil {
+				return err
+			}
+			vs, err := n.Versions(c.Context, name)
 			if err != nil {
 				return err
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/loftstore/loft/catalog"
 	"github.com/loftstore/loft/fault"
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/node"
 	"github.com/loftstore/loft/store"
 	"github.com/loftstore/loft/transfer"
@@ -28,7 +29,7 @@ func TestExitCodes(t *testing.T) {
 		{errors.New("boom"), 1},
 		{fs.ErrPermission, 1},
 		{usageErrorf("loft put FILE", "put needs a PATH"), 2},
-		{wrap(catalog.ErrBadName), 2},
+		{wrap(names.ErrBad), 2},
 		{wrap(node.ErrNeedName), 2},
 		{node.ErrNeedDest, 2},
 		{wrap(node.ErrIsDir), 2},

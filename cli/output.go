@@ -4,7 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/dustin/go-humanize"
 )
@@ -23,6 +27,16 @@ type jsonError struct {
 		Exit    int    `json:"exit"`
 		Message string `json:"message"`
 	} `json:"error"`
+}
+
+// display returns s as it can be printed on a terminal: as it is, unless
+// it holds control characters or is not valid UTF-8 (a file name may, and
+// a peer may send anything), in which case it is quoted with escapes.
+func display(s string) string {
+	if !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl) {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 // bytes formats a byte count in binary units, as du -h and ls -h do.

@@ -6,18 +6,19 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/node"
 )
 
 // repository is what the data commands need: this node's repository, or a
 // peer's through --node.
 type repository interface {
-	List(ctx context.Context, prefix string, opts catalog.ListOptions, fn func(catalog.Entry) error) error
-	Versions(ctx context.Context, name string) ([]catalog.Version, error)
-	Remove(ctx context.Context, names []string, recursive bool) (node.RemoveResult, error)
-	Restore(ctx context.Context, name string, num int64) (node.RestoreResult, error)
+	List(ctx context.Context, prefix names.Prefix, opts catalog.ListOptions, fn func(catalog.Entry) error) error
+	Versions(ctx context.Context, name names.Name) ([]catalog.Version, error)
+	Remove(ctx context.Context, objs []names.Name, recursive bool) (node.RemoveResult, error)
+	Restore(ctx context.Context, name names.Name, num int64) (node.RestoreResult, error)
 	Stat(ctx context.Context) (node.StatResult, error)
-	Get(ctx context.Context, name, dest string, opts node.GetOptions) (node.GetResult, error)
+	Get(ctx context.Context, target names.Prefix, dest string, opts node.GetOptions) (node.GetResult, error)
 	Close() error
 }
 

@@ -2,15 +2,20 @@ package cluster
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/transfer"
 )
 
 // pullChanges applies a peer's changes after this node's cursor for it,
 // page by page, and returns how many it applied.
+//
+// A change is checked where it enters (catalog.ParseRemote). One that fails
+// the check, or whose chunk list the peer cannot give, or that the catalog
+// refuses, is quarantined: recorded, reported by status and check, and
+// skipped. The cursor moves past it, so it never holds up the changes
+// after it. Only the connection failing stops a pull, to be retried.
 func (cl *Cluster) pullChanges(ctx context.Context, c *transfer.Conn) (int, error) {
 	peer := c.Peer().String()
 	applied := 0
@@ -30,12 +35,17 @@ func (cl *Cluster) pullChanges(ctx context.Context, c *transfer.Conn) (int, erro
 		// of at most applyRefs references, which bounds the memory a page
 		// of large versions takes. Each change applies in a savepoint: one
 		// that fails is undone whole (its identity too, so it can still
-		// arrive by another path), logged, and skipped.
+		// arrive by another path) and quarantined.
 		type item struct {
-			v    transfer.Version
+			in   catalog.Incoming
 			refs []catalog.ChunkRef
 		}
+		type refused struct {
+			rv  catalog.RemoteVersion
+			err error
+		}
 		var group []item
+		var bad []refused
 		var groupRefs int
 		apply := func(last int64) error {
 			err := cl.cat.Tx(ctx, func(tx *catalog.Tx) error {
@@ -43,19 +53,24 @@ func (cl *Cluster) pullChanges(ctx context.Context, c *transfer.Conn) (int, erro
 					var ap catalog.Applied
 					err := tx.Savepoint(ctx, func() error {
 						var err error
-						ap, err = tx.ApplyRemote(ctx, remoteOf(it.v), it.refs)
+						ap, err = tx.ApplyRemote(ctx, it.in, it.refs)
 						return err
 					})
 					if err != nil {
-						cl.log.Warn("change from peer not applied", "peer", peer[:8], "origin", it.v.Origin[:min(8, len(it.v.Origin))],
-							"origin_seq", it.v.OriginSeq, "name", it.v.Name, "err", err)
+						bad = append(bad, refused{it.in.Version(), err})
 						continue
 					}
 					if !ap.Duplicate {
 						applied++
 					}
 					if ap.Conflict != "" {
-						cl.log.Warn("concurrent writes: a conflict copy shows one of them", "name", it.v.Name, "copy", ap.Conflict)
+						cl.log.Warn("concurrent writes: a conflict copy shows one of them", "name", it.in.Name(), "copy", ap.Conflict)
+					}
+				}
+				for _, r := range bad {
+					cl.log.Warn("change from peer quarantined", "peer", peer[:8], "origin_seq", r.rv.OriginSeq, "err", r.err)
+					if err := tx.Quarantine(ctx, peer, r.rv, r.err); err != nil {
+						return err
 					}
 				}
 				if last > 0 {
@@ -63,21 +78,34 @@ func (cl *Cluster) pullChanges(ctx context.Context, c *transfer.Conn) (int, erro
 				}
 				return nil
 			})
-			group, groupRefs = group[:0], 0
+			group, bad, groupRefs = group[:0], bad[:0], 0
 			return err
 		}
 		for _, ch := range resp.Changes {
-			v := ch.Version
+			rv := remoteOf(ch.Version)
+			in, err := catalog.ParseRemote(rv)
+			if err != nil {
+				bad = append(bad, refused{rv, err})
+				continue
+			}
 			var refs []catalog.ChunkRef
-			if !v.Gone && !v.Deleted && v.Chunks > 0 {
-				refs, err = cl.fetchChunkList(ctx, c, transfer.ChunksReq{Origin: v.Origin, OriginSeq: v.OriginSeq}, v.Chunks)
-				if errors.Is(err, catalog.ErrNotFound) {
-					v.Gone, refs = true, nil // pruned since the page was read
-				} else if err != nil {
+			if !rv.Gone && !rv.Deleted && rv.Chunks > 0 {
+				refs, err = cl.fetchChunkList(ctx, c, transfer.ChunksReq{Origin: rv.Origin, OriginSeq: rv.OriginSeq}, rv.Chunks)
+				switch k := fault.Of(err); {
+				case err == nil:
+				case k == fault.NotFound:
+					rv.Gone, refs = true, nil // pruned since the page was read
+					if in, err = catalog.ParseRemote(rv); err != nil {
+						return applied, err
+					}
+				case k == fault.Peer || k == fault.Interrupted:
 					return applied, err
+				default:
+					bad = append(bad, refused{rv, err})
+					continue
 				}
 			}
-			group = append(group, item{v, refs})
+			group = append(group, item{in, refs})
 			groupRefs += len(refs)
 			if groupRefs >= applyRefs {
 				if err := apply(0); err != nil {
@@ -102,7 +130,7 @@ const applyRefs = 1 << 16
 // a time.
 func (cl *Cluster) fetchChunkList(ctx context.Context, c *transfer.Conn, req transfer.ChunksReq, count int64) ([]catalog.ChunkRef, error) {
 	if count > catalog.MaxVersionChunks {
-		return nil, fmt.Errorf("version of %d chunks is over the limit of %d", count, catalog.MaxVersionChunks)
+		return nil, fault.E(fault.TooLarge, "version of %d chunks is over the limit of %d", count, catalog.MaxVersionChunks)
 	}
 	out := make([]catalog.ChunkRef, 0, count)
 	op := transfer.OpVersionChunks
@@ -116,7 +144,7 @@ func (cl *Cluster) fetchChunkList(ctx context.Context, c *transfer.Conn, req tra
 			return nil, err
 		}
 		if len(resp.Chunks) == 0 {
-			return nil, fmt.Errorf("peer %s sent %d of %d chunk references", c.Peer().Short(), len(out), count)
+			return nil, fault.E(fault.Invalid, "peer %s sent %d of %d chunk references", c.Peer().Short(), len(out), count)
 		}
 		out = append(out, RefsOf(resp.Chunks)...)
 	}

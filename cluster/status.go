@@ -85,15 +85,7 @@ func (cl *Cluster) Replication(ctx context.Context) (ReplicationStatus, error) {
 	err = cl.cat.EachReferenced(ctx, func(cc catalog.ChunkCopies) error {
 		rs.Chunks++
 		rs.Bytes += cc.Stored
-		have := 0
-		if cc.Held {
-			have++
-		}
-		for _, p := range cc.Peers {
-			if counts[p] {
-				have++
-			}
-		}
+		have := Copies(cc, counts)
 		if have == 0 && !cc.Held && len(cc.Peers) == 0 {
 			rs.Unplaced++
 			return nil
@@ -108,6 +100,21 @@ func (cl *Cluster) Replication(ctx context.Context) (ReplicationStatus, error) {
 		return nil
 	})
 	return rs, err
+}
+
+// Copies counts the copies of a chunk that count: this node's, and those of
+// the peers in counts (CountingPeers).
+func Copies(cc catalog.ChunkCopies, counts map[string]bool) int {
+	n := 0
+	if cc.Held {
+		n++
+	}
+	for _, p := range cc.Peers {
+		if counts[p] {
+			n++
+		}
+	}
+	return n
 }
 
 // LoopRecords returns the last result of each background loop.

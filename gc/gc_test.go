@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/store"
 )
 
@@ -78,7 +79,7 @@ func (f *fixture) put(t *testing.T, name string, chunks ...string) []store.ID {
 		t.Fatal(err)
 	}
 	f.tx(t, func(tx *catalog.Tx) error {
-		_, err := tx.AddVersion(f.ctx, catalog.NewVersion{Name: name, Size: 1, MTime: f.clk.Now(), Chunks: refs})
+		_, err := tx.AddVersion(f.ctx, catalog.NewVersion{Name: names.Must(name), Size: 1, MTime: f.clk.Now(), Chunks: refs})
 		return err
 	})
 	return ids
@@ -87,7 +88,7 @@ func (f *fixture) put(t *testing.T, name string, chunks ...string) []store.ID {
 // del deletes name; with keep-versions 1 its chunks become garbage.
 func (f *fixture) del(t *testing.T, name string) {
 	t.Helper()
-	f.tx(t, func(tx *catalog.Tx) error { _, err := tx.Delete(f.ctx, name); return err })
+	f.tx(t, func(tx *catalog.Tx) error { _, err := tx.Delete(f.ctx, names.Must(name)); return err })
 }
 
 func (f *fixture) has(id store.ID) bool {

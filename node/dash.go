@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/cluster"
 	"github.com/loftstore/loft/fault"
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/transfer"
 )
 
@@ -29,7 +31,7 @@ func (n *Node) LastChanges(ctx context.Context, limit int) ([]catalog.Change, er
 // Copies returns the lowest number of copies among the chunks of name's
 // newest version, counting this node and peers whose copies count (online,
 // or offline for less than peer-grace). A deleted object has none.
-func (n *Node) Copies(ctx context.Context, name string) (int, error) {
+func (n *Node) Copies(ctx context.Context, name names.Name) (int, error) {
 	v, err := n.cat.Head(ctx, name)
 	if err != nil {
 		return 0, err
@@ -43,15 +45,7 @@ func (n *Node) Copies(ctx context.Context, name string) (int, error) {
 	}
 	low := -1
 	err = n.cat.VersionCopies(ctx, v, func(cc catalog.ChunkCopies) error {
-		c := 0
-		if cc.Held {
-			c++
-		}
-		for _, p := range cc.Peers {
-			if counts[p] {
-				c++
-			}
-		}
+		c := cluster.Copies(cc, counts)
 		if low < 0 || c < low {
 			low = c
 		}

@@ -8,10 +8,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -20,7 +18,9 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/destdir"
 	"github.com/loftstore/loft/fault"
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/store"
 )
 
@@ -29,8 +29,6 @@ var (
 	ErrNeedDest = fault.New(fault.Invalid, "needs a destination directory")
 	// ErrIsDir means a single-file form was used on a directory of objects.
 	ErrIsDir = fault.New(fault.Invalid, "is a directory")
-	// ErrUnsafePath means a destination path goes through a symbolic link.
-	ErrUnsafePath = fault.New(fault.Invalid, "refusing to write through a symbolic link")
 )
 
 // GetOptions configure Get.
@@ -65,19 +63,21 @@ type GetResult struct {
 // Each file is written to a temporary name, verified (every chunk against
 // its ID, the whole against the version's size and SHA-256), flushed, given
 // its mode and mtime, and only then renamed into place: a failed get never
-// leaves a partial file under the final name. For "-" the object streams to
+// leaves a partial file under the final name. Every file is written through
+// a destdir.Dir, so none lands outside dest. For "-" the object streams to
 // opts.Stdout, each chunk verified before it is written.
-func (n *Node) Get(ctx context.Context, name, dest string, opts GetOptions) (GetResult, error) {
-	return n.get(ctx, localSource{n.cat, n}, name, dest, opts)
+func (n *Node) Get(ctx context.Context, target names.Prefix, dest string, opts GetOptions) (GetResult, error) {
+	return n.get(ctx, localSource{n.cat, n}, target, dest, opts)
 }
 
 // getSource is where a get reads versions and chunks: this node's
-// repository, or a peer's.
+// repository, or a peer's. The names in the versions it returns are as the
+// source holds them: the getter parses each before it maps it to a path.
 type getSource interface {
-	Version(ctx context.Context, name string, num int64) (catalog.Version, error)
-	Head(ctx context.Context, name string) (catalog.Version, error)
-	List(ctx context.Context, prefix string, opts catalog.ListOptions, fn func(catalog.Entry) error) error
-	Walk(ctx context.Context, name string, fn func(catalog.Version) error) error
+	Version(ctx context.Context, name names.Name, num int64) (catalog.Version, error)
+	Head(ctx context.Context, name names.Name) (catalog.Version, error)
+	List(ctx context.Context, prefix names.Prefix, opts catalog.ListOptions, fn func(catalog.Entry) error) error
+	Walk(ctx context.Context, prefix names.Prefix, fn func(catalog.Version) error) error
 	Chunks(ctx context.Context, v catalog.Version, from int64, fn func(idx int64, ref catalog.ChunkRef) error) error
 	// Read returns a chunk's plain bytes, verified against its ID.
 	Read(ctx context.Context, id store.ID, buf []byte) ([]byte, error)
@@ -92,11 +92,11 @@ func (s localSource) Read(ctx context.Context, id store.ID, buf []byte) ([]byte,
 	return s.n.cl.ReadChunk(ctx, id, buf)
 }
 
-func (n *Node) get(ctx context.Context, src getSource, name, dest string, opts GetOptions) (GetResult, error) {
+func (n *Node) get(ctx context.Context, src getSource, target names.Prefix, dest string, opts GetOptions) (GetResult, error) {
 	start := n.now()
 	g := &getter{n: n, src: src, opts: opts, res: GetResult{Failed: []Failure{}}}
 	stop := g.startProgress(ctx)
-	err := g.run(ctx, name, dest)
+	err := g.run(ctx, target, dest)
 	stop()
 	g.res.Files, g.res.Bytes = g.files.Load(), g.bytes.Load()
 	g.res.Duration = n.now().Sub(start)
@@ -112,12 +112,8 @@ type getter struct {
 	filesTotal, bytesTotal atomic.Int64
 }
 
-func (g *getter) run(ctx context.Context, name, dest string) error {
-	name = strings.TrimRight(name, "/")
-	if name != "" {
-		if err := catalog.ValidName(name); err != nil {
-			return err
-		}
+func (g *getter) run(ctx context.Context, target names.Prefix, dest string) error {
+	if name, ok := target.Name(); ok {
 		v, err := g.single(ctx, name)
 		if err == nil {
 			return g.one(ctx, v, dest)
@@ -135,13 +131,13 @@ func (g *getter) run(ctx context.Context, name, dest string) error {
 		}
 	}
 	if g.opts.Version > 0 {
-		return fmt.Errorf("%s %w: --version applies to one object", name, ErrIsDir)
+		return fmt.Errorf("%s %w: --version applies to one object", target, ErrIsDir)
 	}
-	return g.tree(ctx, name, dest)
+	return g.tree(ctx, target, dest)
 }
 
 // single resolves name to the version to restore.
-func (g *getter) single(ctx context.Context, name string) (catalog.Version, error) {
+func (g *getter) single(ctx context.Context, name names.Name) (catalog.Version, error) {
 	if g.opts.Version > 0 {
 		v, err := g.src.Version(ctx, name, g.opts.Version)
 		if err == nil && v.Deleted {
@@ -156,9 +152,9 @@ func (g *getter) single(ctx context.Context, name string) (catalog.Version, erro
 	return v, err
 }
 
-func (g *getter) hasChildren(ctx context.Context, name string) (bool, error) {
+func (g *getter) hasChildren(ctx context.Context, name names.Name) (bool, error) {
 	found := false
-	err := g.src.List(ctx, name+"/", catalog.ListOptions{Recursive: true}, func(catalog.Entry) error {
+	err := g.src.List(ctx, name.AsPrefix(), catalog.ListOptions{Recursive: true, Below: true}, func(catalog.Entry) error {
 		found = true
 		return errStop
 	})
@@ -170,6 +166,8 @@ func (g *getter) hasChildren(ctx context.Context, name string) (bool, error) {
 
 var errStop = errors.New("stop")
 
+// one writes a single object to dest: standard output, a file, or into a
+// directory under the object's base name.
 func (g *getter) one(ctx context.Context, v catalog.Version, dest string) error {
 	g.filesTotal.Add(1)
 	g.bytesTotal.Add(v.Size)
@@ -187,32 +185,44 @@ func (g *getter) one(ctx context.Context, v catalog.Version, dest string) error 
 		g.files.Add(1)
 		return nil
 	}
-	base := path.Base(v.Name)
+	name, err := names.Parse(v.Name)
+	if err != nil {
+		return err // a name the source should never have returned
+	}
+	dir, file := ".", name.Base()
 	switch fi, err := os.Stat(dest); {
 	case dest == "":
-		dest = base
 	case err == nil && fi.IsDir():
-		dest = filepath.Join(dest, base)
+		dir = dest
+	default:
+		dir, file = filepath.Dir(dest), filepath.Base(dest)
 	}
-	return g.writeFile(ctx, v, dest)
+	rel, err := names.Parse(file)
+	if err != nil {
+		return fmt.Errorf("get %s: destination %s: %w", v.Name, dest, err)
+	}
+	d, err := destdir.Open(dir)
+	if err != nil {
+		return fmt.Errorf("get %s: %w", v.Name, err)
+	}
+	defer d.Close()
+	return g.writeFile(ctx, v, d, rel)
 }
 
-// tree restores every live object below name into dest.
-func (g *getter) tree(ctx context.Context, name, dest string) error {
+// tree restores every live object below target into the directory dest,
+// each under its name relative to target.
+func (g *getter) tree(ctx context.Context, target names.Prefix, dest string) error {
 	switch {
 	case dest == "-":
-		return fmt.Errorf("%s %w: cannot write a directory to standard output", name, ErrIsDir)
-	case dest == "" && name == "":
+		return fmt.Errorf("%s %w: cannot write a directory to standard output", target, ErrIsDir)
+	case dest == "" && target.IsRoot():
 		return fmt.Errorf("restoring everything %w", ErrNeedDest)
 	case dest == "":
-		dest = path.Base(name)
-	}
-	prefix := ""
-	if name != "" {
-		prefix = name + "/"
+		n, _ := target.Name()
+		dest = n.Base()
 	}
 	// Totals first, so progress can show them; the catalog walk is cheap.
-	if err := g.src.Walk(ctx, name, func(v catalog.Version) error {
+	if err := g.src.Walk(ctx, target, func(v catalog.Version) error {
 		g.filesTotal.Add(1)
 		g.bytesTotal.Add(v.Size)
 		return nil
@@ -220,7 +230,7 @@ func (g *getter) tree(ctx context.Context, name, dest string) error {
 		return err
 	}
 	if g.filesTotal.Load() == 0 {
-		return fmt.Errorf("%s: %w", name, catalog.ErrNotFound)
+		return fmt.Errorf("%s: %w", target, catalog.ErrNotFound)
 	}
 	if fi, err := os.Stat(dest); err == nil && !fi.IsDir() {
 		return fmt.Errorf("%s: %w: a tree needs a directory", dest, ErrDestination)
@@ -228,11 +238,15 @@ func (g *getter) tree(ctx context.Context, name, dest string) error {
 	if err := os.MkdirAll(dest, 0o755); err != nil {
 		return fmt.Errorf("get: %w", err)
 	}
-	return g.src.Walk(ctx, name, func(v catalog.Version) error {
-		rel := strings.TrimPrefix(v.Name, prefix)
-		target, err := safeJoin(dest, rel)
+	d, err := destdir.Open(dest)
+	if err != nil {
+		return fmt.Errorf("get: %w", err)
+	}
+	defer d.Close()
+	return g.src.Walk(ctx, target, func(v catalog.Version) error {
+		rel, err := relPath(target, v.Name)
 		if err == nil {
-			err = g.writeFile(ctx, v, target)
+			err = g.writeFile(ctx, v, d, rel)
 		}
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, syscall.ENOSPC) {
@@ -244,71 +258,36 @@ func (g *getter) tree(ctx context.Context, name, dest string) error {
 	})
 }
 
-// safeJoin returns root/rel after making sure every directory between
-// them exists and is a real directory, not a symbolic link that would send
-// the file elsewhere.
-func safeJoin(root, rel string) (string, error) {
-	parts := strings.Split(rel, "/")
-	dir := root
-	for _, p := range parts[:len(parts)-1] {
-		dir = filepath.Join(dir, p)
-		fi, err := os.Lstat(dir)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-				return "", err
-			}
-		case err != nil:
-			return "", err
-		case fi.Mode()&fs.ModeSymlink != 0:
-			return "", fmt.Errorf("%s: %w", dir, ErrUnsafePath)
-		case !fi.IsDir():
-			return "", fmt.Errorf("%s: not a directory", dir)
-		}
+// relPath parses an object name a source returned and gives the path it
+// has below target. A name that does not parse, or is not below target,
+// is refused: a peer may send anything.
+func relPath(target names.Prefix, name string) (names.Name, error) {
+	n, err := names.Parse(name)
+	if err != nil {
+		return names.Name{}, err
 	}
-	return filepath.Join(dir, parts[len(parts)-1]), nil
+	rel, ok := target.Rel(n)
+	if !ok {
+		return names.Name{}, fmt.Errorf("%w %q: not below %q", names.ErrBad, name, target)
+	}
+	return names.Parse(rel)
 }
 
-// writeFile restores one version to dst through a temporary file.
-func (g *getter) writeFile(ctx context.Context, v catalog.Version, dst string) (err error) {
-	if err := replaceable(dst); err != nil { // before any work; checked again at the end
-		return fmt.Errorf("get %s: %w", v.Name, err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".loft-*")
+// writeFile restores one version to rel in d, through a temporary file.
+func (g *getter) writeFile(ctx context.Context, v catalog.Version, d *destdir.Dir, rel names.Name) (err error) {
+	f, err := d.Create(rel)
 	if err != nil {
 		return fmt.Errorf("get %s: %w", v.Name, err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	sum, err := g.copyVersion(ctx, v, tmp)
+	defer f.Abort()
+	sum, err := g.copyVersion(ctx, v, f)
 	if err == nil {
 		err = checkWhole(v, sum)
 	}
 	if err != nil {
 		return g.prunedMeanwhile(ctx, v, err)
 	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("get %s: %w", v.Name, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("get %s: %w", v.Name, err)
-	}
-	if err := os.Chmod(tmp.Name(), fs.FileMode(v.Mode).Perm()); err != nil {
-		return fmt.Errorf("get %s: %w", v.Name, err)
-	}
-	if !v.MTime.IsZero() {
-		if err := os.Chtimes(tmp.Name(), v.MTime, v.MTime); err != nil {
-			return fmt.Errorf("get %s: %w", v.Name, err)
-		}
-	}
-	if err := replaceable(dst); err != nil {
-		return fmt.Errorf("get %s: %w", v.Name, err)
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
+	if err := f.Commit(fs.FileMode(v.Mode), v.MTime, true); err != nil {
 		return fmt.Errorf("get %s: %w", v.Name, err)
 	}
 	g.files.Add(1)
@@ -318,23 +297,7 @@ func (g *getter) writeFile(ctx context.Context, v catalog.Version, dst string) (
 // ErrDestination means something at the destination is in the way: not a
 // regular file where get writes a file, not a directory where it writes a
 // tree.
-var ErrDestination = fault.New(fault.Invalid, "destination is in the way")
-
-// replaceable checks that dst is absent or a regular file: get replaces
-// files, never a directory, a link, a device or a pipe that happens to be
-// at the destination.
-func replaceable(dst string) error {
-	fi, err := os.Lstat(dst)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil
-	case err != nil:
-		return err
-	case !fi.Mode().IsRegular():
-		return fmt.Errorf("%s: %w: a %s, not a regular file", dst, ErrDestination, fileKind(fi.Mode()))
-	}
-	return nil
-}
+var ErrDestination = destdir.ErrInTheWay
 
 // prunedMeanwhile explains an integrity error of a version that was pruned
 // while it was read (its chunk list and chunks go with it): that is not
@@ -343,7 +306,11 @@ func (g *getter) prunedMeanwhile(ctx context.Context, v catalog.Version, err err
 	if !errors.Is(err, store.ErrIntegrity) {
 		return err
 	}
-	if _, verr := g.src.Version(ctx, v.Name, v.Num); errors.Is(verr, fault.NotFound) {
+	name, perr := names.Parse(v.Name)
+	if perr != nil {
+		return err
+	}
+	if _, verr := g.src.Version(ctx, name, v.Num); errors.Is(verr, fault.NotFound) {
 		return fmt.Errorf("%s version %d was pruned while it was read: %w", v.Name, v.Num, catalog.ErrNotFound)
 	}
 	return err

@@ -9,6 +9,7 @@ import (
 	"github.com/loftstore/loft/catalog"
 	"github.com/loftstore/loft/cluster"
 	"github.com/loftstore/loft/fault"
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/store"
 	"github.com/loftstore/loft/transfer"
 )
@@ -52,7 +53,11 @@ func (h *handler) serve(ctx context.Context, c *transfer.Conn, op transfer.Op, b
 		if err := transfer.DecodeBody(body, &req); err != nil {
 			return nil, err
 		}
-		refs, err := n.chunkPage(ctx, req.Name, req.Num, req.From, req.Limit)
+		name, err := names.Parse(req.Name)
+		if err != nil {
+			return nil, err
+		}
+		refs, err := n.chunkPage(ctx, name, req.Num, req.From, req.Limit)
 		if err != nil {
 			return nil, err
 		}
@@ -68,7 +73,11 @@ func (h *handler) serve(ctx context.Context, c *transfer.Conn, op transfer.Op, b
 		if err := transfer.DecodeBody(body, &req); err != nil {
 			return nil, err
 		}
-		vs, err := n.Versions(ctx, req.Name)
+		name, err := names.Parse(req.Name)
+		if err != nil {
+			return nil, err
+		}
+		vs, err := n.Versions(ctx, name)
 		if err != nil {
 			return nil, err
 		}
@@ -81,12 +90,15 @@ func (h *handler) serve(ctx context.Context, c *transfer.Conn, op transfer.Op, b
 		if err := transfer.DecodeBody(body, &req); err != nil {
 			return nil, err
 		}
+		name, err := names.Parse(req.Name)
+		if err != nil {
+			return nil, err
+		}
 		var v catalog.Version
-		var err error
 		if req.Num > 0 {
-			v, err = n.cat.Version(ctx, req.Name, req.Num)
+			v, err = n.cat.Version(ctx, name, req.Num)
 		} else {
-			v, err = n.cat.Head(ctx, req.Name)
+			v, err = n.cat.Head(ctx, name)
 		}
 		if err != nil {
 			return nil, err
@@ -101,7 +113,14 @@ func (h *handler) serve(ctx context.Context, c *transfer.Conn, op transfer.Op, b
 		if err := transfer.DecodeBody(body, &req); err != nil {
 			return nil, err
 		}
-		res, err := n.Remove(ctx, req.Names, req.Recursive)
+		objs := make([]names.Name, len(req.Names))
+		for i, s := range req.Names {
+			var err error
+			if objs[i], err = names.ParseArg(s); err != nil {
+				return nil, err
+			}
+		}
+		res, err := n.Remove(ctx, objs, req.Recursive)
 		if err != nil {
 			return nil, err
 		}
@@ -111,7 +130,11 @@ func (h *handler) serve(ctx context.Context, c *transfer.Conn, op transfer.Op, b
 		if err := transfer.DecodeBody(body, &req); err != nil {
 			return nil, err
 		}
-		return n.Restore(ctx, req.Name, req.Num)
+		name, err := names.Parse(req.Name)
+		if err != nil {
+			return nil, err
+		}
+		return n.Restore(ctx, name, req.Num)
 	case transfer.OpBeginPut:
 		return transfer.Empty{}, h.beginPut(ctx, c)
 	case transfer.OpEndPut:
@@ -212,6 +235,10 @@ func (h *handler) commit(ctx context.Context, c *transfer.Conn, req transfer.Com
 	if rp == nil {
 		return transfer.CommitResp{}, transfer.Errorf(fault.Invalid, "commit without a put session")
 	}
+	name, err := names.Parse(req.Name)
+	if err != nil {
+		return transfer.CommitResp{}, err
+	}
 	rp.mu.Lock()
 	if rp.name != req.Name {
 		rp.name, rp.chunks = req.Name, nil // a commit abandoned part way is dropped
@@ -242,7 +269,7 @@ func (h *handler) commit(ctx context.Context, c *transfer.Conn, req transfer.Com
 		return transfer.CommitResp{}, transfer.Errorf(fault.Invalid, "%s: chunks add up to %d bytes, not %d", req.Name, plain, req.Size)
 	}
 	var added catalog.Added
-	err := h.n.cat.Tx(ctx, func(tx *catalog.Tx) error {
+	err = h.n.cat.Tx(ctx, func(tx *catalog.Tx) error {
 		// Under the write lock: every chunk must be here, held, and, if no
 		// version references it, protected for this put's session with its
 		// file present.
@@ -266,7 +293,7 @@ func (h *handler) commit(ctx context.Context, c *transfer.Conn, req transfer.Com
 				}
 			}
 		}
-		added, err = tx.AddVersion(ctx, catalog.NewVersion{Name: req.Name, Size: req.Size, Mode: req.Mode,
+		added, err = tx.AddVersion(ctx, catalog.NewVersion{Name: name, Size: req.Size, Mode: req.Mode,
 			MTime: req.MTime, ContentType: req.ContentType, SHA256: req.SHA256, Chunks: refs})
 		return err
 	})

@@ -4,33 +4,30 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/loftstore/loft/catalog"
 	"github.com/loftstore/loft/gc"
+	"github.com/loftstore/loft/names"
 )
 
 // List calls fn with the entries below prefix (see catalog.Catalog.List).
 // A prefix that names neither an object nor a directory of objects is
 // ErrNotFound, as a missing path is for ls; the root always exists.
-func (n *Node) List(ctx context.Context, prefix string, opts catalog.ListOptions, fn func(catalog.Entry) error) error {
+func (n *Node) List(ctx context.Context, prefix names.Prefix, opts catalog.ListOptions, fn func(catalog.Entry) error) error {
 	found := false
 	err := n.cat.List(ctx, prefix, opts, func(e catalog.Entry) error {
 		found = true
 		return fn(e)
 	})
-	if err == nil && !found && strings.Trim(prefix, "/") != "" {
+	if err == nil && !found && !prefix.IsRoot() {
 		err = fmt.Errorf("%s: %w", prefix, catalog.ErrNotFound)
 	}
 	return err
 }
 
 // Versions returns the versions of an object, newest first.
-func (n *Node) Versions(ctx context.Context, name string) ([]catalog.Version, error) {
-	if err := catalog.ValidName(name); err != nil {
-		return nil, err
-	}
+func (n *Node) Versions(ctx context.Context, name names.Name) ([]catalog.Version, error) {
 	return n.cat.Versions(ctx, name)
 }
 
@@ -47,15 +44,11 @@ const removeBatch = 500
 // Remove adds a tombstone version to each named object; with recursive, to
 // every live object below a name too. Deleting is reversible with Restore
 // until the older versions are pruned and collected.
-func (n *Node) Remove(ctx context.Context, names []string, recursive bool) (RemoveResult, error) {
+func (n *Node) Remove(ctx context.Context, objs []names.Name, recursive bool) (RemoveResult, error) {
 	res := RemoveResult{Deleted: []catalog.Version{}, Failed: []Failure{}}
-	for _, raw := range names {
-		name := strings.TrimRight(raw, "/")
-		if err := catalog.ValidName(name); err != nil {
-			res.Failed = append(res.Failed, newFailure(raw, err))
-			continue
-		}
-		var targets []string
+	for _, name := range objs {
+		raw := name.String()
+		var targets []names.Name
 		head, err := n.cat.Head(ctx, name)
 		if err == nil && !head.Deleted {
 			targets = append(targets, name)
@@ -63,9 +56,11 @@ func (n *Node) Remove(ctx context.Context, names []string, recursive bool) (Remo
 			return res, err
 		}
 		if len(targets) == 0 || recursive {
-			var below []string
-			err := n.cat.Walk(ctx, name+"/", func(v catalog.Version) error {
-				below = append(below, v.Name)
+			var below []names.Name
+			err := n.cat.Walk(ctx, name.AsPrefix(), func(v catalog.Version) error {
+				if b, err := names.Parse(v.Name); err == nil { // the catalog holds only names that parse
+					below = append(below, b)
+				}
 				return nil
 			})
 			if err != nil {
@@ -121,10 +116,7 @@ type RestoreResult struct {
 
 // Restore makes version num of name the newest again (num 0: the newest
 // version that is not a deletion). No data is copied.
-func (n *Node) Restore(ctx context.Context, name string, num int64) (RestoreResult, error) {
-	if err := catalog.ValidName(name); err != nil {
-		return RestoreResult{}, err
-	}
+func (n *Node) Restore(ctx context.Context, name names.Name, num int64) (RestoreResult, error) {
 	var r RestoreResult
 	err := n.cat.Tx(ctx, func(tx *catalog.Tx) error {
 		v, added, err := tx.Restore(ctx, name, num)

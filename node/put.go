@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"io/fs"
 	"mime"
 	"net/http"
-	"os"
 	"path"
 	"runtime"
 	"sync"
@@ -21,6 +19,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/store"
 )
 
@@ -46,7 +45,7 @@ const (
 // PutOptions configure Put.
 type PutOptions struct {
 	// As names the object for a single path or for stdin.
-	As string
+	As names.Name
 	// Stdin is read for the path "-".
 	Stdin io.Reader
 	// Progress, when set, is called from one goroutine every 100ms and once
@@ -206,14 +205,6 @@ func (p *putter) run(parent context.Context, paths []string) (err error) {
 	g.Go(func() error {
 		defer close(sources)
 		return walk(gctx, paths, p.opts.As, func(s *source) error {
-			switch {
-			case s.path == "-":
-				stdin := io.NopCloser(p.opts.Stdin)
-				s.path, s.r, s.mode = "", cancelable(gctx, func() (io.ReadCloser, error) { return stdin, nil }), 0o644
-			case s.stream:
-				path := s.path
-				s.path, s.r = "", cancelable(gctx, func() (io.ReadCloser, error) { return os.Open(path) })
-			}
 			select {
 			case sources <- s:
 				return nil
@@ -298,25 +289,20 @@ func (p *putter) fail(f Failure) {
 // a file that cannot be read is a Failure.
 func (p *putter) read(s *source, ch *store.Chunker) error {
 	ctx := p.ctx
-	r := s.r
-	var before fs.FileInfo
 	label := s.path
-	if s.path != "" {
-		f, fi, err := openRegular(s.path)
-		if err != nil {
-			p.fail(newFailure(s.path, err))
-			return nil
-		}
-		defer f.Close()
-		r, before = f, fi
-		s.mode = fi.Mode()
-	} else {
-		label = "-"
+	r, before, err := s.open(ctx, p.opts.Stdin)
+	if err != nil {
+		p.fail(newFailure(s.path, err))
+		return nil
+	}
+	defer r.Close()
+	if before != nil {
+		s.mode = before.Mode()
 	}
 	if err := p.files.Acquire(ctx, 1); err != nil {
 		return err
 	}
-	ft := &fileTask{src: s, order: make(chan *chunkTask, 64), ctype: contentType(s.name, nil)}
+	ft := &fileTask{src: s, order: make(chan *chunkTask, 64), ctype: contentType(s.name.String(), nil)}
 	p.assemblers.Go(func() { p.assemble(ft, label) })
 
 	ch.Reset(r, p.n.params)
@@ -330,7 +316,7 @@ func (p *putter) read(s *source, ch *store.Chunker) error {
 			break
 		}
 		if first {
-			ft.ctype = contentType(s.name, data)
+			ft.ctype = contentType(s.name.String(), data)
 		}
 		if err := p.budget.Acquire(ctx, store.BufferSize(len(data))); err != nil {
 			close(ft.order)
@@ -358,12 +344,8 @@ func (p *putter) read(s *source, ch *store.Chunker) error {
 			return ctx.Err()
 		}
 	}
-	if before != nil && ft.readErr == nil {
-		if f, ok := r.(interface{ Stat() (fs.FileInfo, error) }); ok {
-			if after, err := f.Stat(); err == nil && !sameFile(before, after) {
-				ft.changed = true
-			}
-		}
+	if ft.readErr == nil && changed(r, before) {
+		ft.changed = true
 	}
 	if before != nil {
 		ft.nv.MTime = before.ModTime()

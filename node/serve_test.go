@@ -371,7 +371,7 @@ func TestServeMisbehavingPeers(t *testing.T) {
 	data := randomData(61, 6<<20)
 	src := filepath.Join(t.TempDir(), "big.bin")
 	writeFile(t, src, data, 0o644)
-	if _, err := s.n.Put(context.Background(), []string{src}, PutOptions{As: "big.bin"}); err != nil {
+	if _, err := s.n.Put(context.Background(), []string{src}, PutOptions{As: nm("big.bin")}); err != nil {
 		t.Fatal(err)
 	}
 	var held []store.ID

@@ -6,23 +6,51 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
-	"strings"
 	"syscall"
 
-	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/destdir"
 	"github.com/loftstore/loft/fault"
+	"github.com/loftstore/loft/names"
 )
 
 // source is one thing to put: a regular file, or a stream (standard input,
 // a named pipe given on the command line).
 type source struct {
-	name   string    // object name
-	path   string    // file to open; "" when r is set
-	r      io.Reader // standard input
-	stream bool      // path is a pipe: read it like standard input
+	name   names.Name // object name
+	path   string     // file to open; "-" for standard input
+	stream bool       // path is a pipe: read it like standard input
 	mode   fs.FileMode
+}
+
+// open opens the source. For a regular file it returns its stat too, for
+// changed after the read (nil for a stream). A stream (standard input, a
+// named pipe) reads through cancelable, so the end of ctx stops a read
+// that blocks.
+func (s *source) open(ctx context.Context, stdin io.Reader) (io.ReadCloser, fs.FileInfo, error) {
+	switch {
+	case s.path == "-":
+		return io.NopCloser(cancelable(ctx, func() (io.ReadCloser, error) { return io.NopCloser(stdin), nil })), nil, nil
+	case s.stream:
+		p := s.path
+		return io.NopCloser(cancelable(ctx, func() (io.ReadCloser, error) { return os.Open(p) })), nil, nil
+	}
+	f, fi, err := openRegular(s.path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, fi, nil
+}
+
+// changed reports whether the file rc, opened by open with stat before,
+// looks changed since: something wrote it while it was read.
+func changed(rc io.ReadCloser, before fs.FileInfo) bool {
+	f, ok := rc.(*os.File)
+	if !ok || before == nil {
+		return false
+	}
+	after, err := f.Stat()
+	return err == nil && !sameFile(before, after)
 }
 
 // Skip is an input put passed over on purpose, with the reason.
@@ -54,19 +82,19 @@ var (
 )
 
 // rootName returns the object name for a command-line path.
-func rootName(p, as string) (string, error) {
-	if as != "" {
-		return as, catalog.ValidName(as)
+func rootName(p string, as names.Name) (names.Name, error) {
+	if !as.IsZero() {
+		return as, nil
 	}
 	abs, err := filepath.Abs(p)
 	if err != nil {
-		return "", err
+		return names.Name{}, err
 	}
 	base := filepath.Base(abs)
 	if base == string(filepath.Separator) || base == "." {
-		return "", fmt.Errorf("%s %w", p, ErrNeedName)
+		return names.Name{}, fmt.Errorf("%s %w", p, ErrNeedName)
 	}
-	return base, catalog.ValidName(base)
+	return names.Parse(base)
 }
 
 // walk turns command-line paths into sources in a stable order. Symlinks
@@ -76,9 +104,9 @@ func rootName(p, as string) (string, error) {
 // warning. Directories themselves are not objects: an empty directory
 // stores nothing. Two command-line inputs with one name are an error: the
 // second would silently become a version of the first.
-func walk(ctx context.Context, paths []string, as string, emit func(*source) error, skip func(Skip), fail func(Failure)) error {
-	roots := make(map[string]string) // object name -> the input that has it
-	claim := func(name, p string) bool {
+func walk(ctx context.Context, paths []string, as names.Name, emit func(*source) error, skip func(Skip), fail func(Failure)) error {
+	roots := make(map[names.Name]string) // object name -> the input that has it
+	claim := func(name names.Name, p string) bool {
 		if prev, ok := roots[name]; ok {
 			fail(newFailure(p, fmt.Errorf("%w: %s and %s are both %q (use --as, one at a time)", ErrDuplicateName, prev, p, name)))
 			return false
@@ -91,12 +119,10 @@ func walk(ctx context.Context, paths []string, as string, emit func(*source) err
 			return err
 		}
 		if p == "-" {
-			if as == "" {
+			if as.IsZero() {
 				fail(newFailure(p, fmt.Errorf("standard input %w", ErrNeedName)))
-			} else if err := catalog.ValidName(as); err != nil {
-				fail(newFailure(p, err))
 			} else if claim(as, p) {
-				if err := emit(&source{name: as, path: "-"}); err != nil {
+				if err := emit(&source{name: as, path: "-", mode: 0o644}); err != nil {
 					return err
 				}
 			}
@@ -127,7 +153,7 @@ func walk(ctx context.Context, paths []string, as string, emit func(*source) err
 			}
 			continue
 		case !fi.IsDir():
-			fail(newFailure(p, fmt.Errorf("%s %w (%s)", p, ErrSpecialFile, fileKind(fi.Mode()))))
+			fail(newFailure(p, fmt.Errorf("%s %w (%s)", p, ErrSpecialFile, destdir.KindOf(fi.Mode()))))
 			continue
 		}
 		// A directory named through a symbolic link is walked where the
@@ -158,7 +184,7 @@ func walk(ctx context.Context, paths []string, as string, emit func(*source) err
 				skip(Skip{Path: fp, Reason: "symbolic link, not followed"})
 				return nil
 			case !t.IsRegular():
-				skip(Skip{Path: fp, Reason: "not a regular file (" + fileKind(t) + ")"})
+				skip(Skip{Path: fp, Reason: "not a regular file (" + destdir.KindOf(t) + ")"})
 				return nil
 			}
 			rel, err := filepath.Rel(root, fp)
@@ -166,8 +192,8 @@ func walk(ctx context.Context, paths []string, as string, emit func(*source) err
 				fail(newFailure(fp, err))
 				return nil
 			}
-			objName := path.Join(name, filepath.ToSlash(rel))
-			if err := catalog.ValidName(objName); err != nil {
+			objName, err := name.AsPrefix().Join(filepath.ToSlash(rel))
+			if err != nil {
 				fail(newFailure(fp, err))
 				return nil
 			}
@@ -183,26 +209,6 @@ func walk(ctx context.Context, paths []string, as string, emit func(*source) err
 		}
 	}
 	return nil
-}
-
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeCharDevice != 0:
-		return "character device"
-	case m&fs.ModeDevice != 0:
-		return "device"
-	case m&fs.ModeSymlink != 0:
-		return "symbolic link"
-	case m&fs.ModeIrregular != 0:
-		return "irregular file"
-	}
-	return strings.TrimSpace(m.Type().String())
 }
 
 // openRegular opens a file for reading and checks, on the open descriptor,
@@ -221,7 +227,7 @@ func openRegular(p string) (*os.File, fs.FileInfo, error) {
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, nil, fmt.Errorf("%s: not a regular file (%s)", p, fileKind(fi.Mode()))
+		return nil, nil, fmt.Errorf("%s: not a regular file (%s)", p, destdir.KindOf(fi.Mode()))
 	}
 	return f, fi, nil
 }

@@ -3,8 +3,10 @@ package node
 import (
 	"context"
 	"errors"
+	"strings"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/transfer"
 )
 
@@ -32,7 +34,7 @@ func wireVersions(vs []catalog.Version) []transfer.Version {
 
 // chunkPage returns a page of the chunk list of version num (0: newest)
 // of name.
-func (n *Node) chunkPage(ctx context.Context, name string, num, from int64, limit int) ([]catalog.ChunkRef, error) {
+func (n *Node) chunkPage(ctx context.Context, name names.Name, num, from int64, limit int) ([]catalog.ChunkRef, error) {
 	var v catalog.Version
 	var err error
 	if num > 0 {
@@ -61,7 +63,12 @@ func (n *Node) chunkPage(ctx context.Context, name string, num, from int64, limi
 // req.After, in name order.
 func (n *Node) listPage(ctx context.Context, req transfer.ListReq) (transfer.ListResp, error) {
 	var resp transfer.ListResp
-	err := n.List(ctx, req.Prefix, catalog.ListOptions{Recursive: req.Recursive, Deleted: req.Deleted}, func(e catalog.Entry) error {
+	prefix, err := names.ParsePrefix(req.Prefix)
+	if err != nil {
+		return resp, err
+	}
+	opts := catalog.ListOptions{Recursive: req.Recursive, Deleted: req.Deleted, Below: req.Below || strings.HasSuffix(req.Prefix, "/")}
+	err = n.List(ctx, prefix, opts, func(e catalog.Entry) error {
 		if req.After != "" && e.Name <= req.After {
 			return nil
 		}

@@ -50,11 +50,11 @@ func describeChange(c catalog.Change) string {
 	}
 	switch c.Op {
 	case "put":
-		return fmt.Sprintf("stored %s, version %d%s", c.Name, c.Version, who)
+		return fmt.Sprintf("stored %s, version %d%s", safe(c.Name), c.Version, who)
 	case "delete":
-		return fmt.Sprintf("deleted %s%s", c.Name, who)
+		return fmt.Sprintf("deleted %s%s", safe(c.Name), who)
 	case "restore":
-		return fmt.Sprintf("restored %s as version %d%s", c.Name, c.Version, who)
+		return fmt.Sprintf("restored %s as version %d%s", safe(c.Name), c.Version, who)
 	case "gc":
 		return "garbage collection " + c.Detail
 	case "config":
@@ -66,7 +66,7 @@ func describeChange(c catalog.Change) string {
 	case "repair":
 		return "repair: " + c.Detail
 	}
-	return strings.TrimSpace(c.Op + " " + c.Name + " " + c.Detail)
+	return safe(strings.TrimSpace(c.Op + " " + c.Name + " " + c.Detail))
 }
 
 func (m Model) activityView(height int) string {

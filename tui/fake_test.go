@@ -19,6 +19,7 @@ import (
 
 	"github.com/loftstore/loft/catalog"
 	"github.com/loftstore/loft/gc"
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/node"
 	"github.com/loftstore/loft/store"
 	"github.com/loftstore/loft/transfer"
@@ -87,7 +88,8 @@ func (f *fakeBackend) Stat(ctx context.Context) (node.StatResult, error) {
 
 // List answers like the catalog: one level below prefix, each directory
 // once, named with a trailing slash.
-func (f *fakeBackend) List(ctx context.Context, prefix string, opts catalog.ListOptions, fn func(catalog.Entry) error) error {
+func (f *fakeBackend) List(ctx context.Context, pfx names.Prefix, opts catalog.ListOptions, fn func(catalog.Entry) error) error {
+	prefix := pfx.String()
 	f.mu.Lock()
 	objs := append([]fakeObject(nil), f.objects...)
 	f.mu.Unlock()
@@ -137,7 +139,8 @@ func (f *fakeBackend) object(name string) (*fakeObject, bool) {
 	return nil, false
 }
 
-func (f *fakeBackend) Versions(ctx context.Context, name string) ([]catalog.Version, error) {
+func (f *fakeBackend) Versions(ctx context.Context, obj names.Name) ([]catalog.Version, error) {
+	name := obj.String()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	o, ok := f.object(name)
@@ -147,7 +150,8 @@ func (f *fakeBackend) Versions(ctx context.Context, name string) ([]catalog.Vers
 	return append([]catalog.Version(nil), o.versions...), nil
 }
 
-func (f *fakeBackend) Restore(ctx context.Context, name string, num int64) (node.RestoreResult, error) {
+func (f *fakeBackend) Restore(ctx context.Context, obj names.Name, num int64) (node.RestoreResult, error) {
+	name := obj.String()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.restored = append(f.restored, fmt.Sprintf("%s@%d", name, num))
@@ -161,11 +165,12 @@ func (f *fakeBackend) Restore(ctx context.Context, name string, num int64) (node
 	return node.RestoreResult{Version: v}, nil
 }
 
-func (f *fakeBackend) Remove(ctx context.Context, names []string, recursive bool) (node.RemoveResult, error) {
+func (f *fakeBackend) Remove(ctx context.Context, objs []names.Name, recursive bool) (node.RemoveResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var res node.RemoveResult
-	for _, n := range names {
+	for _, obj := range objs {
+		n := obj.String()
 		f.removed = append(f.removed, fmt.Sprintf("%s recursive=%v", n, recursive))
 		for i := range f.objects {
 			o := &f.objects[i]
@@ -179,7 +184,8 @@ func (f *fakeBackend) Remove(ctx context.Context, names []string, recursive bool
 	return res, nil
 }
 
-func (f *fakeBackend) Get(ctx context.Context, name, dest string, opts node.GetOptions) (node.GetResult, error) {
+func (f *fakeBackend) Get(ctx context.Context, target names.Prefix, dest string, opts node.GetOptions) (node.GetResult, error) {
+	name := target.String()
 	f.mu.Lock()
 	f.gets = append(f.gets, name+" -> "+dest)
 	gate := f.getGate
@@ -193,7 +199,8 @@ func (f *fakeBackend) Get(ctx context.Context, name, dest string, opts node.GetO
 	return node.GetResult{Files: 2, Bytes: 2048}, nil
 }
 
-func (f *fakeBackend) Copies(ctx context.Context, name string) (int, error) {
+func (f *fakeBackend) Copies(ctx context.Context, obj names.Name) (int, error) {
+	name := obj.String()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	o, ok := f.object(name)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/loftstore/loft/catalog"
 	"github.com/loftstore/loft/fault"
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/node"
 )
 
@@ -89,14 +90,14 @@ type (
 
 func (f filesModel) load(m Model, dir string) tea.Cmd {
 	return func() tea.Msg {
-		prefix := ""
-		if dir != "" {
-			prefix = dir + "/"
+		prefix, err := names.ParsePrefix(dir)
+		if err != nil {
+			return listMsg{dir: dir, err: err}
 		}
 		var out []catalog.Entry
 		truncated := false
 		// Deleted objects are listed too (marked): restoring one is an action here.
-		err := m.b.List(m.ctx, prefix, catalog.ListOptions{Deleted: true}, func(e catalog.Entry) error {
+		err = m.b.List(m.ctx, prefix, catalog.ListOptions{Deleted: true, Below: true}, func(e catalog.Entry) error {
 			if len(out) == maxEntries {
 				truncated = true
 				return errFull
@@ -118,21 +119,23 @@ var errFull = errors.New("listing full")
 
 // loadCopies reads the copy counts of the objects on screen.
 func (f filesModel) loadCopies(m Model, height int) tea.Cmd {
-	var names []string
+	var objs []string
 	for _, e := range f.visible(height) {
 		if _, ok := f.copies[e.Name]; !ok && !e.Dir {
-			names = append(names, e.Name)
+			objs = append(objs, e.Name)
 		}
 	}
-	if len(names) == 0 {
+	if len(objs) == 0 {
 		return nil
 	}
 	return func() tea.Msg {
 		out := map[string]int{}
-		for _, n := range names {
-			c, err := m.b.Copies(m.ctx, n)
-			if err != nil {
-				c = -1
+		for _, n := range objs {
+			c := -1
+			if name, err := names.Parse(n); err == nil {
+				if c, err = m.b.Copies(m.ctx, name); err != nil {
+					c = -1
+				}
 			}
 			out[n] = c
 		}
@@ -182,10 +185,17 @@ func (f filesModel) update(m Model, msg tea.Msg) (filesModel, tea.Cmd) {
 			return f, nil
 		}
 		f.loading = false
-		if msg.err != nil {
+		var refused *node.RefusedError
+		if msg.err != nil && !errors.As(msg.err, &refused) {
 			return f, func() tea.Msg { return noticeErr(msg.err) }
 		}
 		f.entries, f.truncated = msg.entries, msg.truncated
+		if refused != nil {
+			// A peer's entries with bad names were left out: say so, show the rest.
+			err := msg.err
+			f.cursor = min(f.cursor, max(0, len(f.shown())-1))
+			return f, tea.Batch(f.loadCopies(m, m.bodyHeight()), func() tea.Msg { return noticeErr(err) })
+		}
 		f.cursor = min(f.cursor, max(0, len(f.shown())-1))
 		f.clampOffset(m.bodyHeight())
 		return f, f.loadCopies(m, m.bodyHeight())
@@ -275,11 +285,15 @@ func (f filesModel) key(m Model, msg tea.KeyMsg) (filesModel, tea.Cmd) {
 			return f, nil
 		}
 		return f, func() tea.Msg {
-			res, err := m.b.Remove(m.ctx, []string{e.Name}, e.Dir)
+			name, err := names.ParseArg(e.Name)
+			if err != nil {
+				return noticeErr(err)
+			}
+			res, err := m.b.Remove(m.ctx, []names.Name{name}, e.Dir)
 			if err == nil && len(res.Failed) > 0 {
 				err = res.Failed[0].Err
 			}
-			return noticeMsg{text: fmt.Sprintf("deleted %s (%d objects; loft restore undoes it)", e.Name, len(res.Deleted)), err: err}
+			return noticeMsg{text: fmt.Sprintf("deleted %s (%d objects; loft restore undoes it)", safe(e.Name), len(res.Deleted)), err: err}
 		}
 	case f.getting:
 		switch msg.Type {
@@ -315,7 +329,11 @@ func (f filesModel) key(m Model, msg tea.KeyMsg) (filesModel, tea.Cmd) {
 				return f, func() tea.Msg { return noticeMsg{text: "a deletion has no content to restore"} }
 			}
 			return f, func() tea.Msg {
-				res, err := m.b.Restore(m.ctx, name, v.Num)
+				obj, err := names.Parse(name)
+				if err != nil {
+					return noticeErr(err)
+				}
+				res, err := m.b.Restore(m.ctx, obj, v.Num)
 				text := fmt.Sprintf("restored %s: version %d has the content of version %d", name, res.Version.Num, v.Num)
 				if res.Unchanged {
 					text = fmt.Sprintf("%s version %d is already the newest", name, v.Num)
@@ -380,7 +398,11 @@ func (f filesModel) key(m Model, msg tea.KeyMsg) (filesModel, tea.Cmd) {
 
 func (f filesModel) loadVersions(m Model, name string) tea.Cmd {
 	return func() tea.Msg {
-		vs, err := m.b.Versions(m.ctx, name)
+		obj, err := names.Parse(name)
+		if err != nil {
+			return versionsMsg{name: name, err: err}
+		}
+		vs, err := m.b.Versions(m.ctx, obj)
 		return versionsMsg{name: name, versions: vs, err: err}
 	}
 }
@@ -391,7 +413,12 @@ func (f filesModel) startGet(m Model, name, dest string) (filesModel, tea.Cmd) {
 	f.got = &getState{name: name, progress: progress.New(progress.WithDefaultGradient()), updates: updates, started: time.Now()}
 	go func() {
 		defer close(updates)
-		res, err := m.b.Get(m.ctx, name, dest, node.GetOptions{Progress: func(p node.GetProgress) {
+		target, err := names.ParsePrefix(name)
+		if err != nil {
+			updates <- getDoneMsg{node.GetResult{}, err}
+			return
+		}
+		res, err := m.b.Get(m.ctx, target, dest, node.GetOptions{Progress: func(p node.GetProgress) {
 			select {
 			case updates <- getProgressMsg{p}:
 			default: // the screen shows the latest; skipping one is fine
@@ -457,7 +484,7 @@ func (f filesModel) view(m Model, height int) string {
 		b.WriteString(f.input.View())
 	case f.confirm != "":
 		e, _ := f.selected()
-		b.WriteString(m.st.warn.Render(fmt.Sprintf("delete %s? (y/n; a deletion is a new version, restore undoes it)", e.Name)))
+		b.WriteString(m.st.warn.Render(fmt.Sprintf("delete %s? (y/n; a deletion is a new version, restore undoes it)", safe(e.Name))))
 	case f.getting:
 		b.WriteString(f.dest.View())
 	case f.got != nil:

@@ -38,6 +38,7 @@ import (
 	"github.com/muesli/termenv"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/node"
 	"github.com/loftstore/loft/transfer"
 )
@@ -122,7 +123,7 @@ func buildRepo(t *testing.T, cluster bool) *node.Node {
 		writeFile(t, p, data, mtime)
 		mtime = mtime.Add(time.Hour)
 		// One file per put: the change log's order is the order here.
-		res, err := n.Put(ctx, []string{p}, node.PutOptions{As: name})
+		res, err := n.Put(ctx, []string{p}, node.PutOptions{As: names.Must(name)})
 		if err != nil || len(res.Failed) > 0 {
 			t.Fatalf("put %s: %v %v", name, err, res.Failed)
 		}
@@ -178,17 +179,17 @@ func (g *goldenBackend) Stat(ctx context.Context) (node.StatResult, error) {
 	return g.Node.Stat(ctx)
 }
 
-func (g *goldenBackend) List(ctx context.Context, prefix string, opts catalog.ListOptions, fn func(catalog.Entry) error) error {
+func (g *goldenBackend) List(ctx context.Context, prefix names.Prefix, opts catalog.ListOptions, fn func(catalog.Entry) error) error {
 	defer g.track()()
 	return g.Node.List(ctx, prefix, opts, fn)
 }
 
-func (g *goldenBackend) Versions(ctx context.Context, name string) ([]catalog.Version, error) {
+func (g *goldenBackend) Versions(ctx context.Context, name names.Name) ([]catalog.Version, error) {
 	defer g.track()()
 	return g.Node.Versions(ctx, name)
 }
 
-func (g *goldenBackend) Copies(ctx context.Context, name string) (int, error) {
+func (g *goldenBackend) Copies(ctx context.Context, name names.Name) (int, error) {
 	defer g.track()()
 	return g.Node.Copies(ctx, name)
 }

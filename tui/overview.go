@@ -3,8 +3,11 @@ package tui
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/charmbracelet/lipgloss"
 )
@@ -148,10 +151,22 @@ func orID(name, id string) string {
 }
 
 func clip(s string, n int) string {
+	s = safe(s)
 	if len([]rune(s)) <= n {
 		return s
 	}
 	return string([]rune(s)[:n-1]) + "…"
+}
+
+// safe makes text from a catalog or a peer printable: control characters
+// and invalid UTF-8 are shown as escapes, so that a name can neither move
+// the cursor nor reconfigure the terminal.
+func safe(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 func copiesWord(n int) string {

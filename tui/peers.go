@@ -132,7 +132,7 @@ func (p peersModel) view(m Model, height int) string {
 	var foot string
 	switch {
 	case p.confirm && p.cursor < len(peers):
-		foot = m.st.warn.Render(fmt.Sprintf("remove peer %s %s? it will no longer be trusted (y/n)", peers[p.cursor].ID[:8], peers[p.cursor].Name))
+		foot = m.st.warn.Render(fmt.Sprintf("remove peer %s %s? it will no longer be trusted (y/n)", peers[p.cursor].ID[:8], safe(peers[p.cursor].Name)))
 	case p.token != "":
 		// The token is wrapped, not cut: it must be copied whole.
 		foot = "invite (valid 1h, once), on the other node: loft join TOKEN\n" + ansi.Hardwrap(p.token, m.width, true)

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/loftstore/loft/names"
 )
 
 func TestTUIRealNodeActions(t *testing.T) {
@@ -51,7 +53,7 @@ func TestTUIRealNodeActions(t *testing.T) {
 	h.keys("down", "d", "y")
 	h.until("the deletion", func() bool { return strings.Contains(h.view(), "deleted photos/cat.png") })
 	h.refuseView("error")
-	if v, err := n.Versions(t.Context(), "photos/cat.png"); err != nil || !v[0].Deleted {
+	if v, err := n.Versions(t.Context(), names.Must("photos/cat.png")); err != nil || !v[0].Deleted {
 		t.Fatalf("photos/cat.png versions %+v, %v", v, err)
 	}
 
@@ -64,7 +66,7 @@ func TestTUIRealNodeActions(t *testing.T) {
 	h.keys("down", "r")
 	h.until("the restore", func() bool { return strings.Contains(h.view(), "restored notes.txt") })
 	h.requireView("version 5 has the content of version 3")
-	vs, err := n.Versions(t.Context(), "notes.txt")
+	vs, err := n.Versions(t.Context(), names.Must("notes.txt"))
 	if err != nil || vs[0].Num != 5 || vs[0].RestoredFrom != 3 {
 		t.Fatalf("notes.txt versions %+v, %v", vs, err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/loftstore/loft/catalog"
 	"github.com/loftstore/loft/gc"
+	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/node"
 	"github.com/loftstore/loft/transfer"
 )
@@ -26,12 +27,12 @@ import (
 type Backend interface {
 	Status(ctx context.Context) (node.Status, error)
 	Stat(ctx context.Context) (node.StatResult, error)
-	List(ctx context.Context, prefix string, opts catalog.ListOptions, fn func(catalog.Entry) error) error
-	Versions(ctx context.Context, name string) ([]catalog.Version, error)
-	Restore(ctx context.Context, name string, num int64) (node.RestoreResult, error)
-	Remove(ctx context.Context, names []string, recursive bool) (node.RemoveResult, error)
-	Get(ctx context.Context, name, dest string, opts node.GetOptions) (node.GetResult, error)
-	Copies(ctx context.Context, name string) (int, error)
+	List(ctx context.Context, prefix names.Prefix, opts catalog.ListOptions, fn func(catalog.Entry) error) error
+	Versions(ctx context.Context, name names.Name) ([]catalog.Version, error)
+	Restore(ctx context.Context, name names.Name, num int64) (node.RestoreResult, error)
+	Remove(ctx context.Context, objs []names.Name, recursive bool) (node.RemoveResult, error)
+	Get(ctx context.Context, target names.Prefix, dest string, opts node.GetOptions) (node.GetResult, error)
+	Copies(ctx context.Context, name names.Name) (int, error)
 	GC(ctx context.Context, opts node.GCOptions) (gc.Result, error)
 	GCRuns(ctx context.Context, limit int) ([]catalog.GCRun, error)
 	LastChanges(ctx context.Context, limit int) ([]catalog.Change, error)

@@ -270,11 +270,11 @@ func TestTUIFilesFilter(t *testing.T) {
 	h.requireView("filter: ")
 	h.typeText("a")
 	// Names, not paths: docs/ has no "a".
-	if got := names(h.model().files.shown()); !slices.Equal(got, []string{"alpha.txt", "beta.bin", "gamma.log"}) {
+	if got := entryNames(h.model().files.shown()); !slices.Equal(got, []string{"alpha.txt", "beta.bin", "gamma.log"}) {
 		t.Fatalf("filter a shows %v", got)
 	}
 	h.typeText("L")
-	if got := names(h.model().files.shown()); !slices.Equal(got, []string{"alpha.txt"}) {
+	if got := entryNames(h.model().files.shown()); !slices.Equal(got, []string{"alpha.txt"}) {
 		t.Fatalf("filter aL shows %v", got)
 	}
 	h.requireView("alpha.txt")
@@ -304,7 +304,7 @@ func TestTUIFilesFilter(t *testing.T) {
 	}
 }
 
-func names(es []catalog.Entry) []string {
+func entryNames(es []catalog.Entry) []string {
 	var out []string
 	for _, e := range es {
 		out = append(out, strings.TrimSuffix(e.Name, "/"))

@@ -1,0 +1,199 @@
+// Package destdir is the one place loft writes files under a directory the
+// user chose: restores (get), and, to come, sync's applier and the entries
+// of a zip. A path inside is an object name (names.Name), relative to the
+// directory; every operation goes through os.Root, which refuses any path
+// that would leave the directory, symbolic links planted inside it
+// included. Names are checked when they enter loft; this is the second,
+// independent guard, at the file system.
+//
+// A file is written to a temporary name in its final directory and renamed
+// into place only when Commit says it is complete, so a failed write never
+// leaves a partial file under the final name.
+package destdir
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/loftstore/loft/fault"
+	"github.com/loftstore/loft/names"
+)
+
+// ErrInTheWay means something at the destination is not what a write may
+// replace: a directory, a link, a device or a pipe where a file goes, or a
+// file where a directory goes. Its kind is fault.Invalid.
+var ErrInTheWay = fault.New(fault.Invalid, "destination is in the way")
+
+// Dir is an open destination directory. It is safe for concurrent use.
+type Dir struct {
+	root *os.Root
+	path string
+}
+
+// Open opens the existing directory path as a destination.
+func Open(path string) (*Dir, error) {
+	r, err := os.OpenRoot(path)
+	if err != nil {
+		return nil, fmt.Errorf("open destination: %w", err)
+	}
+	return &Dir{root: r, path: path}, nil
+}
+
+// Close releases the directory.
+func (d *Dir) Close() error { return d.root.Close() }
+
+// Path returns the directory's path as given to Open.
+func (d *Dir) Path() string { return d.path }
+
+// Display returns how rel is named in messages: below the directory.
+func (d *Dir) Display(rel names.Name) string { return path.Join(d.path, rel.String()) }
+
+// MkdirAll makes the directory rel and those above it, inside d.
+func (d *Dir) MkdirAll(rel names.Name) error {
+	if err := d.root.MkdirAll(rel.String(), 0o755); err != nil {
+		return d.inTheWay(rel, err)
+	}
+	return nil
+}
+
+// Check reports whether a file may be written at rel: nothing is there, or
+// a regular file that the write will replace.
+func (d *Dir) Check(rel names.Name) error {
+	fi, err := d.root.Lstat(rel.String())
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return d.inTheWay(rel, err)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("%s: %w: a %s, not a regular file", d.Display(rel), ErrInTheWay, KindOf(fi.Mode()))
+	}
+	return nil
+}
+
+// File is a file being written under a temporary name.
+type File struct {
+	*os.File
+	d        *Dir
+	rel      names.Name
+	tmp      string // inside the root
+	finished bool
+}
+
+// Create starts the file rel: its directory is made as needed, and the
+// data goes to a new temporary file beside it until Commit.
+func (d *Dir) Create(rel names.Name) (*File, error) {
+	if err := d.Check(rel); err != nil {
+		return nil, err
+	}
+	if dir, ok := rel.Dir().Name(); ok {
+		if err := d.MkdirAll(dir); err != nil {
+			return nil, err
+		}
+	}
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	tmp := path.Join(rel.Dir().String(), "."+truncate(rel.Base(), 200)+".loft-"+hex.EncodeToString(rnd[:]))
+	f, err := d.root.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, d.inTheWay(rel, err)
+	}
+	return &File{File: f, d: d, rel: rel, tmp: tmp}, nil
+}
+
+// Commit gives the file its mode and modification time (none when mtime is
+// zero), flushes it when sync is set, and renames it into place. A regular
+// file there is replaced; anything else makes Commit fail and the file is
+// removed.
+func (f *File) Commit(mode fs.FileMode, mtime time.Time, sync bool) (err error) {
+	defer func() {
+		if err != nil {
+			f.Abort()
+		}
+	}()
+	if err := f.File.Chmod(mode.Perm()); err != nil {
+		return err
+	}
+	if sync {
+		if err := f.File.Sync(); err != nil {
+			return err
+		}
+	}
+	if err := f.File.Close(); err != nil {
+		return err
+	}
+	if !mtime.IsZero() {
+		if err := f.d.root.Chtimes(f.tmp, mtime, mtime); err != nil {
+			return err
+		}
+	}
+	if err := f.d.Check(f.rel); err != nil { // again: it may have changed meanwhile
+		return err
+	}
+	if err := f.d.root.Rename(f.tmp, f.rel.String()); err != nil {
+		return f.d.inTheWay(f.rel, err)
+	}
+	f.finished = true
+	return nil
+}
+
+// Abort closes and removes the temporary file, unless Commit succeeded. It
+// is safe to call more than once.
+func (f *File) Abort() {
+	if f.finished {
+		return
+	}
+	f.finished = true
+	f.File.Close()
+	f.d.root.Remove(f.tmp)
+}
+
+// inTheWay explains an error of the root: a path that leaves it (through a
+// link planted in the destination) is reported as such.
+func (d *Dir) inTheWay(rel names.Name, err error) error {
+	if strings.Contains(err.Error(), "escapes from parent") || errors.Is(err, fs.ErrInvalid) {
+		return fmt.Errorf("%s: %w: a symbolic link inside leads out of %s", d.Display(rel), ErrInTheWay, d.path)
+	}
+	if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTDIR) {
+		return fmt.Errorf("%s: %w: %v", d.Display(rel), ErrInTheWay, err)
+	}
+	return err
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// KindOf names the kind of file a mode says, for messages.
+func KindOf(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeCharDevice != 0:
+		return "character device"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	case m&fs.ModeIrregular != 0:
+		return "irregular file"
+	case m.IsRegular():
+		return "regular file"
+	}
+	return strings.TrimSpace(m.Type().String())
+}

@@ -20,12 +20,14 @@ type Change struct {
 
 // logChange appends a change by this node and returns its sequence number.
 // Every transaction that drops a reference count to zero logs a change
-// first, so the sequence orders those events against write sessions.
-func (tx *Tx) logChange(ctx context.Context, op, name string, version int64, detail string) (int64, error) {
-	err := tx.QueryRowContext(ctx, `INSERT INTO changes(origin, origin_seq, at, op, name, version, detail)
-		VALUES (?1, (SELECT coalesce(max(origin_seq), 0) + 1 FROM changes WHERE origin = ?1), ?2, ?3, ?4, ?5, ?6)
+// first, so the sequence orders those events against write sessions. hash
+// is the change's content hash (contentHash; nil for changes that are not
+// about an object).
+func (tx *Tx) logChange(ctx context.Context, op, name string, version int64, detail string, hash []byte) (int64, error) {
+	err := tx.QueryRowContext(ctx, `INSERT INTO changes(origin, origin_seq, at, op, name, version, detail, hash)
+		VALUES (?1, (SELECT coalesce(max(origin_seq), 0) + 1 FROM changes WHERE origin = ?1), ?2, ?3, ?4, ?5, ?6, ?7)
 		RETURNING seq, origin_seq`,
-		tx.c.origin, nanos(tx.now), op, name, version, detail).Scan(&tx.seq, &tx.originSeq)
+		tx.c.origin, nanos(tx.now), op, name, version, detail, hash).Scan(&tx.seq, &tx.originSeq)
 	if err != nil {
 		return 0, fmt.Errorf("log change: %w", err)
 	}
@@ -77,7 +79,7 @@ type GCRun struct {
 func (c *Catalog) RecordGC(ctx context.Context, r GCRun) error {
 	return c.Tx(ctx, func(tx *Tx) error {
 		detail := fmt.Sprintf(`{"chunks":%d,"bytes":%d,"orphans":%d}`, r.Chunks, r.Bytes, r.Orphans)
-		if _, err := tx.logChange(ctx, "gc", "", 0, detail); err != nil {
+		if _, err := tx.logChange(ctx, "gc", "", 0, detail, nil); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO gc_runs(started, finished, grace_ns, dry_run, chunks, bytes, orphans, orphan_bytes, error)

@@ -343,7 +343,7 @@ func (c *Catalog) RefDrift(ctx context.Context) ([]Drift, error) {
 // returns how many rows it changed. Chunks that lose their last reference
 // are stamped as garbage now.
 func (tx *Tx) RebuildRefs(ctx context.Context) (int64, error) {
-	seq, err := tx.logChange(ctx, "repair", "", 0, "rebuild reference counts")
+	seq, err := tx.logChange(ctx, "repair", "", 0, "rebuild reference counts", nil)
 	if err != nil {
 		return 0, err
 	}

@@ -126,7 +126,7 @@ func (tx *Tx) SetConfig(ctx context.Context, key, value string) error {
 	if err := s.check(value); err != nil {
 		return fmt.Errorf("%w %s: %v", ErrBadSetting, key, err)
 	}
-	if _, err := tx.logChange(ctx, "config", "", 0, key+"="+value); err != nil {
+	if _, err := tx.logChange(ctx, "config", "", 0, key+"="+value, nil); err != nil {
 		return err
 	}
 	tx.keep = 0 // read again if this transaction prunes

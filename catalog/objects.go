@@ -147,7 +147,8 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 		}
 	}
 	num := head + 1
-	seq, err := tx.logChange(ctx, "put", name, num, "")
+	seq, err := tx.logChange(ctx, "put", name, num, "",
+		contentHash("put", name, false, nv.Size, nv.Mode, nv.MTime.UnixNano(), nv.ContentType, nv.SHA256[:], nanos(tx.now)))
 	if err != nil {
 		return Added{}, err
 	}
@@ -331,7 +332,7 @@ func (tx *Tx) Delete(ctx context.Context, n names.Name) (Version, error) {
 		return Version{}, fmt.Errorf("object %s: %w", name, ErrDeleted)
 	}
 	num := head + 1
-	seq, err := tx.logChange(ctx, "delete", name, num, "")
+	seq, err := tx.logChange(ctx, "delete", name, num, "", contentHash("delete", name, true, 0, 0, 0, "", nil, nanos(tx.now)))
 	if err != nil {
 		return Version{}, err
 	}
@@ -379,7 +380,8 @@ func (tx *Tx) Restore(ctx context.Context, n names.Name, num int64) (v Version, 
 		return src, false, nil
 	}
 	newNum := head + 1
-	seq, err := tx.logChange(ctx, "restore", name, newNum, fmt.Sprintf(`{"from":%d}`, num))
+	seq, err := tx.logChange(ctx, "restore", name, newNum, fmt.Sprintf(`{"from":%d}`, num),
+		contentHash("restore", name, false, src.Size, src.Mode, src.MTime.UnixNano(), src.ContentType, src.SHA256[:], nanos(tx.now)))
 	if err != nil {
 		return Version{}, false, err
 	}

@@ -21,19 +21,24 @@ type Peer struct {
 	Addrs    []string  `json:"addrs"`
 	Added    time.Time `json:"added"`
 	LastSeen time.Time `json:"last_seen,omitzero"`
-	// PullSeq is how far into the peer's change log this node has applied.
-	PullSeq int64 `json:"pull_seq"`
+	// PullSeq is how far into the peer's change log this node has applied;
+	// Pull is the identity of the change there, as it was read.
+	PullSeq int64    `json:"pull_seq"`
+	Pull    Identity `json:"pull"`
+	// AuditSeq is how far this node's own changes are confirmed identical on
+	// the peer (one of this node's origin_seq numbers).
+	AuditSeq int64 `json:"audit_seq"`
 	// Info is the peer's last heartbeat, as it sent it (JSON).
 	Info string `json:"-"`
 }
 
-const peerCols = `id, name, addrs, added, last_seen, pull_seq, info`
+const peerCols = `id, name, addrs, added, last_seen, pull_seq, info, pull_origin, pull_origin_seq, audit_seq`
 
 func scanPeer(s scanner) (Peer, error) {
 	var p Peer
 	var addrs string
 	var added, seen int64
-	if err := s.Scan(&p.ID, &p.Name, &addrs, &added, &seen, &p.PullSeq, &p.Info); err != nil {
+	if err := s.Scan(&p.ID, &p.Name, &addrs, &added, &seen, &p.PullSeq, &p.Info, &p.Pull.Origin, &p.Pull.Seq, &p.AuditSeq); err != nil {
 		return p, err
 	}
 	if err := json.Unmarshal([]byte(addrs), &p.Addrs); err != nil {
@@ -114,7 +119,7 @@ func (c *Catalog) AddPeer(ctx context.Context, p Peer) error {
 		if err != nil {
 			return fmt.Errorf("add peer: %w", err)
 		}
-		_, err = tx.logChange(ctx, "peer-add", "", 0, p.ID)
+		_, err = tx.logChange(ctx, "peer-add", "", 0, p.ID, nil)
 		return err
 	})
 }
@@ -139,7 +144,7 @@ func (c *Catalog) RemovePeer(ctx context.Context, id string) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM replicas WHERE peer = ?`, id); err != nil {
 			return fmt.Errorf("remove peer: %w", err)
 		}
-		_, err = tx.logChange(ctx, "peer-rm", "", 0, id)
+		_, err = tx.logChange(ctx, "peer-rm", "", 0, id, nil)
 		return err
 	})
 }
@@ -209,7 +214,7 @@ func (c *Catalog) UseInvite(ctx context.Context, now time.Time, proof []byte, pr
 			peer.ID, peer.Name, string(addrs), nanos(tx.now)); err != nil {
 			return err
 		}
-		_, err = tx.logChange(ctx, "peer-add", "", 0, peer.ID)
+		_, err = tx.logChange(ctx, "peer-add", "", 0, peer.ID, nil)
 		return err
 	})
 }

@@ -99,7 +99,7 @@ func TestPeersAddFind(t *testing.T) {
 
 	// Re-adding updates name and addresses, keeps what is left empty and
 	// keeps the cursor.
-	if err := c.Tx(ctx, func(tx *Tx) error { return tx.SetPullSeq(ctx, p1, 42) }); err != nil {
+	if err := c.Tx(ctx, func(tx *Tx) error { return tx.SetPull(ctx, p1, 42, Identity{}) }); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.AddPeer(ctx, Peer{ID: p1}); err != nil {

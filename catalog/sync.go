@@ -37,6 +37,9 @@ type RemoteVersion struct {
 	// Gone is set when the version no longer exists where it was read
 	// (pruned or collected): only its identity travels.
 	Gone bool `json:"gone,omitempty"`
+	// Hash identifies the change's content, as its origin computed it;
+	// empty for changes logged before hashes were.
+	Hash []byte `json:"hash,omitempty"`
 }
 
 // Incoming is a version received from a peer that ParseRemote accepted:
@@ -129,54 +132,80 @@ type Exported struct {
 	Version RemoteVersion `json:"version"`
 }
 
+// ErrCursor means a peer asked for changes after a point of this node's log
+// that is not what it read there: the log went back in time (a catalog
+// restored from a backup) and the peer must read it again from the start.
+var ErrCursor = fault.New(fault.Conflict, "change log cursor does not match")
+
 // ExportChanges returns up to limit object changes after seq after, in log
-// order, each with its version as it is now. Changes by skipOrigin (the
-// peer asking, which has them) are left out. last is the sequence to ask
-// after next time; it moves past skipped changes too.
-func (c *Catalog) ExportChanges(ctx context.Context, after int64, limit int, skipOrigin string) (out []Exported, last int64, err error) {
-	last = after
-	rows, err := c.r.QueryContext(ctx, `SELECT seq, origin, origin_seq, op, name FROM changes
+// order, each with its version as it is now. at is the identity of the
+// change at after as the peer read it there (zero: not known); when this
+// log holds another change there, the answer is ErrCursor. Changes by
+// skipOrigin (the peer asking, which has them) are left out. last is the
+// sequence to ask after next time, and lastAt the identity there; they move
+// past skipped changes too.
+func (c *Catalog) ExportChanges(ctx context.Context, after int64, at Identity, limit int, skipOrigin string) (out []Exported, last int64, lastAt Identity, err error) {
+	if after > 0 && at.Origin != "" {
+		var got Identity
+		err := c.r.QueryRowContext(ctx, `SELECT origin, origin_seq FROM changes WHERE seq = ?`, after).Scan(&got.Origin, &got.Seq)
+		if errors.Is(err, sql.ErrNoRows) || (err == nil && got != at) {
+			return nil, 0, Identity{}, fmt.Errorf("%w: seq %d", ErrCursor, after)
+		}
+		if err != nil {
+			return nil, 0, Identity{}, classify(err)
+		}
+	}
+	last, lastAt = after, at
+	rows, err := c.r.QueryContext(ctx, `SELECT seq, origin, origin_seq, op, name, coalesce(hash, x'') FROM changes
 		WHERE seq > ? AND op IN ('put', 'delete', 'restore') ORDER BY seq LIMIT ?`, after, limit)
 	if err != nil {
-		return nil, 0, classify(err)
+		return nil, 0, Identity{}, classify(err)
 	}
 	var page []Exported
 	for rows.Next() {
 		var e Exported
-		if err := rows.Scan(&e.Seq, &e.Version.Origin, &e.Version.OriginSeq, &e.Version.Op, &e.Version.Name); err != nil {
+		rv := &e.Version
+		if err := rows.Scan(&e.Seq, &rv.Origin, &rv.OriginSeq, &rv.Op, &rv.Name, &rv.Hash); err != nil {
 			rows.Close()
-			return nil, 0, classify(err)
+			return nil, 0, Identity{}, classify(err)
 		}
-		last = e.Seq
-		if e.Version.Origin != skipOrigin {
+		last, lastAt = e.Seq, Identity{rv.Origin, rv.OriginSeq}
+		if rv.Origin != skipOrigin {
 			page = append(page, e)
 		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, 0, classify(err)
+		return nil, 0, Identity{}, classify(err)
 	}
 	for _, e := range page {
-		v, vv, err := c.versionByIdentity(ctx, c.r, e.Version.Origin, e.Version.OriginSeq, e.Version.Name)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			// A deletion that lost to a concurrent write is on the frontier
-			// without a row: it travels as the frontier knows it.
-			if s, ok := c.frontierEntry(ctx, e.Version.Name, e.Version.Origin, e.Version.OriginSeq); ok && s.Deleted {
-				e.Version.Deleted, e.Version.VV, e.Version.Created = true, s.VV, fromNanos(s.Created)
-				break
-			}
-			e.Version.Gone = true
-		case err != nil:
-			return nil, 0, classify(err)
-		default:
-			rv := &e.Version
-			rv.Deleted, rv.Size, rv.Mode, rv.MTime = v.Deleted, v.Size, v.Mode, v.MTime
-			rv.ContentType, rv.SHA256, rv.Created, rv.VV, rv.Chunks = v.ContentType, v.SHA256, v.Created, vv, v.Chunks
+		if err := c.fillExported(ctx, &e.Version); err != nil {
+			return nil, 0, Identity{}, err
 		}
 		out = append(out, e)
 	}
-	return out, last, nil
+	return out, last, lastAt, nil
+}
+
+// fillExported completes an exported change with its version as it is now.
+func (c *Catalog) fillExported(ctx context.Context, rv *RemoteVersion) error {
+	v, vv, err := c.versionByIdentity(ctx, c.r, rv.Origin, rv.OriginSeq, rv.Name)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		// A deletion that lost to a concurrent write is on the frontier
+		// without a row: it travels as the frontier knows it.
+		if s, ok := c.frontierEntry(ctx, rv.Name, rv.Origin, rv.OriginSeq); ok && s.Deleted {
+			rv.Deleted, rv.VV, rv.Created = true, s.VV, fromNanos(s.Created)
+			return nil
+		}
+		rv.Gone = true
+	case err != nil:
+		return classify(err)
+	default:
+		rv.Deleted, rv.Size, rv.Mode, rv.MTime = v.Deleted, v.Size, v.Mode, v.MTime
+		rv.ContentType, rv.SHA256, rv.Created, rv.VV, rv.Chunks = v.ContentType, v.SHA256, v.Created, vv, v.Chunks
+	}
+	return nil
 }
 
 // frontierEntry returns the frontier entry of object name with the given
@@ -260,6 +289,10 @@ type Applied struct {
 	Added bool
 	// Conflict names a conflict copy this change made or updated, if any.
 	Conflict string
+	// Fork: a change with this identity was applied before with another
+	// content. Nothing was done; the origin, which reused the identity after
+	// its catalog went back in time, gives its own change a new one.
+	Fork bool
 }
 
 // ApplyRemote applies a version received from a peer. chunks is its whole
@@ -286,11 +319,20 @@ func (tx *Tx) ApplyRemote(ctx context.Context, in Incoming, chunks []ChunkRef) (
 		return Applied{}, fmt.Errorf("version %s/%d of %s: %d chunk references, want %d", rv.Origin, rv.OriginSeq, rv.Name, len(chunks), rv.Chunks)
 	}
 	var seq int64
-	err := tx.QueryRowContext(ctx, `INSERT INTO changes(origin, origin_seq, at, op, name, version, detail)
-		VALUES (?, ?, ?, ?, ?, 0, 'applied') ON CONFLICT(origin, origin_seq) DO NOTHING RETURNING seq`,
-		rv.Origin, rv.OriginSeq, nanos(tx.now), rv.Op, rv.Name).Scan(&seq)
+	var hash any
+	if len(rv.Hash) > 0 {
+		hash = rv.Hash
+	}
+	err := tx.QueryRowContext(ctx, `INSERT INTO changes(origin, origin_seq, at, op, name, version, detail, hash)
+		VALUES (?, ?, ?, ?, ?, 0, 'applied', ?) ON CONFLICT(origin, origin_seq) DO NOTHING RETURNING seq`,
+		rv.Origin, rv.OriginSeq, nanos(tx.now), rv.Op, rv.Name, hash).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Applied{Duplicate: true, Name: rv.Name}, nil
+		var had Logged
+		if err := tx.QueryRowContext(ctx, `SELECT op, coalesce(hash, x'') FROM changes WHERE origin = ? AND origin_seq = ?`,
+			rv.Origin, rv.OriginSeq).Scan(&had.Op, &had.Hash); err != nil {
+			return Applied{}, err
+		}
+		return Applied{Duplicate: true, Fork: !had.Same(rv), Name: rv.Name}, nil
 	}
 	if err != nil {
 		return Applied{}, fmt.Errorf("log change: %w", err)
@@ -309,7 +351,9 @@ func (tx *Tx) ApplyRemote(ctx context.Context, in Incoming, chunks []ChunkRef) (
 		return Applied{}, err
 	}
 	for _, s := range front {
-		if o := rv.VV.Compare(s.VV); o == Before || o == Equal {
+		// Equal vectors with another identity are a fork (a catalog that
+		// went back in time wrote again): concurrent, not the same write.
+		if o := rv.VV.Compare(s.VV); o == Before || (o == Equal && s.same(rv.Origin, rv.OriginSeq)) {
 			return ap, nil // already followed by a version here
 		}
 	}
@@ -619,9 +663,11 @@ func (tx *Tx) copyVersion(ctx context.Context, v Version, obj int64) error {
 	return err
 }
 
-// SetPullSeq records how far into peer's change log this node has applied.
-func (tx *Tx) SetPullSeq(ctx context.Context, peer string, seq int64) error {
-	_, err := tx.ExecContext(ctx, `UPDATE peers SET pull_seq = ? WHERE id = ?`, seq, peer)
+// SetPull records how far into peer's change log this node has applied:
+// seq, and the identity of the change there.
+func (tx *Tx) SetPull(ctx context.Context, peer string, seq int64, at Identity) error {
+	_, err := tx.ExecContext(ctx, `UPDATE peers SET pull_seq = ?, pull_origin = ?, pull_origin_seq = ? WHERE id = ?`,
+		seq, at.Origin, at.Seq, peer)
 	return err
 }
 

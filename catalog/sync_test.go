@@ -81,10 +81,10 @@ func syncOnce(t testing.TB, from, to *Catalog) []Applied {
 	if err != nil {
 		t.Fatalf("syncOnce: %s has not pinned %s: %v", to.Origin()[:4], from.Origin()[:4], err)
 	}
-	cursor := p.PullSeq
+	cursor, at := p.PullSeq, p.Pull
 	var out []Applied
 	for {
-		page, last, err := from.ExportChanges(ctx, cursor, syncPage, to.Origin())
+		page, last, lastAt, err := from.ExportChanges(ctx, cursor, at, syncPage, to.Origin())
 		if err != nil {
 			t.Fatalf("ExportChanges(after %d): %v", cursor, err)
 		}
@@ -130,12 +130,12 @@ func syncOnce(t testing.TB, from, to *Catalog) []Applied {
 				}
 				out = append(out, a)
 			}
-			return tx.SetPullSeq(ctx, from.Origin(), last)
+			return tx.SetPull(ctx, from.Origin(), last, lastAt)
 		})
 		if err != nil {
 			t.Fatalf("apply page: %v", err)
 		}
-		cursor = last
+		cursor, at = last, lastAt
 	}
 	p, err = to.FindPeer(ctx, from.Origin())
 	if err != nil || p.PullSeq != cursor {
@@ -490,7 +490,7 @@ func TestSyncPutReachesPeer(t *testing.T) {
 	// Replayed from the start, every change is a duplicate and nothing changes.
 	before := heads(t, b.c)
 	seqBefore := lastChangeSeq(t, b.c)
-	if err := b.c.Tx(ctx, func(tx *Tx) error { return tx.SetPullSeq(ctx, a.id, 0) }); err != nil {
+	if err := b.c.Tx(ctx, func(tx *Tx) error { return tx.SetPull(ctx, a.id, 0, Identity{}) }); err != nil {
 		t.Fatal(err)
 	}
 	aps = syncOnce(t, a.c, b.c)
@@ -879,7 +879,7 @@ func TestSyncGoneVersions(t *testing.T) {
 	v3 := a.put(t, t0.Add(3*time.Second), "f", "v3", 3)
 	g := a.put(t, t0.Add(4*time.Second), "g", "g1", 4)
 
-	exp, _, err := a.c.ExportChanges(ctx, 0, 100, b.id)
+	exp, _, _, err := a.c.ExportChanges(ctx, 0, Identity{}, 100, b.id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -922,7 +922,7 @@ func TestSyncGoneVersions(t *testing.T) {
 		}
 	}
 	// The gone identities are logged: a replay is all duplicates.
-	if err := b.c.Tx(ctx, func(tx *Tx) error { return tx.SetPullSeq(ctx, a.id, 0) }); err != nil {
+	if err := b.c.Tx(ctx, func(tx *Tx) error { return tx.SetPull(ctx, a.id, 0, Identity{}) }); err != nil {
 		t.Fatal(err)
 	}
 	if aps := syncOnce(t, a.c, b.c); len(aps) != 4 || aps[0].Duplicate != true || aps[3].Duplicate != true {
@@ -946,7 +946,7 @@ func TestSyncPrunedDuringPull(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	setConfig(t, a.c, "keep-versions", "1")
 	a.put(t, t0.Add(time.Second), "f", "v1", 1)
-	exp, last, err := a.c.ExportChanges(ctx, 0, 10, b.id)
+	exp, last, _, err := a.c.ExportChanges(ctx, 0, Identity{}, 10, b.id)
 	if err != nil || len(exp) != 1 || exp[0].Version.Gone {
 		t.Fatalf("export = %+v, %v", exp, err)
 	}
@@ -961,7 +961,7 @@ func TestSyncPrunedDuringPull(t *testing.T) {
 		if err != nil || ap.Added {
 			return fmt.Errorf("apply gone: %+v, %v", ap, err)
 		}
-		return tx.SetPullSeq(ctx, a.id, last)
+		return tx.SetPull(ctx, a.id, last, Identity{})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -1009,7 +1009,7 @@ func TestIdentityChunks(t *testing.T) {
 	if _, err := del(a.c, "big"); err != nil {
 		t.Fatal(err)
 	}
-	exp, _, err := a.c.ExportChanges(ctx, 0, 10, "")
+	exp, _, _, err := a.c.ExportChanges(ctx, 0, Identity{}, 10, "")
 	if err != nil || len(exp) != 2 || !exp[1].Version.Deleted || exp[1].Version.Op != "delete" {
 		t.Fatalf("export = %+v, %v", exp, err)
 	}
@@ -1040,7 +1040,7 @@ func TestExportChanges(t *testing.T) {
 	}
 
 	// Everything, for a third party.
-	all, last, err := a.c.ExportChanges(ctx, 0, 100, "")
+	all, last, _, err := a.c.ExportChanges(ctx, 0, Identity{}, 100, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1073,15 +1073,15 @@ func TestExportChanges(t *testing.T) {
 	}
 
 	// For B: B's own change is left out, and the cursor still moves past it.
-	page, last1, err := a.c.ExportChanges(ctx, 0, 2, b.id)
+	page, last1, _, err := a.c.ExportChanges(ctx, 0, Identity{}, 2, b.id)
 	if err != nil || len(page) != 1 || page[0].Version.Name != "x" || last1 != all[1].Seq {
 		t.Errorf("first page for B = %+v, last %d, %v; want x only, last %d", page, last1, err, all[1].Seq)
 	}
-	page, last2, err := a.c.ExportChanges(ctx, last1, 2, b.id)
+	page, last2, _, err := a.c.ExportChanges(ctx, last1, Identity{}, 2, b.id)
 	if err != nil || len(page) != 2 || last2 != all[3].Seq {
 		t.Errorf("second page for B = %+v, last %d, %v", page, last2, err)
 	}
-	page, last3, err := a.c.ExportChanges(ctx, last2, 2, b.id)
+	page, last3, _, err := a.c.ExportChanges(ctx, last2, Identity{}, 2, b.id)
 	if err != nil || len(page) != 0 || last3 != last2 {
 		t.Errorf("page past the end = %+v, last %d, %v; want nothing, last %d", page, last3, err, last2)
 	}
@@ -1155,7 +1155,7 @@ func TestApplyRemoteRefusals(t *testing.T) {
 				if tc.bug != "" {
 					t.Errorf("BUG: ApplyRemote accepted %s (%+v): %s", tc.name, ap, tc.bug)
 					// Show the damage it leaves.
-					if _, _, err := b.c.ExportChanges(ctx, 0, 100, ""); err != nil {
+					if _, _, _, err := b.c.ExportChanges(ctx, 0, Identity{}, 100, ""); err != nil {
 						t.Errorf("BUG: after accepting it, ExportChanges fails for every peer: %v", err)
 					}
 					if hs := heads(t, b.c); len(hs) > 0 {

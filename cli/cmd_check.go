@@ -7,6 +7,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/loftstore/loft/gc"
+	"github.com/loftstore/loft/node"
 )
 
 func (e *runEnv) checkCommand() *ucli.Command {
@@ -27,7 +28,7 @@ func (e *runEnv) checkCommand() *ucli.Command {
 			if c.Args().Present() {
 				return usageErrorf("loft check [--read-data] [--repair]", "check takes no arguments")
 			}
-			n, err := e.open(c, false)
+			n, err := e.openWith(c, false, node.Options{AllowBadKey: true})
 			if err != nil {
 				return err
 			}
@@ -58,8 +59,8 @@ func (e *runEnv) checkCommand() *ucli.Command {
 					}
 					if f.Repaired {
 						line += " [repaired]"
-					} else if !f.Problem {
-						line += " [harmless; gc removes it]"
+					} else if !f.Problem && f.Note != "" {
+						line += " [" + f.Note + "]"
 					}
 					fmt.Fprintln(e.Stdout, line)
 				}
@@ -68,6 +69,9 @@ func (e *runEnv) checkCommand() *ucli.Command {
 					how = "read and verified"
 				}
 				fmt.Fprintf(e.Stdout, "%s %s: %s\n", how, plural(rep.Chunks, "chunk", "chunks"), summary(rep))
+			}
+			if err := n.KeyError(); err != nil {
+				return err // a repository problem: exit 6
 			}
 			if n := rep.Unrepaired(); n > 0 {
 				return &problemsError{n: n}
@@ -78,20 +82,26 @@ func (e *runEnv) checkCommand() *ucli.Command {
 }
 
 func summary(r gc.Report) string {
-	problems, repaired, notes := 0, 0, 0
+	problems, repaired, leftovers, notes := 0, 0, 0, 0
 	for _, f := range r.Findings {
 		switch {
 		case f.Repaired:
 			repaired++
 		case f.Problem:
 			problems++
+		case f.Kind == gc.KindOrphan:
+			leftovers++
 		default:
 			notes++
 		}
 	}
-	if problems == 0 && repaired == 0 && notes == 0 {
+	if problems == 0 && repaired == 0 && leftovers == 0 && notes == 0 {
 		return "no problems"
 	}
-	return fmt.Sprintf("%s, %d repaired, %s", plural(int64(problems), "problem", "problems"), repaired,
-		plural(int64(notes), "harmless leftover", "harmless leftovers"))
+	s := fmt.Sprintf("%s, %d repaired, %s", plural(int64(problems), "problem", "problems"), repaired,
+		plural(int64(leftovers), "harmless leftover", "harmless leftovers"))
+	if notes > 0 {
+		s += ", " + plural(int64(notes), "note", "notes")
+	}
+	return s
 }

@@ -218,6 +218,25 @@ func (e *runEnv) serveCommand() *ucli.Command {
 	}
 }
 
+// historyLines prints what a node refused from its peers and what happened
+// to its history, when anything did.
+func (e *runEnv) historyLines(h node.HistoryStatus) {
+	if h.Quarantined > 0 {
+		fmt.Fprintf(e.Stdout, "refused from peers: %s, quarantined (the newest below)\n", plural(h.Quarantined, "change", "changes"))
+		for _, q := range h.Refused {
+			fmt.Fprintf(e.Stdout, "  %s from %s: change %s/%d %s: %s\n", when(q.Last), display(q.Peer), display(q.Origin), q.OriginSeq,
+				display(q.Name), display(q.Reason))
+		}
+	}
+	for _, ev := range h.Recent {
+		peer := ""
+		if ev.Peer != "" {
+			peer = " (peer " + display(ev.Peer[:min(8, len(ev.Peer))]) + ")"
+		}
+		fmt.Fprintf(e.Stdout, "history %s: %s%s %s\n", when(ev.At), catalog.DescribeHistory(ev.Kind), peer, display(string(ev.Detail)))
+	}
+}
+
 func (e *runEnv) statusCommand() *ucli.Command {
 	return &ucli.Command{
 		Name:  "status",
@@ -266,6 +285,7 @@ func (e *runEnv) statusCommand() *ucli.Command {
 					bytes(t.FetchedBytes), bytes(t.ServedBytes))
 			}
 			fmt.Fprintf(e.Stdout, "gc pending: %s, %s\n", plural(st.GC.Chunks, "chunk", "chunks"), bytes(st.GC.Bytes))
+			e.historyLines(st.History)
 			if len(st.Peers) == 0 {
 				_, err := fmt.Fprintln(e.Stdout, "no peers (loft invite / loft join pair one)")
 				return err

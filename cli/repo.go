@@ -14,11 +14,16 @@ import (
 // yet (the first write creates it); an explicitly chosen one never is, so a
 // typo in --repo is reported instead of silently starting a new repository.
 func (e *runEnv) open(c *ucli.Context, createDefault bool) (*node.Node, error) {
+	return e.openWith(c, createDefault, node.Options{})
+}
+
+// openWith is open with options (the logger is always the command line's).
+func (e *runEnv) openWith(c *ucli.Context, createDefault bool, opts node.Options) (*node.Node, error) {
 	dir, isDefault, err := e.repoDir(c)
 	if err != nil {
 		return nil, err
 	}
-	opts := node.Options{Logger: e.log}
+	opts.Logger = e.log
 	n, err := node.Open(c.Context, dir, opts)
 	if errors.Is(err, node.ErrNoRepository) && createDefault && isDefault {
 		n, err = node.Init(c.Context, dir, node.InitOptions{}, opts)

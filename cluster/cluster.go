@@ -23,8 +23,10 @@ const Software = "loft/0.3"
 
 // Config configures a Cluster.
 type Config struct {
-	// Identity is the node's key; CertPath is where its certificate is
-	// kept (and renewed when missing or expired).
+	// ID is the node's ID; Identity its key (nil: the node has no usable key
+	// and never uses the network). CertPath is where its certificate is kept
+	// (and renewed when missing or expired).
+	ID       store.PeerID
 	Identity *transfer.Identity
 	CertPath string
 	// Dir is the repository directory: heartbeats tell peers the free
@@ -79,7 +81,7 @@ func New(cfg Config) *Cluster {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Cluster{dir: cfg.Dir, ident: cfg.Identity, certPath: cfg.CertPath, id: cfg.Identity.ID(), cat: cfg.Catalog, disk: cfg.Store, bufs: cfg.Buffers, maxChunk: cfg.MaxChunk,
+	return &Cluster{dir: cfg.Dir, ident: cfg.Identity, certPath: cfg.CertPath, id: cfg.ID, cat: cfg.Catalog, disk: cfg.Store, bufs: cfg.Buffers, maxChunk: cfg.MaxChunk,
 		log: cfg.Logger, now: cfg.Now, local: cfg.Local}
 }
 

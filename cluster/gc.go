@@ -9,6 +9,30 @@ import (
 	"github.com/loftstore/loft/transfer"
 )
 
+// ConfirmHistory compares this node's own history with what each storage
+// peer holds of it (see audit), taking back what the catalog lost. It
+// returns why orphan chunk files must stay: "" once every storage peer has
+// confirmed the history, else the first peer that could not.
+func (cl *Cluster) ConfirmHistory(ctx context.Context) string {
+	peers, err := cl.cat.Peers(ctx)
+	if err != nil {
+		return err.Error()
+	}
+	for _, p := range storagePeers(peers) {
+		c, err := cl.Conn(ctx, p.ID)
+		if err == nil {
+			err = cl.audit(ctx, c)
+		}
+		if err != nil {
+			return fmt.Sprintf("this node's history is not yet confirmed by peer %s (%v)", p.ID[:8], err)
+		}
+	}
+	return ""
+}
+
+// SpareInUse is the cluster half of the GC rule: of the chunks this node
+// would sweep, it keeps those any peer still needs. A peer that cannot be
+// asked keeps all of them.
 func (cl *Cluster) SpareInUse(grace time.Duration) func(context.Context, []store.ID) (store.IDSet, error) {
 	return func(ctx context.Context, ids []store.ID) (store.IDSet, error) {
 		peers, err := cl.cat.Peers(ctx)
@@ -46,5 +70,3 @@ func (cl *Cluster) SpareInUse(grace time.Duration) func(context.Context, []store
 		return spared, nil
 	}
 }
-
-// AddPeer pins a peer by ID and addresses.

@@ -64,22 +64,33 @@ func (h *handler) serve(ctx context.Context, c *transfer.Conn, op transfer.Op, b
 		if err := transfer.DecodeBody(body, &req); err != nil {
 			return nil, err
 		}
-		// A page must fit in a control frame: with long names and vectors,
-		// fewer changes go in one.
-		for limit := req.Limit; ; limit = max(1, limit/2) {
-			ex, last, err := cl.cat.ExportChanges(ctx, req.After, limit, c.Peer().String())
+		at := catalog.Identity{Origin: req.AfterOrigin, Seq: req.AfterOriginSeq}
+		return fitPage(req.Limit, func(limit int) (transfer.ChangesResp, error) {
+			ex, last, lastAt, err := cl.cat.ExportChanges(ctx, req.After, at, limit, c.Peer().String())
+			if errors.Is(err, catalog.ErrCursor) {
+				return transfer.ChangesResp{Reset: true}, nil
+			}
 			if err != nil {
-				return nil, err
+				return transfer.ChangesResp{}, err
 			}
-			resp := transfer.ChangesResp{Changes: make([]transfer.Change, len(ex)), Last: last}
-			for i, e := range ex {
-				resp.Changes[i] = transfer.Change{Seq: e.Seq, Version: wireRemote(e.Version)}
-			}
-			resp.More = last > req.After
-			if b, _ := json.Marshal(resp); len(b) < transfer.MaxControlFrame-4096 || limit == 1 {
-				return resp, nil
-			}
+			resp := changesResp(ex, last)
+			resp.LastOrigin, resp.LastOriginSeq, resp.More = lastAt.Origin, lastAt.Seq, last > req.After
+			return resp, nil
+		})
+	case transfer.OpOrigin:
+		var req transfer.OriginReq
+		if err := transfer.DecodeBody(body, &req); err != nil {
+			return nil, err
 		}
+		return fitPage(req.Limit, func(limit int) (transfer.ChangesResp, error) {
+			ex, last, err := cl.cat.ExportOrigin(ctx, req.Origin, req.After, limit)
+			if err != nil {
+				return transfer.ChangesResp{}, err
+			}
+			resp := changesResp(ex, last)
+			resp.More = len(ex) == limit
+			return resp, nil
+		})
 	case transfer.OpVersionChunks:
 		var req transfer.ChunksReq
 		if err := transfer.DecodeBody(body, &req); err != nil {
@@ -95,6 +106,28 @@ func (h *handler) serve(ctx context.Context, c *transfer.Conn, op transfer.Op, b
 		return nil, transfer.Errorf(fault.Unsupported, "unknown operation %d", op)
 	}
 	return cl.local.Serve(ctx, c, op, body)
+}
+
+// fitPage calls page with limit, halving it until the answer fits in a
+// control frame: with long names and vectors, fewer changes go in one.
+func fitPage(limit int, page func(limit int) (transfer.ChangesResp, error)) (transfer.ChangesResp, error) {
+	for ; ; limit = max(1, limit/2) {
+		resp, err := page(limit)
+		if err != nil {
+			return resp, err
+		}
+		if b, _ := json.Marshal(resp); len(b) < transfer.MaxControlFrame-4096 || limit == 1 {
+			return resp, nil
+		}
+	}
+}
+
+func changesResp(ex []catalog.Exported, last int64) transfer.ChangesResp {
+	resp := transfer.ChangesResp{Changes: make([]transfer.Change, len(ex)), Last: last}
+	for i, e := range ex {
+		resp.Changes[i] = transfer.Change{Seq: e.Seq, Version: wireRemote(e.Version)}
+	}
+	return resp
 }
 
 // ServeStream handles bulk streams: chunks pushed to this node, and chunks

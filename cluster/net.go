@@ -46,6 +46,10 @@ type dialing struct {
 func (cl *Cluster) network(ctx context.Context) (*network, error) {
 	cl.netOnce.Do(func() {
 		ident := cl.ident
+		if ident == nil {
+			cl.netErr = fault.E(fault.Repository, "this node has no usable key (node.key)")
+			return
+		}
 		cert, err := ident.Certificate(cl.certPath)
 		if err != nil {
 			cl.netErr = err

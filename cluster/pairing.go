@@ -112,6 +112,7 @@ func (cl *Cluster) acceptJoin(ctx context.Context, c *transfer.Conn, req transfe
 	return transfer.JoinResp{Name: name, Listen: listen}, nil
 }
 
+// AddPeer pins a peer by ID and addresses.
 func (cl *Cluster) AddPeer(ctx context.Context, p catalog.Peer) error {
 	if p.ID == cl.id.String() {
 		return fmt.Errorf("peer add: %s is this node", p.ID)

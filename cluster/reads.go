@@ -248,7 +248,3 @@ func (cl *Cluster) VerifyReplicas(ctx context.Context, hb time.Duration) (droppe
 	}
 	return dropped, nil
 }
-
-// SpareInUse is the cluster half of the GC rule: of the chunks this node
-// would sweep, it keeps those any peer still needs. A peer that cannot be
-// asked keeps all of them.

@@ -245,6 +245,11 @@ func (cl *Cluster) exchange(ctx context.Context, nw *network, peer store.PeerID,
 	}
 	cl.recordHeartbeat(ctx, peer.String(), theirs, time.Since(start))
 	cl.learnPeer(ctx, peer.String(), theirs)
+	// This node's own history first: what a peer holds of it that this
+	// catalog lost is taken back before anything else is written.
+	if err := cl.audit(ctx, c); err != nil && ctx.Err() == nil {
+		cl.log.Warn("history audit failed", "peer", peer.Short(), "err", err)
+	}
 	if _, err := cl.pullChanges(ctx, c); err != nil && ctx.Err() == nil {
 		cl.log.Warn("change exchange failed", "peer", peer.Short(), "err", err)
 	}

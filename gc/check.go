@@ -21,6 +21,12 @@ const (
 	KindCorrupt  = "corrupt"  // a referenced chunk's file does not match its ID
 	KindRefcount = "refcount" // a chunk's reference count disagrees with the versions
 	KindOrphan   = "orphan"   // a chunk file that no row names
+	// Findings the node adds, about what lies beyond the chunks: a change
+	// from a peer that was refused, an event of the node's history, the
+	// node's key.
+	KindQuarantine = "quarantine"
+	KindHistory    = "history"
+	KindKey        = "key"
 )
 
 // Finding is one thing check found.
@@ -31,14 +37,18 @@ type Finding struct {
 	Users    []string `json:"used_by,omitempty"`
 	Problem  bool     `json:"problem"` // false for harmless leftovers, such as orphans after a crash
 	Repaired bool     `json:"repaired,omitempty"`
+	// Note says, for a finding that is not a problem, what it means.
+	Note string `json:"note,omitempty"`
 }
 
 // CheckOptions configure Check.
 type CheckOptions struct {
 	ReadData bool // read and verify every referenced chunk
 	Repair   bool // rebuild reference counts, remove orphans and stale temporary files
-	Now      func() time.Time
-	Progress func(Progress)
+	// KeepOrphans, when set, keeps orphans even with Repair (see Options).
+	KeepOrphans string
+	Now         func() time.Time
+	Progress    func(Progress)
 }
 
 // Report is the outcome of Check.
@@ -69,7 +79,7 @@ const usersShown = 5
 // reference counts and removes orphans and stale staged files. It never
 // removes anything a version references.
 func Check(ctx context.Context, cat *catalog.Catalog, st store.Store, opts CheckOptions) (Report, error) {
-	gopts := Options{Now: opts.Now, Progress: opts.Progress}
+	gopts := Options{Now: opts.Now, Progress: opts.Progress, KeepOrphans: opts.KeepOrphans}
 	rep := Report{ReadData: opts.ReadData, Findings: []Finding{}}
 	add := func(f Finding) { rep.Findings = append(rep.Findings, f) }
 
@@ -127,7 +137,11 @@ func Check(ctx context.Context, cat *catalog.Catalog, st store.Store, opts Check
 		}
 	}
 	for _, in := range orphans {
-		add(Finding{Kind: KindOrphan, Chunk: in.ID.String(), Repaired: removed.Has(in.ID),
+		note := "harmless; gc removes it"
+		if opts.KeepOrphans != "" {
+			note = "kept: " + opts.KeepOrphans
+		}
+		add(Finding{Kind: KindOrphan, Chunk: in.ID.String(), Repaired: removed.Has(in.ID), Note: note,
 			Detail: fmt.Sprintf("file of %d bytes that no chunk row names, written %s", in.Stored, in.ModTime.Format(time.RFC3339))})
 	}
 	return rep, nil

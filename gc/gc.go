@@ -46,6 +46,11 @@ type Options struct {
 	// the catalog's write lock, since it may wait on the network; an error
 	// stops the sweep, removing nothing more.
 	Spare func(ctx context.Context, ids []store.ID) (store.IDSet, error)
+	// KeepOrphans, when set, says why orphan chunk files must stay this run:
+	// in a cluster, a file no row names may belong to a change this node's
+	// catalog lost and a peer still holds, until the node has compared its
+	// history with every peer (staged temporary files still go).
+	KeepOrphans string
 }
 
 // Progress reports how far a run is.
@@ -78,6 +83,7 @@ type Result struct {
 	OrphanBytes int64                 `json:"orphan_bytes"`
 	Temps       int                   `json:"temp_files"`
 	Sessions    int                   `json:"live_sessions"`
+	OrphansKept string                `json:"orphans_kept,omitempty"` // why orphans were not swept
 	Pending     catalog.GarbageTotals `json:"pending"`
 	Started     time.Time             `json:"started"`
 	Finished    time.Time             `json:"finished"`
@@ -232,7 +238,27 @@ func (res *Result) count(removed []catalog.Garbage) {
 // sweepOrphans removes chunk files that no row names, and staged files of
 // writes that never committed, once they are older than the cutoff.
 func sweepOrphans(ctx context.Context, cat *catalog.Catalog, st store.Store, opts *Options, res *Result) error {
-	err := eachOrphanBatch(ctx, cat, st, opts.now().Add(-opts.Grace), func(batch []store.Info) error {
+	res.OrphansKept = opts.KeepOrphans
+	var err error
+	if opts.KeepOrphans == "" {
+		err = sweepOrphanFiles(ctx, cat, st, opts, res)
+	}
+	if err != nil {
+		return fmt.Errorf("sweep orphans: %w", err)
+	}
+	return cat.Tx(ctx, func(tx *catalog.Tx) error {
+		live, err := tx.LiveSessions(ctx)
+		if err != nil {
+			return err
+		}
+		_, cutoff := rules(opts.now(), opts.Grace, live)
+		res.Temps, err = st.CleanTemp(ctx, cutoff)
+		return err
+	})
+}
+
+func sweepOrphanFiles(ctx context.Context, cat *catalog.Catalog, st store.Store, opts *Options, res *Result) error {
+	return eachOrphanBatch(ctx, cat, st, opts.now().Add(-opts.Grace), func(batch []store.Info) error {
 		return cat.Tx(ctx, func(tx *catalog.Tx) error {
 			live, err := tx.LiveSessions(ctx)
 			if err != nil {
@@ -263,18 +289,6 @@ func sweepOrphans(ctx context.Context, cat *catalog.Catalog, st store.Store, opt
 			opts.progress(Progress{Phase: "orphans", Done: res.Orphans})
 			return nil
 		})
-	})
-	if err != nil {
-		return fmt.Errorf("sweep orphans: %w", err)
-	}
-	return cat.Tx(ctx, func(tx *catalog.Tx) error {
-		live, err := tx.LiveSessions(ctx)
-		if err != nil {
-			return err
-		}
-		_, cutoff := rules(opts.now(), opts.Grace, live)
-		res.Temps, err = st.CleanTemp(ctx, cutoff)
-		return err
 	})
 }
 

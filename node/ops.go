@@ -181,8 +181,13 @@ func (n *Node) GC(ctx context.Context, opts GCOptions) (gc.Result, error) {
 		return gc.Result{}, err
 	}
 	if len(peers) > 0 {
-		// In a cluster, a chunk goes only when no peer's catalog needs it.
+		// In a cluster, a chunk goes only when no peer's catalog needs it,
+		// and a file no row names only once the peers have confirmed that
+		// this catalog lost nothing (it may belong to a lost change).
 		gopts.Spare = n.cl.SpareInUse(grace)
+		if !opts.DryRun {
+			gopts.KeepOrphans = n.cl.ConfirmHistory(ctx)
+		}
 	}
 	return gc.Run(ctx, n.cat, n.disk, gopts)
 }
@@ -197,7 +202,41 @@ func (n *Node) Check(ctx context.Context, opts gc.CheckOptions) (gc.Report, erro
 	if opts.Now == nil {
 		opts.Now = n.now
 	}
-	return gc.Check(ctx, n.cat, n.disk, opts)
+	if peers, err := n.cat.Peers(ctx); err == nil && len(peers) > 0 && opts.Repair {
+		if n.keyErr != nil {
+			opts.KeepOrphans = "this node's key is damaged: its peers cannot confirm its history"
+		} else {
+			opts.KeepOrphans = n.cl.ConfirmHistory(ctx)
+		}
+	}
+	rep, err := gc.Check(ctx, n.cat, n.disk, opts)
+	if err != nil {
+		return rep, err
+	}
+	if n.keyErr != nil {
+		rep.Findings = append(rep.Findings, gc.Finding{Kind: gc.KindKey, Problem: true, Detail: n.keyErr.Error()})
+	}
+	// What the chunks do not show: changes refused from peers, and what
+	// happened to this node's history. They are notes, not problems: each
+	// was handled when it happened.
+	h, err := n.History(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for _, q := range h.Refused {
+		rep.Findings = append(rep.Findings, gc.Finding{Kind: gc.KindQuarantine, Note: "refused and skipped; the changes after it were applied",
+			Detail: fmt.Sprintf("change %s/%d for %s from peer %s (%d times, last %s): %s", q.Origin, q.OriginSeq, q.Name, q.Peer, q.Count,
+				q.Last.UTC().Format(time.RFC3339), q.Reason)})
+	}
+	if more := h.Quarantined - int64(len(h.Refused)); more > 0 {
+		rep.Findings = append(rep.Findings, gc.Finding{Kind: gc.KindQuarantine, Note: "loft status --json lists the newest",
+			Detail: fmt.Sprintf("%d more changes refused from peers", more)})
+	}
+	for _, ev := range h.Recent {
+		rep.Findings = append(rep.Findings, gc.Finding{Kind: gc.KindHistory, Note: "handled when it happened",
+			Detail: fmt.Sprintf("%s at %s, peer %s: %s", ev.Kind, ev.At.UTC().Format(time.RFC3339), ev.Peer, ev.Detail)})
+	}
+	return rep, nil
 }
 
 // Config returns every setting and its value, keys sorted.

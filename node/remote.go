@@ -73,7 +73,7 @@ func (e *RefusedError) Kind() fault.Kind { return fault.Peer }
 func (r *Remote) List(ctx context.Context, prefix names.Prefix, opts catalog.ListOptions, fn func(catalog.Entry) error) error {
 	var refused *RefusedError
 	err := r.list(ctx, prefix, opts, func(e catalog.Entry) error {
-		if _, err := names.ParsePrefix(e.Name); err != nil || (!e.Dir && strings.HasSuffix(e.Name, "/")) {
+		if !entryNameOK(e) {
 			if refused == nil {
 				refused = &RefusedError{Peer: r.Peer.ID[:8], First: strconv.QuoteToASCII(truncate(e.Name, 200))}
 			}
@@ -86,6 +86,21 @@ func (r *Remote) List(ctx context.Context, prefix names.Prefix, opts catalog.Lis
 		return refused
 	}
 	return err
+}
+
+// entryNameOK reports whether a listing entry from a peer has a name that
+// follows the rules: an object's is a name, a directory's a name and one
+// slash.
+func entryNameOK(e catalog.Entry) bool {
+	name := e.Name
+	if e.Dir {
+		var ok bool
+		if name, ok = strings.CutSuffix(name, "/"); !ok {
+			return false
+		}
+	}
+	_, err := names.Parse(name)
+	return err == nil
 }
 
 // list pages through the peer's listing, passing every entry as it came.

@@ -45,6 +45,10 @@ type Options struct {
 	Now func() time.Time
 	// CreateTemp, when set, stages chunk files; tests inject faults with it.
 	CreateTemp func(dir, pattern string) (store.TempFile, error)
+	// AllowBadKey opens a repository whose node.key does not parse or does
+	// not match the node ID its catalog records, for check to report it
+	// (KeyError); the node then never uses the network.
+	AllowBadKey bool
 }
 
 // Node is an open repository.
@@ -66,9 +70,15 @@ type Node struct {
 	bufs store.Buffers
 	hub  hub // a serving node's event stream
 
+	keyErr error // see Options.AllowBadKey
+
 	closeOnce sync.Once
 	closeErr  error
 }
+
+// KeyError returns what is wrong with the node's key, opened with
+// Options.AllowBadKey; nil when nothing is.
+func (n *Node) KeyError() error { return n.keyErr }
 
 // InitOptions configure a new repository.
 type InitOptions struct {
@@ -138,20 +148,46 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("%s: %w", dir, ErrNoRepository)
 	}
-	ident, err := transfer.LoadIdentity(filepath.Join(dir, keyFile))
-	if errors.Is(err, fs.ErrNotExist) {
+	keyPath := filepath.Join(dir, keyFile)
+	ident, keyErr := transfer.LoadIdentity(keyPath)
+	if errors.Is(keyErr, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", dir, ErrNoRepository)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("open repository %s: %w", dir, err)
+	if keyErr == nil {
+		n.id = ident.ID()
 	}
-	n.id = ident.ID()
-	n.cat, err = catalog.Open(ctx, filepath.Join(dir, catalogFile), catalog.Options{Origin: n.id.String(), Now: opts.Now})
+	catOpts := catalog.Options{Origin: n.id.String(), Now: opts.Now}
+	var err error
+	n.cat, err = catalog.Open(ctx, filepath.Join(dir, catalogFile), catOpts)
 	if errors.Is(err, catalog.ErrNoCatalog) {
 		return nil, fmt.Errorf("%s: %w", dir, ErrNoRepository)
 	}
 	if err != nil {
 		return nil, err
+	}
+	// The catalog records the node ID: it is the origin of every change this
+	// node made, so a key that gives another ID must not be used.
+	recorded, err := n.cat.Meta(ctx, "node_id")
+	if err != nil {
+		n.cat.Close()
+		return nil, err
+	}
+	if keyErr == nil && recorded != "" && n.id.String() != recorded {
+		keyErr = fmt.Errorf("gives node ID %s, but the catalog records %s", n.id, recorded)
+	}
+	if keyErr != nil {
+		n.cat.Close()
+		keyErr = fault.E(fault.Repository, "%s: %w (restore node.key from a backup of this repository)", keyPath, keyErr)
+		if !opts.AllowBadKey {
+			return nil, keyErr
+		}
+		if n.id, err = store.ParsePeerID(recorded); err != nil {
+			return nil, fmt.Errorf("%s: %w: the catalog records no valid node ID", dir, catalog.ErrCorrupt)
+		}
+		n.keyErr, ident, catOpts.Origin = keyErr, nil, recorded
+		if n.cat, err = catalog.Open(ctx, filepath.Join(dir, catalogFile), catOpts); err != nil {
+			return nil, err
+		}
 	}
 	if err := n.loadParams(ctx); err != nil {
 		n.cat.Close()
@@ -168,7 +204,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 		n.cat.Close()
 		return nil, err
 	}
-	n.cl = cluster.New(cluster.Config{Dir: dir, Identity: ident, CertPath: filepath.Join(dir, certFile), Catalog: n.cat, Store: n.disk, Buffers: &n.bufs,
+	n.cl = cluster.New(cluster.Config{Dir: dir, ID: n.id, Identity: ident, CertPath: filepath.Join(dir, certFile), Catalog: n.cat, Store: n.disk, Buffers: &n.bufs,
 		MaxChunk: n.params.Max, Logger: n.log, Now: n.now, Local: &handler{n: n}})
 	return n, nil
 }

@@ -16,6 +16,32 @@ type Status struct {
 	InFlight    []InFlight                    `json:"in_flight,omitempty"` // in the serving process
 	GC          catalog.GarbageTotals         `json:"gc_pending"`
 	Loops       map[string]cluster.LoopRecord `json:"loops,omitempty"`
+	History     HistoryStatus                 `json:"history"`
+}
+
+// HistoryStatus says what this node refused from its peers, and what
+// happened to its history: its catalog going back in time and taking back
+// what it lost, forks seen in other nodes' changes, peers' logs read again.
+type HistoryStatus struct {
+	Quarantined int64                  `json:"quarantined"`       // changes from peers refused
+	Refused     []catalog.Quarantined  `json:"refused,omitempty"` // the newest of them
+	Events      int64                  `json:"events"`            // history events in all
+	Recent      []catalog.HistoryEvent `json:"recent,omitempty"`  // the newest of them
+}
+
+// historyShown bounds the refused changes and events a status lists.
+const historyShown = 10
+
+// History reports what this node refused from peers and what happened to
+// its history.
+func (n *Node) History(ctx context.Context) (HistoryStatus, error) {
+	var h HistoryStatus
+	var err error
+	if h.Quarantined, h.Refused, err = n.cat.Quarantined(ctx, historyShown); err != nil {
+		return h, err
+	}
+	h.Events, h.Recent, err = n.cat.History(ctx, historyShown)
+	return h, err
 }
 
 // The parts of a status that the cluster knows.
@@ -60,5 +86,6 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	st.Transfer = n.cl.LastTransfer(ctx)
 	st.InFlight = n.cl.InFlight()
 	st.Loops = n.cl.LoopRecords(ctx)
-	return st, nil
+	st.History, err = n.History(ctx)
+	return st, err
 }

@@ -76,32 +76,33 @@ func waitText(t *testing.T, out *ptyOutput, offset int, limit time.Duration, wan
 // buffer warning, loft's own error lines.
 var logLines = regexp.MustCompile(`time=\d|level=(DEBUG|INFO|WARN|ERROR)|\d{4}/\d\d/\d\d \d\d:\d\d:\d\d |receive buffer size|(^|\n)loft: |panic:|goroutine \d+ \[`)
 
-func TestTUIPseudoTerminal(t *testing.T) {
-	repo := filepath.Join(t.TempDir(), "repo")
-	must(t, repo, "init")
-	src := t.TempDir()
-	for _, f := range []string{"holiday.jpg", "taxes.pdf"} {
-		randFile(t, filepath.Join(src, "stuff", f), 50<<10, uint64(len(f)))
-	}
-	must(t, repo, "put", filepath.Join(src, "stuff"))
+// tuiSession is `loft ARGS... tui` running in a 100x30 pseudo-terminal.
+type tuiSession struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	tty    *os.File
+	out    *ptyOutput
+	copied chan struct{}
+	exited chan error
+}
 
-	cmd := exec.Command("loft", "--repo", repo, "tui")
+// startTUI starts the dashboard with args before "tui" (--repo R, --node N).
+func startTUI(t *testing.T, args ...string) *tuiSession {
+	t.Helper()
+	cmd := exec.Command("loft", append(args, "tui")...)
 	// Debug logging: anything that leaked to the terminal would show.
 	cmd.Env = append(childEnv(), "TERM=xterm-256color", "LOFT_LOG_LEVEL=debug")
-	start := time.Now()
 	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 30, Cols: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tty.Close()
-	out := &ptyOutput{}
-	copied := make(chan struct{})
+	s := &tuiSession{t: t, cmd: cmd, tty: tty, out: &ptyOutput{}, copied: make(chan struct{}), exited: make(chan error, 1)}
 	go func() {
-		defer close(copied)
+		defer close(s.copied)
 		buf := make([]byte, 4096)
 		for {
 			n, err := tty.Read(buf)
-			out.Write(buf[:n])
+			s.out.Write(buf[:n])
 			// Answer as a terminal does: bubbletea's init asks for the
 			// background colour (OSC 11) and the cursor position (DSR) and
 			// waits up to 5s (termenv.OSCTimeout) for the answers.
@@ -116,50 +117,72 @@ func TestTUIPseudoTerminal(t *testing.T) {
 			}
 		}
 	}()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
+	go func() { s.exited <- cmd.Wait() }()
+	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			cmd.Process.Kill()
 		}
-	}()
+		tty.Close()
+	})
+	return s
+}
 
-	// The overview, read directly: no node serves this repository.
-	waitText(t, out, 0, 20*time.Second, "1 Overview", "5 Activity", "Disk use", "reading the repository directly")
-	t.Logf("first screen after %s", time.Since(start).Round(time.Millisecond))
-
-	press := func(key string, want ...string) {
-		t.Helper()
-		off := out.len()
-		if _, err := tty.Write([]byte(key)); err != nil {
-			t.Fatal(err)
-		}
-		waitText(t, out, off, 20*time.Second, want...)
+// press types key and waits for every want to show.
+func (s *tuiSession) press(key string, want ...string) {
+	s.t.Helper()
+	off := s.out.len()
+	if _, err := s.tty.Write([]byte(key)); err != nil {
+		s.t.Fatal(err)
 	}
-	press("2", "NAME", "stuff/")
-	press("5", "Activity, newest first", "stored stuff/holiday.jpg")
-	press("1", "Disk use")
+	waitText(s.t, s.out, off, 20*time.Second, want...)
+}
 
-	if _, err := tty.Write([]byte("q")); err != nil {
+// quit types q and waits for the dashboard to end cleanly.
+func (s *tuiSession) quit() {
+	t := s.t
+	t.Helper()
+	if _, err := s.tty.Write([]byte("q")); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case err := <-exited:
+	case err := <-s.exited:
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			t.Fatalf("loft tui exited %d after q:\n%s", ee.ExitCode(), out.text())
+			t.Fatalf("loft tui exited %d after q:\n%s", ee.ExitCode(), s.out.text())
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
 	case <-time.After(15 * time.Second):
-		t.Fatalf("loft tui still runs 15s after q:\n%s", out.text())
+		t.Fatalf("loft tui still runs 15s after q:\n%s", s.out.text())
 	}
 	// The pty's reader ends at EOF (or EIO on Linux) once the child is gone.
 	select {
-	case <-copied:
+	case <-s.copied:
 	case <-time.After(5 * time.Second):
 	}
+}
+
+func TestTUIPseudoTerminal(t *testing.T) {
+	repo := filepath.Join(t.TempDir(), "repo")
+	must(t, repo, "init")
+	src := t.TempDir()
+	for _, f := range []string{"holiday.jpg", "taxes.pdf"} {
+		randFile(t, filepath.Join(src, "stuff", f), 50<<10, uint64(len(f)))
+	}
+	must(t, repo, "put", filepath.Join(src, "stuff"))
+
+	start := time.Now()
+	s := startTUI(t, "--repo", repo)
+	out := s.out
+	// The overview, read directly: no node serves this repository.
+	waitText(t, out, 0, 20*time.Second, "1 Overview", "5 Activity", "Disk use", "reading the repository directly")
+	t.Logf("first screen after %s", time.Since(start).Round(time.Millisecond))
+
+	s.press("2", "NAME", "stuff/")
+	s.press("5", "Activity, newest first", "stored stuff/holiday.jpg")
+	s.press("1", "Disk use")
+	s.quit()
 
 	if m := logLines.FindString(out.text()); m != "" {
 		t.Errorf("something besides the dashboard wrote %q to the terminal:\n%s", m, out.text())

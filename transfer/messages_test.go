@@ -12,7 +12,7 @@ import (
 func messages() []any {
 	return []any{&Heartbeat{}, &IDList{}, &Bits{}, &InUseReq{}, &ChangesReq{}, &ChangesResp{}, &ChunksReq{},
 		&ChunksResp{}, &ListReq{}, &ListResp{}, &NameReq{}, &VersionsResp{}, &RemoveReq{}, &RestoreReq{},
-		&LookupReq{}, &CommitReq{}, &FetchReq{}, &CommitResp{}, &JoinReq{}, &JoinResp{}, &Version{}}
+		&LookupReq{}, &CommitReq{}, &FetchReq{}, &CommitResp{}, &JoinReq{}, &JoinResp{}, &Version{}, &OriginReq{}}
 }
 
 func FuzzDecodeMessages(f *testing.F) {
@@ -57,5 +57,13 @@ func TestMessageCaps(t *testing.T) {
 	b, _ = json.Marshal(NameReq{Name: long})
 	if err := DecodeBody(b, &NameReq{}); err == nil {
 		t.Fatal("a name over the text cap decoded")
+	}
+	// A page of changes is checked for its shape only: one change with a
+	// name over every cap must not make the page, and the changes after it,
+	// unreadable (each is checked where it is applied).
+	b, _ = json.Marshal(ChangesResp{Changes: []Change{{Seq: 1, Version: Version{Name: strings.Repeat("n", 5000)}}, {Seq: 2}}, Last: 2})
+	var page ChangesResp
+	if err := DecodeBody(b, &page); err != nil || len(page.Changes) != 2 {
+		t.Fatalf("a page holding one over-long name: %v", err)
 	}
 }

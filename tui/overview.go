@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/charmbracelet/lipgloss"
+	"github.com/loftstore/loft/catalog"
 )
 
 // verdict is the overview's first line: is the data safe right now?
@@ -129,6 +130,15 @@ func (m Model) overviewView(height int) string {
 		fmt.Fprintf(&b, "%s, %s\n", ago(rec.At, now), res)
 	} else {
 		b.WriteString("never (serve scrubs every scrub-interval)\n")
+	}
+	h := m.status.History
+	if h.Quarantined > 0 {
+		b.WriteString(m.st.title.Render("Refused") + "     " + m.st.warn.Render(fmt.Sprintf("%s from peers (bad names or content), skipped; loft status lists them",
+			plural(h.Quarantined, "change"))) + "\n")
+	}
+	if len(h.Recent) > 0 {
+		ev := h.Recent[0]
+		fmt.Fprintf(&b, "%s     %s, %s\n", m.st.title.Render("History"), ago(ev.At, now), m.st.warn.Render(catalog.DescribeHistory(ev.Kind)))
 	}
 	return b.String()
 }

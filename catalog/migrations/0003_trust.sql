@@ -14,3 +14,28 @@ CREATE TABLE quarantine (
 	reason     TEXT NOT NULL,
 	UNIQUE (peer, origin, origin_seq, name)
 );
+
+-- hash identifies a change's content. Two changes with one identity
+-- (origin, origin_seq) and different hashes are a fork, which only a
+-- catalog that went back in time makes. NULL for changes logged before.
+ALTER TABLE changes ADD COLUMN hash BLOB;
+
+-- The identity of the change at pull_seq in the peer's log: a peer whose log
+-- went back in time no longer has it there, and is read again from the
+-- start. audit_seq is how far this node's own changes are confirmed
+-- identical on the peer (an origin_seq of this node's): a catalog restored
+-- from a backup carries an older value, so the audit covers what it lost.
+ALTER TABLE peers ADD COLUMN pull_origin TEXT NOT NULL DEFAULT '';
+ALTER TABLE peers ADD COLUMN pull_origin_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE peers ADD COLUMN audit_seq INTEGER NOT NULL DEFAULT 0;
+
+-- What happened to this node's history: a rewind found and repaired (its
+-- own changes taken back from a peer, its later ones renumbered), a fork
+-- seen in another node's changes, a peer's log read again.
+CREATE TABLE history (
+	id     INTEGER PRIMARY KEY,
+	at     INTEGER NOT NULL,
+	kind   TEXT NOT NULL,
+	peer   TEXT NOT NULL DEFAULT '',
+	detail TEXT NOT NULL
+);

@@ -193,6 +193,10 @@ func open(ctx context.Context, path string, opts Options, createMeta map[string]
 		return nil, fmt.Errorf("open catalog: %w", err)
 	}
 	r.SetMaxOpenConns(8)
+	// Readers stay open: a reopened connection touches the WAL's metadata
+	// (SQLite sets its owner when running as root), a write an idle node
+	// must not make.
+	r.SetMaxIdleConns(8)
 	c := &Catalog{path: path, w: w, r: r, origin: opts.Origin, now: opts.Now}
 	if err := c.migrate(ctx, createMeta); err != nil {
 		c.Close()

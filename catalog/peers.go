@@ -30,15 +30,17 @@ type Peer struct {
 	AuditSeq int64 `json:"audit_seq"`
 	// Info is the peer's last heartbeat, as it sent it (JSON).
 	Info string `json:"-"`
+	// State is the peer's state as the serving node last recorded it.
+	State string `json:"state,omitempty"`
 }
 
-const peerCols = `id, name, addrs, added, last_seen, pull_seq, info, pull_origin, pull_origin_seq, audit_seq`
+const peerCols = `id, name, addrs, added, last_seen, pull_seq, info, pull_origin, pull_origin_seq, audit_seq, state`
 
 func scanPeer(s scanner) (Peer, error) {
 	var p Peer
 	var addrs string
 	var added, seen int64
-	if err := s.Scan(&p.ID, &p.Name, &addrs, &added, &seen, &p.PullSeq, &p.Info, &p.Pull.Origin, &p.Pull.Seq, &p.AuditSeq); err != nil {
+	if err := s.Scan(&p.ID, &p.Name, &addrs, &added, &seen, &p.PullSeq, &p.Info, &p.Pull.Origin, &p.Pull.Seq, &p.AuditSeq, &p.State); err != nil {
 		return p, err
 	}
 	if err := json.Unmarshal([]byte(addrs), &p.Addrs); err != nil {
@@ -149,10 +151,11 @@ func (c *Catalog) RemovePeer(ctx context.Context, id string) error {
 	})
 }
 
-// SeenPeer records a heartbeat from a peer.
-func (c *Catalog) SeenPeer(ctx context.Context, id string, at time.Time, info string) error {
+// SeenPeer records when a peer was last heard of, its last heartbeat and
+// its state.
+func (c *Catalog) SeenPeer(ctx context.Context, id string, at time.Time, info, state string) error {
 	return c.Tx(ctx, func(tx *Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE peers SET last_seen = ?, info = ? WHERE id = ?`, nanos(at), info, id)
+		_, err := tx.ExecContext(ctx, `UPDATE peers SET last_seen = ?, info = ?, state = ? WHERE id = ?`, nanos(at), info, state, id)
 		return err
 	})
 }

@@ -119,7 +119,7 @@ func TestPeersAddFind(t *testing.T) {
 	}
 
 	seen := t0.Add(time.Hour)
-	if err := c.SeenPeer(ctx, p2, seen, `{"free":1}`); err != nil {
+	if err := c.SeenPeer(ctx, p2, seen, `{"free":1}`, "online"); err != nil {
 		t.Fatal(err)
 	}
 	if p, _ := c.FindPeer(ctx, p2); !p.LastSeen.Equal(seen) || p.Info != `{"free":1}` {

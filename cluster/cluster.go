@@ -11,6 +11,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/loftstore/loft/catalog"
@@ -62,7 +63,16 @@ type Cluster struct {
 
 	traffic   traffic
 	transfers flights  // in flight, while serving
-	held      struct { // see heldTotals
+	live      liveness // peers' heartbeats, while serving
+	// The serving process's newest traffic figures and loop results; the
+	// catalog gets them when they change (see recordTraffic, RecordLoop).
+	lastTransfer atomic.Pointer[Transfer]
+	loops        struct {
+		mu     sync.Mutex
+		latest map[string]LoopRecord
+		saved  map[string]string
+	}
+	held struct { // see heldTotals
 		mu sync.Mutex
 		at time.Time
 		t  catalog.GarbageTotals

@@ -42,7 +42,7 @@ func (h *handler) serve(ctx context.Context, c *transfer.Conn, op transfer.Op, b
 		if err := transfer.DecodeBody(body, &hb); err != nil {
 			return nil, err
 		}
-		cl.recordHeartbeat(ctx, c.Peer().String(), hb, 0)
+		cl.heard(ctx, c.Peer().String(), hb, 0)
 		cl.learnPeer(ctx, c.Peer().String(), hb)
 		return cl.Heartbeat(ctx)
 	case transfer.OpInUse:

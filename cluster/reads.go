@@ -48,23 +48,18 @@ var errNoPeers = errors.New("no peers")
 // fetchAny reads a chunk from the first peer that has a good copy: those
 // that confirmed one first, starting at a different one per chunk.
 func (cl *Cluster) fetchAny(ctx context.Context, id store.ID, buf []byte) ([]byte, error) {
-	peers, err := cl.cat.Peers(ctx)
+	peers, state, err := cl.states(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if len(peers) == 0 {
 		return nil, errNoPeers
 	}
-	hb, err := cl.cat.Duration(ctx, "heartbeat-interval")
-	if err != nil {
-		return nil, err
-	}
 	holders, _ := cl.cat.Holders(ctx, id)
 	// Online confirmed holders first, then other online peers, then the
 	// rest; each tier starts at a place that depends on the chunk, which
 	// spreads the reads of a file over the peers.
 	var tiers [4][]string
-	now := cl.now()
 	for _, p := range peers {
 		if len(p.Addrs) == 0 && p.LastSeen.IsZero() {
 			continue // a client that only dials in: it holds no replicas
@@ -73,7 +68,7 @@ func (cl *Cluster) fetchAny(ctx context.Context, id store.ID, buf []byte) ([]byt
 		if !slices.Contains(holders, p.ID) {
 			t = 1
 		}
-		if stateOf(p.LastSeen, now, hb) != StateOnline {
+		if state[p.ID] != StateOnline {
 			t += 2
 		}
 		tiers[t] = append(tiers[t], p.ID)
@@ -204,13 +199,13 @@ func (cl *Cluster) Scrub(ctx context.Context) (ScrubReport, error) {
 // chunks it confirmed, and forgets the copies it denies (lost to a disk, or
 // collected when no version referenced the chunk for a while), so that
 // replication makes them again.
-func (cl *Cluster) VerifyReplicas(ctx context.Context, hb time.Duration) (dropped int64, err error) {
-	peers, err := cl.cat.Peers(ctx)
+func (cl *Cluster) VerifyReplicas(ctx context.Context) (dropped int64, err error) {
+	peers, state, err := cl.states(ctx)
 	if err != nil {
 		return 0, err
 	}
 	for _, p := range storagePeers(peers) {
-		if stateOf(p.LastSeen, cl.now(), hb) != StateOnline {
+		if state[p.ID] != StateOnline {
 			continue
 		}
 		c, err := cl.Conn(ctx, p.ID)

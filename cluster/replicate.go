@@ -81,9 +81,9 @@ type ReplicationReport struct {
 // offline for less than the peer grace. Missing copies go to the
 // highest-ranked counting peers that lack them; a peer's copy counts once it
 // confirms it durable.
-func (cl *Cluster) replicate(ctx context.Context, hbEvery time.Duration) (ReplicationReport, error) {
+func (cl *Cluster) replicate(ctx context.Context) (ReplicationReport, error) {
 	var rep ReplicationReport
-	all, err := cl.cat.Peers(ctx)
+	all, state, err := cl.states(ctx)
 	peers := storagePeers(all)
 	if err != nil || len(peers) == 0 {
 		return rep, err
@@ -98,7 +98,7 @@ func (cl *Cluster) replicate(ctx context.Context, hbEvery time.Duration) (Replic
 	}
 	online := map[string]bool{}
 	for _, p := range peers {
-		if stateOf(p.LastSeen, cl.now(), hbEvery) == StateOnline {
+		if state[p.ID] == StateOnline {
 			online[p.ID] = true
 		}
 	}

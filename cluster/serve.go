@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"sync"
 	"time"
@@ -29,6 +30,7 @@ type ListenOptions struct {
 type Server struct {
 	cl         *Cluster
 	ln         *transfer.Listener
+	lock       *os.File // the serve lock, held until Run ends
 	advertised []string
 	iv         map[string]time.Duration
 }
@@ -50,8 +52,13 @@ func (cl *Cluster) Listen(ctx context.Context, opts ListenOptions) (*Server, err
 			return nil, err
 		}
 	}
+	lock, err := cl.lockServe()
+	if err != nil {
+		return nil, err
+	}
 	ln, err := transfer.Listen(opts.Listen, nw.cfg)
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("serve: listen on %s: %w", opts.Listen, err)
 	}
 	advertised := opts.Advertise
@@ -60,7 +67,7 @@ func (cl *Cluster) Listen(ctx context.Context, opts ListenOptions) (*Server, err
 	}
 	nw.serving(ln, advertised)
 	cl.log.Info("serving", "node", cl.id.String(), "listen", ln.Addr().String(), "advertise", advertised)
-	return &Server{cl: cl, ln: ln, advertised: advertised, iv: iv}, nil
+	return &Server{cl: cl, ln: ln, lock: lock, advertised: advertised, iv: iv}, nil
 }
 
 // Addr returns the bound address.
@@ -77,7 +84,14 @@ func (s *Server) Advertised() []string { return s.advertised }
 func (s *Server) Run(ctx context.Context) error {
 	cl, ln, iv := s.cl, s.ln, s.iv
 	nw := cl.net
+	defer s.lock.Close() // last: while it is held, others read the records below as current
 	defer nw.close()
+	// Where this node serves, for the dashboard and the command line of
+	// this repository: written once; the lock says whether it is current.
+	cl.setServing(ctx, s.advertised)
+	defer cl.setServing(ctx, nil)
+	cl.live.serving(true, iv["heartbeat-interval"])
+	defer cl.persistAll(ctx)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		for {
@@ -99,7 +113,7 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { cl.recordTraffic(ctx, max(iv["heartbeat-interval"], time.Second)); return nil })
 	g.Go(func() error {
 		Every(ctx, iv["replicate-interval"], func() {
-			rep, err := cl.replicate(ctx, iv["heartbeat-interval"])
+			rep, err := cl.replicate(ctx)
 			if err != nil && ctx.Err() == nil {
 				cl.log.Warn("replication pass incomplete", "err", err)
 			}
@@ -114,7 +128,7 @@ func (s *Server) Run(ctx context.Context) error {
 		Every(ctx, iv["repair-interval"], func() {
 			var rep RepairReport
 			var err error
-			rep.ReplicasDropped, err = cl.VerifyReplicas(ctx, iv["heartbeat-interval"])
+			rep.ReplicasDropped, err = cl.VerifyReplicas(ctx)
 			if err != nil && ctx.Err() == nil {
 				cl.log.Warn("repair: replica check incomplete", "err", err)
 			}
@@ -146,11 +160,25 @@ type LoopRecord struct {
 	Error  string    `json:"error,omitempty"`
 }
 
-// RecordLoop keeps the last result of a loop for status.
+// RecordLoop keeps the last result of a loop for status: in memory, and in
+// the catalog when it differs from the one written last (its time aside),
+// so that a loop that finds nothing to do writes nothing.
 func (cl *Cluster) RecordLoop(ctx context.Context, name string, result any, err error) {
 	rec := LoopRecord{At: cl.now(), Result: result}
 	if err != nil {
 		rec.Error = err.Error()
+	}
+	what, _ := json.Marshal(LoopRecord{Result: rec.Result, Error: rec.Error})
+	cl.loops.mu.Lock()
+	if cl.loops.latest == nil {
+		cl.loops.latest, cl.loops.saved = map[string]LoopRecord{}, map[string]string{}
+	}
+	cl.loops.latest[name] = rec
+	same := cl.loops.saved[name] == string(what)
+	cl.loops.saved[name] = string(what)
+	cl.loops.mu.Unlock()
+	if same {
+		return
 	}
 	b, _ := json.Marshal(rec)
 	wctx := context.WithoutCancel(ctx)
@@ -210,6 +238,7 @@ func (cl *Cluster) peerLoop(ctx context.Context, peer store.PeerID, hb time.Dura
 	wasUp := false
 	for ctx.Err() == nil {
 		err := cl.exchange(ctx, nw, peer, hb)
+		cl.persist(ctx, peer.String(), false) // a state that changed as time passed (suspect, offline)
 		if err == nil {
 			if !wasUp {
 				cl.log.Info("peer online", "peer", peer.Short())
@@ -243,7 +272,7 @@ func (cl *Cluster) exchange(ctx context.Context, nw *network, peer store.PeerID,
 	if err := c.Call(cctx, transfer.OpHeartbeat, mine, &theirs); err != nil {
 		return err
 	}
-	cl.recordHeartbeat(ctx, peer.String(), theirs, time.Since(start))
+	cl.heard(ctx, peer.String(), theirs, time.Since(start))
 	cl.learnPeer(ctx, peer.String(), theirs)
 	// This node's own history first: what a peer holds of it that this
 	// catalog lost is taken back before anything else is written.

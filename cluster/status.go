@@ -41,18 +41,13 @@ type ReplicationStatus struct {
 
 // PeerStatuses reports every pinned peer as this node knows it.
 func (cl *Cluster) PeerStatuses(ctx context.Context) ([]PeerStatus, error) {
-	hbEvery, err := cl.cat.Duration(ctx, "heartbeat-interval")
+	peers, state, err := cl.states(ctx)
 	if err != nil {
 		return nil, err
 	}
-	peers, err := cl.cat.Peers(ctx)
-	if err != nil {
-		return nil, err
-	}
-	now := cl.now()
 	out := []PeerStatus{}
 	for _, p := range peers {
-		ps := PeerStatus{ID: p.ID, Name: p.Name, Role: "storage", State: stateOf(p.LastSeen, now, hbEvery), LastSeen: p.LastSeen, Addrs: p.Addrs}
+		ps := PeerStatus{ID: p.ID, Name: p.Name, Role: "storage", State: state[p.ID], LastSeen: p.LastSeen, Addrs: p.Addrs}
 		if len(p.Addrs) == 0 {
 			ps.Role = "client"
 		}
@@ -128,11 +123,19 @@ func (cl *Cluster) LoopRecords(ctx context.Context) map[string]LoopRecord {
 			}
 		}
 	}
+	cl.loops.mu.Lock()
+	for name, rec := range cl.loops.latest {
+		out[name] = rec // this process serves: its newest, not only the last written
+	}
+	cl.loops.mu.Unlock()
 	return out
 }
 
 // LastTransfer returns the traffic figures a serving node recorded last.
 func (cl *Cluster) LastTransfer(ctx context.Context) *Transfer {
+	if t := cl.lastTransfer.Load(); t != nil {
+		return t // this process serves
+	}
 	v, err := cl.cat.Meta(ctx, "transfer")
 	if err != nil || v == "" {
 		return nil

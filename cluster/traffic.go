@@ -42,13 +42,26 @@ func (cl *Cluster) transferNow(prev Transfer) Transfer {
 	return t
 }
 
+// sameFigures reports whether t and u show the same traffic (their times
+// aside).
+func (t Transfer) sameFigures(u Transfer) bool {
+	t.At, u.At = time.Time{}, time.Time{}
+	return t == u
+}
+
 // recordTraffic keeps the transfer figures in the catalog every interval,
 // so that status in another process can show them.
 func (cl *Cluster) recordTraffic(ctx context.Context, every time.Duration) {
-	var prev Transfer
+	var prev, saved Transfer
 	record := func() {
 		t := cl.transferNow(prev)
 		prev = t
+		cl.lastTransfer.Store(&t)
+		// Written only when something moved: an idle node writes nothing.
+		if !saved.At.IsZero() && t.sameFigures(saved) {
+			return
+		}
+		saved = t
 		b, _ := json.Marshal(t)
 		wctx := context.WithoutCancel(ctx) // the last record is written as serve stops
 		cl.cat.Tx(wctx, func(tx *catalog.Tx) error { return tx.SetMeta(wctx, "transfer", string(b)) })

@@ -132,24 +132,14 @@ func (hh hubHandler) WithGroup(name string) slog.Handler {
 	return hubHandler{hh.Handler.WithGroup(name), hh.h}
 }
 
-// servingRecord is what a serving node keeps in the catalog so that other
-// processes on the repository (the dashboard, the CLI) can find it.
-type servingRecord struct {
-	Addrs []string  `json:"addrs"`
-	At    time.Time `json:"at"`
-}
-
 // publishLoop feeds the event stream while the node serves: a status
-// snapshot every interval (while someone listens), the change log as it
-// grows (whichever process wrote it), and records where the node serves.
-func (n *Node) publishLoop(ctx context.Context, every time.Duration, addrs []string) {
+// snapshot every interval (while someone listens) and the change log as it
+// grows (whichever process wrote it). It only reads the catalog.
+func (n *Node) publishLoop(ctx context.Context, every time.Duration) {
 	last, _ := n.cat.LastSeq(ctx)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
-		rec, _ := json.Marshal(servingRecord{Addrs: addrs, At: n.now()})
-		wctx := context.WithoutCancel(ctx) // the record is written even as serve stops
-		n.cat.Tx(wctx, func(tx *catalog.Tx) error { return tx.SetMeta(wctx, "serving", string(rec)) })
 		if n.hub.listening() {
 			if st, err := n.Status(ctx); err == nil {
 				n.hub.publish(Event{Kind: "status", At: n.now(), Status: &st})
@@ -169,8 +159,6 @@ func (n *Node) publishLoop(ctx context.Context, every time.Duration, addrs []str
 		}
 		select {
 		case <-ctx.Done():
-			wctx := context.WithoutCancel(ctx)
-			n.cat.Tx(wctx, func(tx *catalog.Tx) error { return tx.SetMeta(wctx, "serving", "") })
 			return
 		case <-tick.C:
 		}
@@ -207,15 +195,11 @@ var ErrNotServing = fault.New(fault.Peer, "no node is serving this repository")
 // one does, and returns its event stream; the channel closes when the
 // stream ends. The connection uses this repository's own key.
 func (n *Node) Events(ctx context.Context) (<-chan Event, error) {
-	v, err := n.cat.Meta(ctx, "serving")
-	if err != nil {
-		return nil, err
-	}
-	var rec servingRecord
-	if v == "" || json.Unmarshal([]byte(v), &rec) != nil || n.now().Sub(rec.At) > 30*time.Second || len(rec.Addrs) == 0 {
+	addrs := n.cl.ServingAddrs(ctx)
+	if len(addrs) == 0 {
 		return nil, ErrNotServing
 	}
-	c, err := n.cl.DialSelf(ctx, rec.Addrs)
+	c, err := n.cl.DialSelf(ctx, addrs)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrNotServing, err)
 	}
@@ -255,11 +239,4 @@ func (n *Node) Events(ctx context.Context) (<-chan Event, error) {
 
 // ServingAddrs returns the addresses of the node serving this repository,
 // if one does.
-func (n *Node) ServingAddrs(ctx context.Context) []string {
-	v, err := n.cat.Meta(ctx, "serving")
-	var rec servingRecord
-	if err != nil || v == "" || json.Unmarshal([]byte(v), &rec) != nil || n.now().Sub(rec.At) > 30*time.Second {
-		return nil
-	}
-	return rec.Addrs
-}
+func (n *Node) ServingAddrs(ctx context.Context) []string { return n.cl.ServingAddrs(ctx) }

@@ -42,7 +42,7 @@ func (n *Node) Serve(ctx context.Context, opts ServeOptions) error {
 	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(ctx) })
-	g.Go(func() error { n.publishLoop(ctx, max(hb, time.Second), srv.Advertised()); return nil })
+	g.Go(func() error { n.publishLoop(ctx, max(hb, time.Second)); return nil })
 	g.Go(func() error {
 		cluster.Every(ctx, gcEvery, func() {
 			res, err := n.GC(ctx, GCOptions{Grace: -1})

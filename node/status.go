@@ -5,6 +5,7 @@ import (
 
 	"github.com/loftstore/loft/catalog"
 	"github.com/loftstore/loft/cluster"
+	"github.com/loftstore/loft/transfer"
 )
 
 // Status is the health of this node and what it knows of its peers.
@@ -61,10 +62,34 @@ type NodeStatus struct {
 	Free   int64  `json:"free_bytes"`
 }
 
-// Status reports this node, its peers and replication health.
+// Status reports this node, its peers and replication health. While
+// another process serves the repository, that process answers: it holds the
+// peers' heartbeats, the traffic and the loops' results as they are now
+// (only what changed is written to the catalog).
 func (n *Node) Status(ctx context.Context) (Status, error) {
+	if addrs := n.cl.ServingAddrs(ctx); len(addrs) > 0 && n.cl.ServingElsewhere() {
+		if st, err := n.statusOfServe(ctx, addrs); err == nil {
+			return st, nil
+		}
+	}
+	return n.status(ctx)
+}
+
+// statusOfServe asks the process serving this repository for its status.
+func (n *Node) statusOfServe(ctx context.Context, addrs []string) (Status, error) {
+	c, err := n.cl.DialSelf(ctx, addrs)
+	if err != nil {
+		return Status{}, err
+	}
+	defer c.Close("done")
 	var st Status
-	hb, err := n.cl.Heartbeat(ctx)
+	err = c.Call(ctx, transfer.OpStatus, transfer.Empty{}, &st)
+	return st, err
+}
+
+func (n *Node) status(ctx context.Context) (Status, error) {
+	var st Status
+	hb, err := n.cl.Self(ctx)
 	if err != nil {
 		return st, err
 	}

@@ -29,6 +29,12 @@ ALTER TABLE peers ADD COLUMN pull_origin TEXT NOT NULL DEFAULT '';
 ALTER TABLE peers ADD COLUMN pull_origin_seq INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE peers ADD COLUMN audit_seq INTEGER NOT NULL DEFAULT 0;
 
+-- A serving node keeps its peers' heartbeats in memory and writes a peer's
+-- record (last_seen, info, state) only when its state changes, its figures
+-- move, or serving stops: an idle node writes nothing. While it serves,
+-- other processes take a peer's state from here.
+ALTER TABLE peers ADD COLUMN state TEXT NOT NULL DEFAULT '';
+
 -- What happened to this node's history: a rewind found and repaired (its
 -- own changes taken back from a peer, its later ones renumbered), a fork
 -- seen in another node's changes, a peer's log read again.

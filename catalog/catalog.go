@@ -332,6 +332,11 @@ func classify(err error) error {
 	if err == nil || !errors.As(err, &se) {
 		return err
 	}
+	if se.Code() == sqlite3.SQLITE_IOERR_SHMSIZE {
+		// Growing the shared-memory file (readers need it too) failed: the
+		// disk is full.
+		return fmt.Errorf("%w: %w", syscall.ENOSPC, err)
+	}
 	switch se.Code() & 0xff {
 	case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
 		return fmt.Errorf("%w (another loft process is writing): %w", ErrBusy, err)

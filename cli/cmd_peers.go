@@ -266,6 +266,9 @@ func (e *runEnv) statusCommand() *ucli.Command {
 			}
 			fmt.Fprintf(e.Stdout, "node %s %s: %s, %s stored, %s free\n", st.Node.ID, st.Node.Name,
 				plural(st.Node.Chunks, "chunk", "chunks"), bytes(st.Node.Stored), bytes(st.Node.Free))
+			if !st.Node.ReceivingPaused.IsZero() {
+				fmt.Fprintf(e.Stdout, "disk full: receiving chunks from peers is paused since %s, until the disk has room\n", when(st.Node.ReceivingPaused))
+			}
 			r := st.Replication
 			fmt.Fprintf(e.Stdout, "replication: %s wanted; %d of %s (%s) below, %d under repair here, %d not located\n",
 				plural(int64(r.Replicas), "copy", "copies"), r.Below, plural(r.Chunks, "chunk", "chunks"), bytes(r.BelowBytes), r.UnderRepair, r.Unplaced)

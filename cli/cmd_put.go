@@ -116,6 +116,9 @@ func (e *runEnv) remotePut(c *ucli.Context, ref string, paths []string, as names
 	for _, s := range res.Skipped {
 		e.warnf("skipped %s: %s", s.Path, s.Reason)
 	}
+	for _, w := range res.Warnings {
+		e.warnf("%s: %s", w.Path, w.Reason)
+	}
 	if err != nil {
 		return err
 	}

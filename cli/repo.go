@@ -24,6 +24,7 @@ func (e *runEnv) openWith(c *ucli.Context, createDefault bool, opts node.Options
 		return nil, err
 	}
 	opts.Logger = e.log
+	opts.MayRelease = opts.MayRelease || mayRelease[c.Command.Name]
 	n, err := node.Open(c.Context, dir, opts)
 	if errors.Is(err, node.ErrNoRepository) && createDefault && isDefault {
 		n, err = node.Init(c.Context, dir, node.InitOptions{}, opts)
@@ -43,3 +44,8 @@ func (e *runEnv) openWith(c *ucli.Context, createDefault bool, opts node.Options
 	}
 	return n, err
 }
+
+// mayRelease lists the commands that only read or that free space: on a
+// full disk they may use the repository's reserve (see node.Options).
+var mayRelease = map[string]bool{"ls": true, "get": true, "versions": true, "stat": true, "check": true, "status": true,
+	"rm": true, "gc": true, "tui": true, "id": true, "version": true}

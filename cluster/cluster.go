@@ -64,6 +64,7 @@ type Cluster struct {
 	traffic   traffic
 	transfers flights  // in flight, while serving
 	live      liveness // peers' heartbeats, while serving
+	full      full     // receiving paused by a full disk
 	// The serving process's newest traffic figures and loop results; the
 	// catalog gets them when they change (see recordTraffic, RecordLoop).
 	lastTransfer atomic.Pointer[Transfer]

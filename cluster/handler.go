@@ -163,7 +163,23 @@ func (h *handler) ServeStream(ctx context.Context, c *transfer.Conn, op transfer
 // receivePush stores chunks a peer sends, verified against their IDs, and
 // acknowledges each once it is durable. Chunks are committed in groups: a
 // group ends when the sender pauses or after 16 chunks.
+//
+// A node whose disk is full pauses what it receives: the push that met the
+// full disk fails with fault.NoSpace, and later ones are refused at once
+// (the sender retries at its next pass) until the disk has room again.
 func (cl *Cluster) receivePush(ctx context.Context, c *transfer.Conn, s *transfer.Stream) error {
+	if err := cl.receiving(); err != nil {
+		return err
+	}
+	err := cl.receive(ctx, c, s)
+	if errors.Is(err, syscall.ENOSPC) {
+		cl.pauseReceiving()
+		return transfer.Errorf(fault.NoSpace, "this node's disk is full: receiving is paused until it has room")
+	}
+	return err
+}
+
+func (cl *Cluster) receive(ctx context.Context, c *transfer.Conn, s *transfer.Stream) error {
 	buf := make([]byte, 0, 1<<20)
 	batch := cl.disk.NewBatch()
 	defer batch.Abort()
@@ -219,9 +235,6 @@ func (cl *Cluster) receivePush(ctx context.Context, c *transfer.Conn, s *transfe
 			continue
 		}
 		stored, err := batch.Add(ctx, id, plain)
-		if errors.Is(err, syscall.ENOSPC) {
-			return transfer.Errorf(fault.NoSpace, "no space left on this node")
-		}
 		if err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/loftstore/loft/catalog"
 	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/transfer"
+	"golang.org/x/sys/unix"
 )
 
 // liveness is what a serving node knows of its peers between heartbeats.
@@ -275,4 +276,50 @@ func (cl *Cluster) ServingAddrs(ctx context.Context) []string {
 		return nil
 	}
 	return rec.Addrs
+}
+
+// full is set while a serving node's disk is full: it receives no chunks.
+type full struct {
+	mu    sync.Mutex
+	since time.Time
+}
+
+// pauseReceiving records that receiving met a full disk.
+func (cl *Cluster) pauseReceiving() {
+	cl.full.mu.Lock()
+	defer cl.full.mu.Unlock()
+	if cl.full.since.IsZero() {
+		cl.full.since = cl.now()
+		cl.log.Warn("the disk is full: receiving chunks is paused until it has room")
+	}
+}
+
+// receiving says whether this node receives chunks: an error of kind
+// fault.NoSpace while its disk is full, which ends once the file system
+// has room for a few chunks again.
+func (cl *Cluster) receiving() error {
+	cl.full.mu.Lock()
+	defer cl.full.mu.Unlock()
+	if cl.full.since.IsZero() {
+		return nil
+	}
+	var fs unix.Statfs_t
+	if unix.Statfs(cl.dir, &fs) == nil && int64(fs.Bavail)*int64(fs.Bsize) >= 2*int64(cl.maxChunk) {
+		cl.log.Info("the disk has room again: receiving chunks", "paused_for", cl.now().Sub(cl.full.since).Round(time.Second))
+		cl.full.since = time.Time{}
+		return nil
+	}
+	return transfer.Errorf(fault.NoSpace, "this node's disk has been full since %s: receiving is paused until it has room",
+		cl.full.since.UTC().Format(time.RFC3339))
+}
+
+// ReceivingPaused returns since when receiving has been paused by a full
+// disk; zero when it is not.
+func (cl *Cluster) ReceivingPaused() time.Time {
+	if cl.receiving() == nil {
+		return time.Time{}
+	}
+	cl.full.mu.Lock()
+	defer cl.full.mu.Unlock()
+	return cl.full.since
 }

@@ -120,8 +120,18 @@ func (cl *Cluster) FetchFrom(ctx context.Context, peer string, id store.ID, buf 
 	if err != nil {
 		return nil, fmt.Errorf("fetch %s from %s: %w", id.Short(), peer[:8], err)
 	}
-	if typ != transfer.FrameChunk || len(b) < store.IDSize || store.ID(b[:store.IDSize]) != id {
+	if typ == transfer.FrameMiss {
+		got, code, err := transfer.ParseAck(b)
+		switch {
+		case err != nil || got != id:
+			return nil, fault.E(fault.Peer, "fetch %s from %s: a miss for another chunk", id.Short(), peer[:8])
+		case code == fault.Integrity:
+			return nil, &store.IntegrityError{ID: id, Reason: "corrupt on peer " + peer[:8] + ", which has no good copy"}
+		}
 		return nil, fmt.Errorf("fetch %s from %s: %w", id.Short(), peer[:8], store.ErrNotFound)
+	}
+	if typ != transfer.FrameChunk || len(b) < store.IDSize || store.ID(b[:store.IDSize]) != id {
+		return nil, fault.E(fault.Peer, "fetch %s from %s: an answer that is not the chunk", id.Short(), peer[:8])
 	}
 	data := b[store.IDSize:]
 	if err := store.Verify(id, data); err != nil {

@@ -326,5 +326,8 @@ func (cl *Cluster) Push(ctx context.Context, c *transfer.Conn, ids []store.ID, r
 	if err := <-ackErr; werr == nil {
 		werr = err
 	}
+	if werr != nil {
+		werr = fmt.Errorf("push to %s: %w", c.Peer().Short(), werr)
+	}
 	return got, sent, werr
 }

@@ -122,8 +122,10 @@ func (g *getter) run(ctx context.Context, target names.Prefix, dest string) erro
 			return err
 		}
 		// Not an object (or a deleted one): maybe a directory of objects.
+		// (A peer answers an empty listing with not-found: that is no
+		// children, and the object's own error stands.)
 		has, derr := g.hasChildren(ctx, name)
-		if derr != nil {
+		if derr != nil && !errors.Is(derr, fault.NotFound) {
 			return derr
 		}
 		if !has {

@@ -84,19 +84,21 @@ func (n *Node) Remove(ctx context.Context, objs []names.Name, recursive bool) (R
 		for start := 0; start < len(targets); start += removeBatch {
 			part := targets[start:min(start+removeBatch, len(targets))]
 			var done []catalog.Version
-			err := n.cat.Tx(ctx, func(tx *catalog.Tx) error {
-				done = done[:0]
-				for _, t := range part {
-					v, err := tx.Delete(ctx, t)
-					if errors.Is(err, catalog.ErrDeleted) || errors.Is(err, catalog.ErrNotFound) {
-						continue // deleted meanwhile by someone else
+			err := n.freeing(func() error {
+				return n.cat.Tx(ctx, func(tx *catalog.Tx) error {
+					done = done[:0]
+					for _, t := range part {
+						v, err := tx.Delete(ctx, t)
+						if errors.Is(err, catalog.ErrDeleted) || errors.Is(err, catalog.ErrNotFound) {
+							continue // deleted meanwhile by someone else
+						}
+						if err != nil {
+							return err
+						}
+						done = append(done, v)
 					}
-					if err != nil {
-						return err
-					}
-					done = append(done, v)
-				}
-				return nil
+					return nil
+				})
 			})
 			if err != nil {
 				return res, err
@@ -189,7 +191,16 @@ func (n *Node) GC(ctx context.Context, opts GCOptions) (gc.Result, error) {
 			gopts.KeepOrphans = n.cl.ConfirmHistory(ctx)
 		}
 	}
-	return gc.Run(ctx, n.cat, n.disk, gopts)
+	var res gc.Result
+	err = n.freeing(func() error {
+		var err error
+		res, err = gc.Run(ctx, n.cat, n.disk, gopts)
+		return err
+	})
+	if err == nil && !opts.DryRun {
+		n.ensureReserve() // the room gc made is kept for the next full disk
+	}
+	return res, err
 }
 
 // GCRuns returns recent GC runs, newest first.

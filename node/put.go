@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -83,14 +84,28 @@ type PutResult struct {
 // listed in Failed and the others are still stored; an error return means
 // the put as a whole failed (the store, the catalog, cancellation), and
 // nothing of it is left half-committed.
+//
+// On a full disk it fails with an error of kind fault.NoSpace that says
+// how much room there is and how much the put still needed; the
+// repository's reserve is left alone (see reserve.go).
 func (n *Node) Put(ctx context.Context, paths []string, opts PutOptions) (PutResult, error) {
 	start := n.now()
-	p, err := n.newPutter(ctx, opts)
-	if err != nil {
+	var p *putter
+	var err error
+	if !n.ensureReserve() {
+		// What is left is the room rm and gc need: a put leaves it to them.
+		p, err = &putter{}, fmt.Errorf("the room left is kept for rm and gc: %w", syscall.ENOSPC)
+	} else if p, err = n.newPutter(ctx, opts); err != nil {
 		return PutResult{}, err
+	} else {
+		err = p.run(ctx, paths)
 	}
-	err = p.run(ctx, paths)
 	p.res.Duration = n.now().Sub(start)
+	if errors.Is(err, syscall.ENOSPC) {
+		var total int64
+		countInputs(context.WithoutCancel(ctx), paths, func(_, bytes int64) { total += bytes })
+		err = n.diskFull("put", max(0, total-p.res.Bytes), err)
+	}
 	return p.res, err
 }
 
@@ -169,7 +184,7 @@ func (n *Node) newPutter(ctx context.Context, opts PutOptions) (*putter, error) 
 		work:   make(chan *chunkTask, 2*runtime.GOMAXPROCS(0)),
 		done:   make(chan *fileTask, filesInFlight),
 		claims: make(map[store.ID]*claim),
-		res:    PutResult{Skipped: []Skip{}, Failed: []Failure{}},
+		res:    PutResult{Skipped: []Skip{}, Warnings: []Skip{}, Failed: []Failure{}},
 	}, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -92,11 +93,15 @@ func (r *Remote) putFile(ctx context.Context, rd io.Reader, name names.Name, mod
 	g, gctx := errgroup.WithContext(ctx)
 	budget := semaphore.NewWeighted(remoteBudget)
 	work := make(chan []pending)
+	var sending idSet // chunks sent but not yet acknowledged: bounded by the budget
 	var sent, skipped, newChunks, reused atomic.Int64
 	for range remoteStreams {
 		g.Go(func() error {
 			for batch := range work {
 				acked, n, err := r.pushData(gctx, batch, budget)
+				for _, c := range batch {
+					sending.remove(c.id)
+				}
 				sent.Add(n)
 				if err != nil {
 					return err
@@ -120,13 +125,15 @@ func (r *Remote) putFile(ctx context.Context, rd io.Reader, name names.Name, mod
 			if len(batch) == 0 {
 				return nil
 			}
-			// A chunk repeated within the batch is offered once: the rest
-			// are reused, as the local put's claims make them.
+			// A chunk repeated within the batch, or already on its way in
+			// an earlier batch, is sent once: the rest are reused, as the
+			// local put's claims make them. (Once acknowledged, the peer
+			// answers that it has it.)
 			ids := make([]store.ID, 0, len(batch))
 			var unique []pending
 			seen := make(map[store.ID]bool, len(batch))
 			for _, b := range batch {
-				if seen[b.id] {
+				if seen[b.id] || sending.has(b.id) {
 					skipped.Add(int64(len(b.data)))
 					reused.Add(1)
 					r.release([]pending{b}, budget)
@@ -154,6 +161,7 @@ func (r *Remote) putFile(ctx context.Context, rd io.Reader, name names.Name, mod
 					r.release([]pending{b}, budget)
 				} else {
 					missing = append(missing, b)
+					sending.add(b.id)
 				}
 			}
 			if len(missing) == 0 {
@@ -260,6 +268,33 @@ func (r *Remote) pushData(ctx context.Context, chunks []pending, budget *semapho
 		r.release([]pending{c}, budget)
 	}
 	return len(acked), sent, err
+}
+
+// idSet is a set of chunk IDs safe for concurrent use.
+type idSet struct {
+	mu  sync.Mutex
+	set store.IDSet
+}
+
+func (s *idSet) add(id store.ID) {
+	s.mu.Lock()
+	if s.set == nil {
+		s.set = store.IDSet{}
+	}
+	s.set.Add(id)
+	s.mu.Unlock()
+}
+
+func (s *idSet) remove(id store.ID) {
+	s.mu.Lock()
+	delete(s.set, id)
+	s.mu.Unlock()
+}
+
+func (s *idSet) has(id store.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.set.Has(id)
 }
 
 // pending is a chunk of a remote put, waiting to be offered.

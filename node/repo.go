@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/loftstore/loft/catalog"
@@ -49,6 +50,11 @@ type Options struct {
 	// not match the node ID its catalog records, for check to report it
 	// (KeyError); the node then never uses the network.
 	AllowBadKey bool
+	// MayRelease says the command only reads, or frees space: on a full
+	// disk, opening may delete the repository's reserve to find the room
+	// the catalog needs (see reserve.go). A command that would fill the
+	// disk further leaves it.
+	MayRelease bool
 }
 
 // Node is an open repository.
@@ -132,7 +138,11 @@ func Init(ctx context.Context, dir string, iopts InitOptions, opts Options) (*No
 		return nil, err
 	}
 	cat.Close()
-	return Open(ctx, dir, opts)
+	n, err := Open(ctx, dir, opts)
+	if err == nil {
+		n.ensureReserve()
+	}
+	return n, err
 }
 
 // Open opens the repository in dir.
@@ -159,6 +169,10 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 	catOpts := catalog.Options{Origin: n.id.String(), Now: opts.Now}
 	var err error
 	n.cat, err = catalog.Open(ctx, filepath.Join(dir, catalogFile), catOpts)
+	if errors.Is(err, syscall.ENOSPC) && opts.MayRelease && releaseReserveAt(dir) {
+		n.log.Warn("the disk is full: released the repository's reserve to open it")
+		n.cat, err = catalog.Open(ctx, filepath.Join(dir, catalogFile), catOpts)
+	}
 	if errors.Is(err, catalog.ErrNoCatalog) {
 		return nil, fmt.Errorf("%s: %w", dir, ErrNoRepository)
 	}

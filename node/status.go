@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"time"
 
 	"github.com/loftstore/loft/catalog"
 	"github.com/loftstore/loft/cluster"
@@ -60,6 +61,9 @@ type NodeStatus struct {
 	Chunks int64  `json:"chunks"`
 	Stored int64  `json:"stored_bytes"`
 	Free   int64  `json:"free_bytes"`
+	// ReceivingPaused is set while a serving node's full disk stops it from
+	// receiving chunks: since when.
+	ReceivingPaused time.Time `json:"receiving_paused,omitzero"`
 }
 
 // Status reports this node, its peers and replication health. While
@@ -93,7 +97,8 @@ func (n *Node) status(ctx context.Context) (Status, error) {
 	if err != nil {
 		return st, err
 	}
-	st.Node = NodeStatus{ID: n.id.String(), Name: hb.Name, Chunks: hb.Chunks, Stored: hb.Stored, Free: hb.Free}
+	st.Node = NodeStatus{ID: n.id.String(), Name: hb.Name, Chunks: hb.Chunks, Stored: hb.Stored, Free: hb.Free,
+		ReceivingPaused: n.cl.ReceivingPaused()}
 	if st.Peers, err = n.cl.PeerStatuses(ctx); err != nil {
 		return st, err
 	}

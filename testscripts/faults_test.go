@@ -5,6 +5,7 @@ package testscripts
 // "loft" command is the one testscript.Main puts on PATH.
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -380,6 +381,102 @@ cat "$mnt.full.err"
 	}
 }
 
+// TestFullDiskCompletely fills a real small file system to the last byte
+// (a 16 MiB tmpfs in a private mount namespace) under a repository that
+// holds two objects. The reading commands work; a put fails with exit 7
+// and one line saying how full the disk is and what was left to store; the
+// repository passes check; rm and gc give space back (the repository's
+// reserve makes the room they need); the put then succeeds.
+func TestFullDiskCompletely(t *testing.T) {
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare not installed")
+	}
+	probe := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c",
+		"mount -t tmpfs -o size=1m tmpfs \"$1\"", "sh", t.TempDir())
+	if out, err := probe.CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs in a mount namespace here: %v %s", err, out)
+	}
+	dir := t.TempDir()
+	loft, err := exec.LookPath("loft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	randFile(t, filepath.Join(dir, "a"), 3<<20, 1)
+	randFile(t, filepath.Join(dir, "b"), 3<<20, 2)
+	randFile(t, filepath.Join(dir, "c"), 2<<20, 3)
+	os.MkdirAll(filepath.Join(dir, "out"), 0o755)
+	// Every step runs inside one namespace and prints its name, its exit
+	// code and the free space after it; its stderr goes to a file.
+	script := `
+set -u
+mnt="$1"; d="$2"; loft="$3"
+mount -t tmpfs -o size=16m tmpfs "$mnt" || exit 99
+free() { df -B1 --output=avail "$mnt" | tail -1 | tr -d ' '; }
+step() { name="$1"; shift; "$loft" --repo "$mnt/repo" "$@" >"$d/$name.out" 2>"$d/$name.err"; echo "$name $? $(free)"; }
+step init init
+step keep config set keep-versions 1
+step puta put "$d/a"
+step putb put "$d/b"
+test -s "$mnt/repo/reserve" && echo "reserve yes 0"
+dd if=/dev/zero of="$mnt/filler" bs=4k >/dev/null 2>&1
+echo "filled 0 $(free)"
+step ls ls -l
+step stat stat
+step versions versions a
+step check check --read-data
+step get get a "$d/out/a"
+step status status
+step putc put "$d/c"
+step check2 check --read-data
+step rm rm a
+step gc gc --grace 0s
+step putc2 put "$d/c"
+step check3 check --read-data
+test -s "$mnt/repo/reserve" && echo "reserve2 yes 0"
+`
+	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh",
+		filepath.Join(dir, "mnt"), dir, loft)
+	os.MkdirAll(filepath.Join(dir, "mnt"), 0o755)
+	cmd.Env = childEnv()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	codes, free := map[string]string{}, map[string]int64{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(line); len(f) == 3 {
+			codes[f[0]] = f[1]
+			fmt.Sscan(f[2], new(int64))
+			var n int64
+			fmt.Sscan(f[2], &n)
+			free[f[0]] = n
+		}
+	}
+	stderr := func(step string) string {
+		b, _ := os.ReadFile(filepath.Join(dir, step+".err"))
+		return string(b)
+	}
+	want := map[string]string{"init": "0", "keep": "0", "puta": "0", "putb": "0", "reserve": "yes", "ls": "0", "stat": "0",
+		"versions": "0", "check": "0", "get": "0", "status": "0", "putc": "7", "check2": "0", "rm": "0", "gc": "0",
+		"putc2": "0", "check3": "0", "reserve2": "yes"}
+	for step, code := range want {
+		if codes[step] != code {
+			t.Errorf("step %s: %q, want %s\nstderr: %s\n%s", step, codes[step], code, stderr(step), out)
+		}
+	}
+	if free["filled"] != 0 {
+		t.Fatalf("the file system was not full: %d bytes free\n%s", free["filled"], out)
+	}
+	sameFile(t, filepath.Join(dir, "a"), filepath.Join(dir, "out", "a"))
+	e := stderr("putc")
+	if strings.Count(e, "\n") != 1 || !strings.HasPrefix(e, "loft: put: the disk holding") || !strings.Contains(e, " free; 2.0 MiB of input left to store)") {
+		t.Errorf("the full-disk error of put is not one line saying how full and how much: %q", e)
+	}
+	if free["gc"] < 3<<20 {
+		t.Errorf("rm and gc freed %d bytes, want the 3 MiB of a", free["gc"])
+	}
+}
+
 // TestUnreadableFile puts a tree holding a file its user cannot read: the
 // other files are stored, the unreadable one is reported with exit code 5,
 // and the repository passes check. Root reads every file, so when the tests
@@ -567,4 +664,151 @@ func TestInterruptBlockedStdin(t *testing.T) {
 		t.Fatal("put of a blocked standard input ignored SIGINT")
 	}
 	checkPasses(t, repo)
+}
+
+// TestServeFullDiskPauses: a serving node B whose repository is on a small
+// file system (a 24 MiB tmpfs in B's own mount namespace) receives the
+// replicas of a 40 MiB file from A. When its disk fills, B says in its
+// status that receiving is paused, A's status counts the chunks still
+// below two copies, and nothing breaks; when the file system grows, B
+// receives again by itself and every chunk gets its second copy.
+func TestServeFullDiskPauses(t *testing.T) {
+	for _, tool := range []string{"unshare", "nsenter"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed", tool)
+		}
+	}
+	probe := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c",
+		"mount -t tmpfs -o size=1m tmpfs \"$1\"", "sh", t.TempDir())
+	if out, err := probe.CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs in a mount namespace here: %v %s", err, out)
+	}
+	dir := t.TempDir()
+	loft, err := exec.LookPath("loft")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ra := newRepo(t, filepath.Join(dir, "a"))
+	a := serve(t, ra)
+
+	// B lives in its own mount namespace: the script mounts the tmpfs,
+	// makes the repository and becomes `loft serve` (exec keeps the PID).
+	mnt := filepath.Join(dir, "bmnt")
+	os.MkdirAll(mnt, 0o755)
+	rb := filepath.Join(mnt, "b")
+	script := `
+set -e
+mount -t tmpfs -o size=24m tmpfs "$1"
+"$2" --repo "$3" init >/dev/null
+for kv in heartbeat-interval=200ms replicate-interval=300ms peer-grace=3s gc-grace=0s; do
+	"$2" --repo "$3" config set "${kv%%=*}" "${kv#*=}"
+done
+exec "$2" --repo "$3" serve --listen 127.0.0.1:0
+`
+	cmd := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", mnt, loft, rb)
+	cmd.Env = childEnv()
+	logf, err := os.Create(filepath.Join(dir, "b.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = logf
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	line := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		if sc.Scan() {
+			line <- sc.Text()
+		}
+		close(line)
+	}()
+	var bAddr string
+	select {
+	case l := <-line:
+		f := strings.Fields(l) // "serving ID on ADDR"
+		if len(f) != 4 {
+			b, _ := os.ReadFile(filepath.Join(dir, "b.log"))
+			t.Fatalf("B's serve printed %q\n%s", l, b)
+		}
+		bAddr = f[3]
+	case <-time.After(time.Minute):
+		t.Fatal("B's serve did not start")
+	}
+	// Commands on B run in B's namespace.
+	inB := func(args ...string) (string, string, int) {
+		c := exec.Command("nsenter", append([]string{"-t", fmt.Sprint(cmd.Process.Pid), "-m", loft, "--repo", rb}, args...)...)
+		c.Env = childEnv()
+		var o, e bytes.Buffer
+		c.Stdout, c.Stderr = &o, &e
+		err := c.Run()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return o.String(), e.String(), code
+	}
+	tok := strings.TrimSpace(must(t, ra, "invite", "--addr", a.addr))
+	if out, errs, code := inB("join", tok, "--addr", bAddr); code != 0 {
+		t.Fatalf("join: %d %s%s", code, out, errs)
+	}
+
+	src := filepath.Join(dir, "big")
+	randFile(t, src, 40<<20, 9)
+	must(t, ra, "put", src)
+	type bStatus struct {
+		Node struct {
+			ReceivingPaused string `json:"receiving_paused"`
+		} `json:"node"`
+	}
+	waitFor(t, 2*time.Minute, "B to pause receiving on its full disk", func() (bool, string) {
+		out, errs, code := inB("status", "--json")
+		var st bStatus
+		if code != 0 || json.Unmarshal([]byte(out), &st) != nil {
+			return false, fmt.Sprintf("exit %d %s%s", code, out, errs)
+		}
+		return st.Node.ReceivingPaused != "", out
+	})
+	if st := status(t, ra); st.Replication.Below == 0 {
+		t.Errorf("A counts no chunk below two copies while B is full: %+v", st)
+	}
+	out, _, code := inB("status")
+	if code != 0 || !strings.Contains(out, "disk full: receiving chunks from peers is paused") {
+		t.Errorf("B's status does not say receiving is paused (exit %d):\n%s", code, out)
+	}
+	// Room again: the file system grows. B receives by itself.
+	grow := exec.Command("nsenter", "-t", fmt.Sprint(cmd.Process.Pid), "-m", "mount", "-o", "remount,size=96m", mnt)
+	if out, err := grow.CombinedOutput(); err != nil {
+		t.Fatalf("remount: %v %s", err, out)
+	}
+	waitFor(t, 2*time.Minute, "every chunk to have two copies", func() (bool, string) {
+		st := status(t, ra)
+		return st.Replication.Chunks > 0 && st.Replication.Below == 0, fmt.Sprintf("%+v", st)
+	})
+	out, errs, code := inB("status", "--json")
+	var st bStatus
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Node.ReceivingPaused != "" {
+		t.Errorf("B still says receiving is paused (exit %d):\n%s%s", code, out, errs)
+	}
+	if out, errs, code := inB("check", "--read-data"); code != 0 {
+		t.Errorf("check on B: exit %d\n%s%s", code, out, errs)
+	}
 }

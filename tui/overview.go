@@ -82,6 +82,9 @@ func (m Model) overviewView(height int) string {
 	barW := max(10, min(40, m.width-51))
 	me := m.status.Node
 	fmt.Fprintf(&b, "  %-18s %s %9s used %9s free\n", clip(orID(me.Name, me.ID)+" (here)", 18), bar(frac(me.Stored, me.Free), barW), size(me.Stored), size(me.Free))
+	if !me.ReceivingPaused.IsZero() {
+		b.WriteString(m.st.bad.Render(fmt.Sprintf("  the disk is full: receiving from peers is paused (%s)", ago(me.ReceivingPaused, now))) + "\n")
+	}
 	for _, p := range m.status.Peers {
 		if p.Role != "storage" {
 			continue

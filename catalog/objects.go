@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/store"
 )
@@ -67,6 +68,14 @@ type ChunkRef struct {
 	ID     store.ID `json:"id"`
 	Plain  int64    `json:"plain"`
 	Stored int64    `json:"stored"`
+}
+
+// Check refuses sizes no chunk has: they size buffers and read budgets.
+func (r ChunkRef) Check() error {
+	if r.Plain < 0 || r.Plain > store.MaxChunkSize || r.Stored <= 0 || r.Stored > store.MaxStoredSize {
+		return fault.E(fault.Invalid, "chunk %s: plain size %d, stored size %d: out of bounds", r.ID, r.Plain, r.Stored)
+	}
+	return nil
 }
 
 const versionCols = `o.name, v.id, v.num, v.deleted, v.size, v.mode, v.mtime, v.content_type,
@@ -156,8 +165,8 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 	ids := make([]int64, len(nv.Chunks))
 	seen := make(store.IDSet)
 	for i, ref := range nv.Chunks {
-		if ref.Stored <= 0 || ref.Plain < 0 {
-			return Added{}, fmt.Errorf("add %s: chunk %s has stored size %d, plain size %d", name, ref.ID, ref.Stored, ref.Plain)
+		if err := ref.Check(); err != nil {
+			return Added{}, fmt.Errorf("add %s: %w", name, err)
 		}
 		var refs int64
 		err := tx.QueryRowContext(ctx, `INSERT INTO chunks(hash, refs, plain_size, stored_size)

@@ -352,7 +352,7 @@ type fetch struct {
 func (g *getter) copyVersion(ctx context.Context, v catalog.Version, w io.Writer) (wholeSum, error) {
 	var out wholeSum
 	window := readAhead()
-	budget := semaphore.NewWeighted(max(readBudget, store.BufferSize(store.MaxChunkSize+4096)))
+	budget := semaphore.NewWeighted(max(readBudget, store.BufferSize(store.MaxStoredSize)))
 	jobs := make(chan *fetch, window)
 	order := make(chan *fetch, window)
 	eg, ectx := errgroup.WithContext(ctx)
@@ -360,6 +360,9 @@ func (g *getter) copyVersion(ctx context.Context, v catalog.Version, w io.Writer
 		defer close(jobs)
 		defer close(order)
 		return g.src.Chunks(ectx, v, 0, func(_ int64, ref catalog.ChunkRef) error {
+			if err := ref.Check(); err != nil {
+				return fault.E(fault.Integrity, "get %s: %w", v.Name, err)
+			}
 			f := &fetch{ref: ref, done: make(chan struct{})}
 			if err := budget.Acquire(ectx, store.BufferSize(int(ref.Stored))); err != nil {
 				return err

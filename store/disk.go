@@ -101,7 +101,7 @@ func (d *Disk) Get(ctx context.Context, id ID, buf []byte) ([]byte, error) {
 		return nil, fmt.Errorf("read chunk %s: %w", id, err)
 	}
 	size := fi.Size()
-	if size < headerSize || size > maxStoredSize {
+	if size < headerSize || size > MaxStoredSize {
 		return nil, &IntegrityError{ID: id, Reason: fmt.Sprintf("file is %d bytes", size)}
 	}
 	if int64(cap(buf)) < size {
@@ -134,9 +134,10 @@ func (d *Disk) Get(ctx context.Context, id ID, buf []byte) ([]byte, error) {
 	return plain, nil
 }
 
-// maxStoredSize bounds a chunk file: the largest chunk plus the header and
-// zstd's worst-case growth, with room to spare.
-const maxStoredSize = MaxChunkSize + MaxChunkSize/64 + 4096
+// MaxStoredSize bounds a chunk file: the largest chunk plus the header and
+// zstd's worst-case growth, with room to spare. A stored size above it, from
+// a peer or a catalog, is refused before any buffer is sized by it.
+const MaxStoredSize = MaxChunkSize + MaxChunkSize/64 + 4096
 
 // Stat reports a chunk's stored size and modification time.
 func (d *Disk) Stat(ctx context.Context, id ID) (Info, error) {

@@ -232,6 +232,15 @@ type ChunkRef struct {
 	Stored int64    `json:"stored"`
 }
 
+// Validate checks the sizes a reference claims: they size buffers and read
+// budgets, so a peer must not be able to name any.
+func (r ChunkRef) Validate() error {
+	if r.Plain < 0 || r.Plain > store.MaxChunkSize || r.Stored <= 0 || r.Stored > store.MaxStoredSize {
+		return fmt.Errorf("chunk %s: plain size %d, stored size %d: out of bounds", r.ID, r.Plain, r.Stored)
+	}
+	return nil
+}
+
 type ChunksResp struct {
 	Chunks []ChunkRef `json:"chunks"`
 }
@@ -239,6 +248,11 @@ type ChunksResp struct {
 func (r *ChunksResp) Validate() error {
 	if len(r.Chunks) > MaxIDs {
 		return fmt.Errorf("%d chunk references, over %d", len(r.Chunks), MaxIDs)
+	}
+	for _, c := range r.Chunks {
+		if err := c.Validate(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -342,6 +356,11 @@ func (r *CommitReq) Validate() error {
 	}
 	if r.Size < 0 {
 		return fmt.Errorf("negative size")
+	}
+	for _, c := range r.Chunks {
+		if err := c.Validate(); err != nil {
+			return err
+		}
 	}
 	return checkStrings([]string{r.Name, r.ContentType}, 2)
 }

@@ -44,6 +44,11 @@ type Config struct {
 	// Local answers the requests this package does not: those a peer makes
 	// of the node's own API. On a join connection it is never called.
 	Local transfer.Handler
+	// Room reports whether the repository keeps its reserve, making it again
+	// when it can (see node's reserve): while it does not, the node receives
+	// no chunks, so what a full disk gave back stays for rm and gc. Nil:
+	// always.
+	Room func() bool
 }
 
 // Cluster is one node's side of its cluster. Its network is created on
@@ -60,6 +65,7 @@ type Cluster struct {
 	log      *slog.Logger
 	now      func() time.Time
 	local    transfer.Handler
+	room     func() bool
 
 	traffic   traffic
 	transfers flights  // in flight, while serving
@@ -93,7 +99,7 @@ func New(cfg Config) *Cluster {
 		cfg.Now = time.Now
 	}
 	return &Cluster{dir: cfg.Dir, ident: cfg.Identity, certPath: cfg.CertPath, id: cfg.ID, cat: cfg.Catalog, disk: cfg.Store, bufs: cfg.Buffers, maxChunk: cfg.MaxChunk,
-		log: cfg.Logger, now: cfg.Now, local: cfg.Local}
+		log: cfg.Logger, now: cfg.Now, local: cfg.Local, room: cfg.Room}
 }
 
 // Close drops every connection and stops listening.

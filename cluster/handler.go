@@ -171,6 +171,10 @@ func (cl *Cluster) receivePush(ctx context.Context, c *transfer.Conn, s *transfe
 	if err := cl.receiving(); err != nil {
 		return err
 	}
+	if cl.room != nil && !cl.room() {
+		cl.pauseReceiving()
+		return transfer.Errorf(fault.NoSpace, "this node's disk is nearly full: receiving is paused until it has room")
+	}
 	err := cl.receive(ctx, c, s)
 	if errors.Is(err, syscall.ENOSPC) {
 		cl.pauseReceiving()

@@ -24,10 +24,13 @@ import (
 // serves, other processes on the repository take a peer's state from that
 // record (see states).
 type liveness struct {
-	mu    sync.Mutex
-	on    bool          // this process serves
-	every time.Duration // its heartbeat interval
-	peers map[string]*live
+	// writing serializes persist: each reads, writes and records what the
+	// catalog holds in turn, so an older figure never overwrites a newer.
+	writing sync.Mutex
+	mu      sync.Mutex
+	on      bool          // this process serves
+	every   time.Duration // its heartbeat interval
+	peers   map[string]*live
 }
 
 type live struct {
@@ -99,6 +102,8 @@ func (lv *liveness) entry(peer string) *live {
 // persist writes peer's record to the catalog when its state changed or its
 // figures moved since the last write, or, with force, when anything did.
 func (cl *Cluster) persist(ctx context.Context, peer string, force bool) {
+	cl.live.writing.Lock()
+	defer cl.live.writing.Unlock()
 	cl.live.mu.Lock()
 	l, ok := cl.live.peers[peer]
 	if !ok || l.seen.IsZero() {
@@ -296,7 +301,7 @@ func (cl *Cluster) pauseReceiving() {
 
 // receiving says whether this node receives chunks: an error of kind
 // fault.NoSpace while its disk is full, which ends once the file system
-// has room for a few chunks again.
+// has room for a few chunks again, and the reserve is back.
 func (cl *Cluster) receiving() error {
 	cl.full.mu.Lock()
 	defer cl.full.mu.Unlock()
@@ -304,7 +309,7 @@ func (cl *Cluster) receiving() error {
 		return nil
 	}
 	var fs unix.Statfs_t
-	if unix.Statfs(cl.dir, &fs) == nil && int64(fs.Bavail)*int64(fs.Bsize) >= 2*int64(cl.maxChunk) {
+	if unix.Statfs(cl.dir, &fs) == nil && int64(fs.Bavail)*int64(fs.Bsize) >= 2*int64(cl.maxChunk) && (cl.room == nil || cl.room()) {
 		cl.log.Info("the disk has room again: receiving chunks", "paused_for", cl.now().Sub(cl.full.since).Round(time.Second))
 		cl.full.since = time.Time{}
 		return nil

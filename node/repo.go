@@ -219,7 +219,7 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.cl = cluster.New(cluster.Config{Dir: dir, ID: n.id, Identity: ident, CertPath: filepath.Join(dir, certFile), Catalog: n.cat, Store: n.disk, Buffers: &n.bufs,
-		MaxChunk: n.params.Max, Logger: n.log, Now: n.now, Local: &handler{n: n}})
+		MaxChunk: n.params.Max, Logger: n.log, Now: n.now, Local: &handler{n: n}, Room: n.ensureReserve})
 	return n, nil
 }
 

@@ -350,6 +350,27 @@ func classify(err error) error {
 	return err
 }
 
+// AboutNode reports whether err, met applying a peer's change, is about
+// this node rather than the change: a busy, full or failing disk, a damaged
+// catalog, a stop. Such a change is tried again later; only one the
+// error is about is refused (quarantined).
+func AboutNode(err error) bool {
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff {
+		case sqlite3.SQLITE_IOERR, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_READONLY,
+			sqlite3.SQLITE_PERM, sqlite3.SQLITE_FULL, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED,
+			sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_INTERRUPT:
+			return true
+		}
+	}
+	switch fault.Of(err) {
+	case fault.Busy, fault.NoSpace, fault.Interrupted, fault.Repository:
+		return true
+	}
+	return errors.Is(err, fs.ErrPermission) || errors.Is(err, context.DeadlineExceeded)
+}
+
 // nanos and fromNanos convert times to the catalog's Unix nanoseconds.
 func nanos(t time.Time) int64 {
 	if t.IsZero() {

@@ -25,9 +25,9 @@ type Change struct {
 // about an object).
 func (tx *Tx) logChange(ctx context.Context, op, name string, version int64, detail string, hash []byte) (int64, error) {
 	err := tx.QueryRowContext(ctx, `INSERT INTO changes(origin, origin_seq, at, op, name, version, detail, hash)
-		VALUES (?1, (SELECT coalesce(max(origin_seq), 0) + 1 FROM changes WHERE origin = ?1), ?2, ?3, ?4, ?5, ?6, ?7)
+		VALUES (?1, `+nextOwnSeqExpr+`, ?3, ?4, ?5, ?6, ?7, ?8)
 		RETURNING seq, origin_seq`,
-		tx.c.origin, nanos(tx.now), op, name, version, detail, hash).Scan(&tx.seq, &tx.originSeq)
+		tx.c.origin, seqFloor, nanos(tx.now), op, name, version, detail, hash).Scan(&tx.seq, &tx.originSeq)
 	if err != nil {
 		return 0, fmt.Errorf("log change: %w", err)
 	}

@@ -2,14 +2,19 @@ package catalog
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/loftstore/loft/names"
 )
 
 // Identity names a change across the cluster: the node that made it and
@@ -60,50 +65,94 @@ func (c *Catalog) ExportOrigin(ctx context.Context, origin string, after int64, 
 	return out, last, nil
 }
 
-// Logged is what a catalog holds of a change: its operation and content
-// hash (empty when not recorded).
+// Logged is what a catalog holds of a change: its operation, object and
+// content hash (empty when not recorded), and for an identity of this
+// node's own, the content hashes of changes TakeBack moved away from it.
 type Logged struct {
-	Op   string
-	Hash []byte
+	Op    string
+	Name  string
+	Hash  []byte
+	moved [][]byte
 }
 
 // Same reports whether rv, received from a peer, is the change l: the same
-// operation and, where both have one, the same hash. Any other change under
-// the same identity is a fork. (Changes logged before hashes were cannot be
-// told apart by more than their operation.)
+// operation and content hash (which covers the object's name), or for a
+// change logged before hashes were, the same operation on the same object.
+// Any other change under the same identity is a fork.
 func (l Logged) Same(rv RemoteVersion) bool {
-	return l.Op == rv.Op && (len(l.Hash) == 0 || len(rv.Hash) == 0 || bytes.Equal(l.Hash, rv.Hash))
+	if l.Op == "" || l.Op != rv.Op {
+		return false
+	}
+	if len(l.Hash) > 0 && len(rv.Hash) > 0 {
+		return bytes.Equal(l.Hash, rv.Hash)
+	}
+	return l.Name == rv.Name
+}
+
+// Knows reports whether rv is the change l, or a change this node moved to
+// a new identity (a peer's copy under the old one is neither lost nor a
+// fork: it has the change under its new identity too, or will).
+func (l Logged) Knows(rv RemoteVersion) bool {
+	if l.Same(rv) {
+		return true
+	}
+	for _, h := range l.moved {
+		if len(rv.Hash) > 0 && bytes.Equal(h, rv.Hash) {
+			return true
+		}
+	}
+	return false
 }
 
 // Logged returns what this catalog holds of origin's changes numbered seqs,
-// for those it holds.
+// for those it holds or, of its own, moved.
 func (c *Catalog) Logged(ctx context.Context, origin string, seqs []int64) (map[int64]Logged, error) {
-	return logged(ctx, c.r, origin, seqs)
+	return c.logged(ctx, c.r, origin, seqs)
 }
 
-func logged(ctx context.Context, q querier, origin string, seqs []int64) (map[int64]Logged, error) {
+func (c *Catalog) logged(ctx context.Context, q querier, origin string, seqs []int64) (map[int64]Logged, error) {
 	out := make(map[int64]Logged, len(seqs))
 	if len(seqs) == 0 {
 		return out, nil
 	}
-	args := []any{origin}
+	args := make([]any, len(seqs))
 	marks := make([]string, len(seqs))
 	for i, s := range seqs {
 		marks[i] = "?"
-		args = append(args, s)
+		args[i] = s
 	}
-	rows, err := q.QueryContext(ctx, `SELECT origin_seq, op, coalesce(hash, x'') FROM changes
-		WHERE origin = ? AND origin_seq IN (`+strings.Join(marks, ",")+`)`, args...)
+	in := "(" + strings.Join(marks, ",") + ")"
+	rows, err := q.QueryContext(ctx, `SELECT origin_seq, op, name, coalesce(hash, x'') FROM changes
+		WHERE origin = ? AND origin_seq IN `+in, append([]any{origin}, args...)...)
+	if err != nil {
+		return nil, classify(err)
+	}
+	for rows.Next() {
+		var s int64
+		var l Logged
+		if err := rows.Scan(&s, &l.Op, &l.Name, &l.Hash); err != nil {
+			rows.Close()
+			return nil, classify(err)
+		}
+		out[s] = l
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil || origin != c.origin {
+		return out, classify(err)
+	}
+	rows, err = q.QueryContext(ctx, `SELECT origin_seq, hash FROM renumbered WHERE origin_seq IN `+in, args...)
 	if err != nil {
 		return nil, classify(err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var s int64
-		var l Logged
-		if err := rows.Scan(&s, &l.Op, &l.Hash); err != nil {
+		var h []byte
+		if err := rows.Scan(&s, &h); err != nil {
 			return nil, classify(err)
 		}
+		l := out[s]
+		l.moved = append(l.moved, h)
 		out[s] = l
 	}
 	return out, classify(rows.Err())
@@ -132,43 +181,54 @@ type Taken struct {
 }
 
 // TakeBack puts back this node's own changes that a peer held and this
-// catalog had lost, and continues after them.
+// catalog had lost, and continues after them. high is the highest of this
+// node's change numbers the peer holds: no change of this node's is
+// numbered at or below it from now on, so none reuses an identity the peer
+// has yet to show (the audit reads a page at a time).
 //
 // The catalog may have written changes of its own since it went back in
 // time (forked: numbered from where the older catalog stopped). Each forked
 // change that reused the identity of a lost one, or that wrote an object the
-// lost history wrote too, moves to a new identity after every one known,
-// and such a write gets a vector that follows the lost versions of its
-// object: it was written later, and shows as the newest (the lost versions
-// stay in the history of the peers that had them). Then the lost changes
-// are applied as any change from a peer. Nothing is dropped: every change
-// of either history keeps an identity of its own, and peers that saw the
-// reused identity with the other content (Applied.Fork) receive the forked
-// change again under its new one.
-func (tx *Tx) TakeBack(ctx context.Context, lost []Lost) (Taken, error) {
+// lost history wrote too, moves to a new identity after every one known.
+// Its vector moves past every count of this node's on its object (and
+// follows the lost versions of the object): it was written later, and a
+// peer that holds it under the old identity sees the new one follow it, not
+// a concurrent write. The move is recorded, so that copy is not taken for
+// a lost change or a fork. Then the lost changes are applied as any change
+// from a peer. Nothing is dropped: every change of either history keeps an
+// identity of its own.
+//
+// Lost changes this catalog holds already (another audit took them back
+// first) are skipped, so TakeBack can run for each peer in turn.
+func (tx *Tx) TakeBack(ctx context.Context, lost []Lost, high int64) (Taken, error) {
 	var taken Taken
+	me := tx.c.origin
+	if err := tx.raiseFloor(ctx, high); err != nil {
+		return taken, err
+	}
+	seqs := make([]int64, len(lost))
+	for i, l := range lost {
+		if rv := l.In.rv; rv.Origin != me {
+			return taken, fmt.Errorf("take back: change %s/%d is not this node's", rv.Origin, rv.OriginSeq)
+		}
+		seqs[i] = l.In.rv.OriginSeq
+	}
+	held, err := tx.c.logged(ctx, tx, me, seqs)
+	if err != nil {
+		return taken, err
+	}
+	lost = slices.DeleteFunc(slices.Clone(lost), func(l Lost) bool { return held[l.In.rv.OriginSeq].Knows(l.In.rv) })
 	if len(lost) == 0 {
 		return taken, nil
 	}
-	me := tx.c.origin
-	slices.SortFunc(lost, func(a, b Lost) int { return int(a.In.rv.OriginSeq - b.In.rv.OriginSeq) })
+	slices.SortFunc(lost, func(a, b Lost) int { return cmp.Compare(a.In.rv.OriginSeq, b.In.rv.OriginSeq) })
 	first := lost[0].In.rv.OriginSeq
 	top := lost[len(lost)-1].In.rv.OriginSeq
-	lostSeqs := make([]int64, len(lost))
 	lostNames := map[string]VV{}
-	for i, l := range lost {
-		rv := l.In.rv
-		if rv.Origin != me {
-			return taken, fmt.Errorf("take back: change %s/%d is not this node's", rv.Origin, rv.OriginSeq)
-		}
-		lostSeqs[i] = rv.OriginSeq
-		if !rv.Gone {
+	for _, l := range lost {
+		if rv := l.In.rv; !rv.Gone {
 			lostNames[rv.Name] = lostNames[rv.Name].Merge(rv.VV)
 		}
-	}
-	held, err := logged(ctx, tx, me, lostSeqs)
-	if err != nil {
-		return taken, err
 	}
 	// This node's own changes since the first lost one: the forked history.
 	type forked struct {
@@ -201,35 +261,43 @@ func (tx *Tx) TakeBack(ctx context.Context, lost []Lost) (Taken, error) {
 		return taken, err
 	}
 	next = max(next, top+1)
-	count := map[string]int64{} // per object: the vector count for me last given
+	count := map[string]int64{} // per object: the count for me last given
 	for _, f := range fork {
-		_, collides := held[f.originSeq]
+		collides := held[f.originSeq].Op != ""
 		lostVV, written := lostNames[f.name]
 		if !collides && !written {
 			continue
 		}
-		to := next
-		next++
+		if _, ok := count[f.name]; !ok {
+			if count[f.name], err = tx.ownCount(ctx, f.name); err != nil {
+				return taken, err
+			}
+		}
 		base := max(lostVV[me], count[f.name])
 		raise := func(v VV) VV {
-			if !written {
-				return v
-			}
 			out := v.Merge(lostVV)
 			out[me] = max(v[me], base) + 1
 			return out
 		}
+		to := next
+		next++
 		vv, err := tx.reissue(ctx, f.originSeq, to, raise)
 		if err != nil {
 			return taken, err
 		}
-		count[f.name] = max(count[f.name], vv[me])
+		count[f.name] = max(count[f.name], vv[me], base+1)
 		if _, err := tx.ExecContext(ctx, `DELETE FROM changes WHERE seq = ?`, f.seq); err != nil {
 			return taken, err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO changes(origin, origin_seq, at, op, name, version, detail, hash)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, me, to, f.at, f.op, f.name, f.version, f.detail, f.hash); err != nil {
 			return taken, fmt.Errorf("renumber change %d: %w", f.originSeq, err)
+		}
+		if len(f.hash) > 0 {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO renumbered(origin_seq, hash, to_seq) VALUES (?, ?, ?)
+				ON CONFLICT DO UPDATE SET to_seq = excluded.to_seq`, f.originSeq, f.hash, to); err != nil {
+				return taken, err
+			}
 		}
 		taken.Reissued = append(taken.Reissued, Reissue{Name: f.name, From: f.originSeq, To: to})
 	}
@@ -245,16 +313,56 @@ func (tx *Tx) TakeBack(ctx context.Context, lost []Lost) (Taken, error) {
 	return taken, nil
 }
 
+// seqFloor is the meta key below which this node numbers no change of its
+// own (see TakeBack).
+const seqFloor = "own_seq_floor"
+
+// raiseFloor keeps this node's next changes above n.
+func (tx *Tx) raiseFloor(ctx context.Context, n int64) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES (?, ?)
+		ON CONFLICT(key) DO UPDATE SET value = max(CAST(value AS INTEGER), excluded.value)`, seqFloor, n)
+	return err
+}
+
 // nextOwnSeq returns the origin_seq this node's next change gets.
 func (tx *Tx) nextOwnSeq(ctx context.Context) (int64, error) {
 	var n int64
-	err := tx.QueryRowContext(ctx, `SELECT coalesce(max(origin_seq), 0) + 1 FROM changes WHERE origin = ?`, tx.c.origin).Scan(&n)
+	err := tx.QueryRowContext(ctx, `SELECT `+nextOwnSeqExpr, tx.c.origin, seqFloor).Scan(&n)
 	return n, err
+}
+
+// nextOwnSeqExpr computes the next origin_seq of origin ?1, with the floor
+// at meta key ?2.
+const nextOwnSeqExpr = `max((SELECT coalesce(max(origin_seq), 0) FROM changes WHERE origin = ?1),
+	(SELECT coalesce(max(CAST(value AS INTEGER)), 0) FROM meta WHERE key = ?2)) + 1`
+
+// ownCount returns the highest count of this node's in the vectors of
+// object name's frontier.
+func (tx *Tx) ownCount(ctx context.Context, name string) (int64, error) {
+	var obj int64
+	err := tx.QueryRowContext(ctx, `SELECT id FROM objects WHERE name = ?`, name).Scan(&obj)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	front, err := tx.frontier(ctx, obj)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, s := range front {
+		n = max(n, s.VV[tx.c.origin])
+	}
+	return n, nil
 }
 
 // reissue moves the versions with identity (this node, from) to (this
 // node, to), their vectors through raise, in the version rows and in the
-// frontiers that hold them. It returns the new vector.
+// frontiers that hold them; a raised version may now follow others of its
+// frontier, which leave it (and their conflict copies go). It returns the
+// new vector.
 func (tx *Tx) reissue(ctx context.Context, from, to int64, raise func(VV) VV) (VV, error) {
 	me := tx.c.origin
 	rows, err := tx.QueryContext(ctx, `SELECT id, vv FROM versions WHERE origin = ? AND origin_seq = ?`, me, from)
@@ -289,47 +397,82 @@ func (tx *Tx) reissue(ctx context.Context, from, to int64, raise func(VV) VV) (V
 			return nil, err
 		}
 	}
-	// Frontiers name the identity (the object's, and its conflict copies').
-	objs, err := tx.QueryContext(ctx, `SELECT id, siblings FROM objects WHERE siblings LIKE ?`, `%"s":`+strconv.FormatInt(from, 10)+`%`)
+	os, err := tx.frontiersWith(ctx, me, from)
 	if err != nil {
 		return nil, err
 	}
-	type obj struct {
-		id   int64
-		sibs string
-	}
-	var os []obj
-	for objs.Next() {
-		var o obj
-		if err := objs.Scan(&o.id, &o.sibs); err != nil {
-			objs.Close()
-			return nil, err
-		}
-		os = append(os, o)
-	}
-	objs.Close()
-	if err := objs.Err(); err != nil {
-		return nil, err
-	}
 	for _, o := range os {
-		var front []sibling
-		if err := json.Unmarshal([]byte(o.sibs), &front); err != nil {
-			return nil, fmt.Errorf("object %d frontier: %w", o.id, ErrCorrupt)
-		}
-		changed := false
-		for i := range front {
-			if front[i].same(me, from) {
-				front[i].Seq, front[i].VV = to, raise(front[i].VV)
-				changed = true
+		for i := range o.front {
+			if o.front[i].same(me, from) {
+				o.front[i].Seq, o.front[i].VV = to, raise(o.front[i].VV)
+				out = o.front[i].VV
 			}
 		}
-		if changed {
-			if err := tx.setFrontier(ctx, o.id, front); err != nil {
+		next := maximal(o.front)
+		if len(next) < len(o.front) {
+			n, err := names.Parse(o.name)
+			if err != nil {
+				return nil, fmt.Errorf("object %d: %w", o.id, ErrCorrupt)
+			}
+			none := sibling{Origin: "\x00"} // every version shown has a row
+			if _, err := tx.show(ctx, o.id, n, o.front, next, none, nil); err != nil {
 				return nil, err
 			}
 		}
+		if err := tx.setFrontier(ctx, o.id, next); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
+}
+
+// frontierOf is an object's frontier.
+type frontierOf struct {
+	id    int64
+	name  string
+	front []sibling
+}
+
+// frontiersWith returns the frontiers that hold identity (origin, seq).
+func (tx *Tx) frontiersWith(ctx context.Context, origin string, seq int64) ([]frontierOf, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, name, siblings FROM objects WHERE siblings LIKE ?`, `%"s":`+strconv.FormatInt(seq, 10)+`%`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []frontierOf
+	for rows.Next() {
+		var f frontierOf
+		var raw string
+		if err := rows.Scan(&f.id, &f.name, &raw); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(raw), &f.front); err != nil {
+			return nil, fmt.Errorf("object %d frontier: %w", f.id, ErrCorrupt)
+		}
+		if slices.ContainsFunc(f.front, func(s sibling) bool { return s.same(origin, seq) }) {
+			out = append(out, f)
+		}
+	}
+	return out, rows.Err()
+}
+
+// maximal returns the versions of front that no other one follows.
+func maximal(front []sibling) []sibling {
+	out := []sibling{}
+	for i, s := range front {
+		followed := false
+		for j, t := range front {
+			if i != j && s.VV.Compare(t.VV) == Before {
+				followed = true
+				break
+			}
+		}
+		if !followed {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // SetAudit records how far this node's own history is confirmed identical
@@ -339,10 +482,11 @@ func (tx *Tx) SetAudit(ctx context.Context, peer string, seq int64) error {
 	return err
 }
 
-// OwnMax returns the highest origin_seq of this node's own changes.
-func (c *Catalog) OwnMax(ctx context.Context) (int64, error) {
+// Highest returns the highest origin_seq of origin's changes this catalog
+// holds.
+func (c *Catalog) Highest(ctx context.Context, origin string) (int64, error) {
 	var n int64
-	err := c.r.QueryRowContext(ctx, `SELECT coalesce(max(origin_seq), 0) FROM changes WHERE origin = ?`, c.origin).Scan(&n)
+	err := c.r.QueryRowContext(ctx, `SELECT coalesce(max(origin_seq), 0) FROM changes WHERE origin = ?`, origin).Scan(&n)
 	return n, classify(err)
 }
 

@@ -45,8 +45,18 @@ type RemoteVersion struct {
 // Incoming is a version received from a peer that ParseRemote accepted:
 // the only form ApplyRemote takes, so nothing unchecked reaches the catalog.
 type Incoming struct {
-	rv   RemoteVersion
-	name names.Name
+	rv     RemoteVersion
+	name   names.Name
+	sender string
+}
+
+// From records the peer that sent the version. The version's origin is
+// the authority on what its changes are: a change it sends over one this
+// node holds under the same identity with another content replaces it,
+// once that one no longer shows (see ApplyRemote).
+func (in Incoming) From(peer string) Incoming {
+	in.sender = peer
+	return in
 }
 
 // Version returns the version as it arrived.
@@ -316,23 +326,18 @@ func (tx *Tx) ApplyRemote(ctx context.Context, in Incoming, chunks []ChunkRef) (
 		return Applied{}, fmt.Errorf("apply: %w", ErrBadChange)
 	}
 	if !rv.Gone && int64(len(chunks)) != rv.Chunks {
-		return Applied{}, fmt.Errorf("version %s/%d of %s: %d chunk references, want %d", rv.Origin, rv.OriginSeq, rv.Name, len(chunks), rv.Chunks)
+		return Applied{}, fault.E(fault.Invalid, "version %s/%d of %s: %d chunk references, want %d", rv.Origin, rv.OriginSeq, rv.Name, len(chunks), rv.Chunks)
 	}
-	var seq int64
-	var hash any
-	if len(rv.Hash) > 0 {
-		hash = rv.Hash
-	}
-	err := tx.QueryRowContext(ctx, `INSERT INTO changes(origin, origin_seq, at, op, name, version, detail, hash)
-		VALUES (?, ?, ?, ?, ?, 0, 'applied', ?) ON CONFLICT(origin, origin_seq) DO NOTHING RETURNING seq`,
-		rv.Origin, rv.OriginSeq, nanos(tx.now), rv.Op, rv.Name, hash).Scan(&seq)
+	seq, err := tx.logRemote(ctx, rv)
 	if errors.Is(err, sql.ErrNoRows) {
-		var had Logged
-		if err := tx.QueryRowContext(ctx, `SELECT op, coalesce(hash, x'') FROM changes WHERE origin = ? AND origin_seq = ?`,
-			rv.Origin, rv.OriginSeq).Scan(&had.Op, &had.Hash); err != nil {
+		var use reuse
+		if use, err = tx.reused(ctx, in); err != nil {
 			return Applied{}, err
 		}
-		return Applied{Duplicate: true, Fork: !had.Same(rv), Name: rv.Name}, nil
+		if use != superseded {
+			return Applied{Duplicate: true, Fork: use == forked, Name: rv.Name}, nil
+		}
+		seq, err = tx.logRemote(ctx, rv)
 	}
 	if err != nil {
 		return Applied{}, fmt.Errorf("log change: %w", err)
@@ -360,7 +365,7 @@ func (tx *Tx) ApplyRemote(ctx context.Context, in Incoming, chunks []ChunkRef) (
 	me := sibling{Origin: rv.Origin, Seq: rv.OriginSeq, VV: rv.VV, Created: nanos(rv.Created), Deleted: rv.Deleted}
 	next := join(front, me)
 	if len(next) > MaxSiblings {
-		return Applied{}, fmt.Errorf("%s has more than %d concurrent versions", rv.Name, MaxSiblings)
+		return Applied{}, fault.E(fault.TooLarge, "%s has more than %d concurrent versions", rv.Name, MaxSiblings)
 	}
 	incoming := func(to int64) error { return tx.insertRemote(ctx, to, rv, chunks, seq) }
 	shown, err := tx.show(ctx, obj, in.name, front, next, me, incoming)
@@ -369,6 +374,68 @@ func (tx *Tx) ApplyRemote(ctx context.Context, in Incoming, chunks []ChunkRef) (
 	}
 	ap.Added, ap.Conflict = shown.added, shown.conflict
 	return ap, tx.setFrontier(ctx, obj, next)
+}
+
+// logRemote logs a change from a peer under its identity and returns its
+// sequence number here; sql.ErrNoRows when the identity is logged already.
+func (tx *Tx) logRemote(ctx context.Context, rv RemoteVersion) (int64, error) {
+	var hash any
+	if len(rv.Hash) > 0 {
+		hash = rv.Hash
+	}
+	var seq int64
+	err := tx.QueryRowContext(ctx, `INSERT INTO changes(origin, origin_seq, at, op, name, version, detail, hash)
+		VALUES (?, ?, ?, ?, ?, 0, 'applied', ?) ON CONFLICT(origin, origin_seq) DO NOTHING RETURNING seq`,
+		rv.Origin, rv.OriginSeq, nanos(tx.now), rv.Op, rv.Name, hash).Scan(&seq)
+	return seq, err
+}
+
+// reuse is what a change whose identity is logged already turns out to be.
+type reuse int
+
+const (
+	sameChange reuse = iota // the change held, or one this node moved to a new identity
+	forked                  // another change under the identity: set aside
+	superseded              // sent by its origin, and the change held gave way
+)
+
+// reused tells what a change whose identity is logged here already is. A
+// change sent by its origin supersedes the one held when it can (see
+// supersede); the caller then logs it.
+func (tx *Tx) reused(ctx context.Context, in Incoming) (reuse, error) {
+	rv := in.rv
+	held, err := tx.c.logged(ctx, tx, rv.Origin, []int64{rv.OriginSeq})
+	if err != nil {
+		return 0, err
+	}
+	if held[rv.OriginSeq].Knows(rv) {
+		return sameChange, nil
+	}
+	if in.sender != rv.Origin || rv.Origin == tx.c.origin {
+		return forked, nil
+	}
+	if ok, err := tx.supersede(ctx, rv.Origin, rv.OriginSeq); err != nil || !ok {
+		return forked, err
+	}
+	return superseded, nil
+}
+
+// supersede gives up the change this node holds as (origin, seq) for
+// another under the same identity, sent by origin itself: origin's catalog
+// went back in time and reused the identity, and has since moved the
+// change held here to a new one (TakeBack). It does so only when no
+// frontier holds the identity any more, that is once the change under its
+// new identity followed it here; the versions it made keep their content
+// and place in history, without an identity (nothing asks for them by it).
+func (tx *Tx) supersede(ctx context.Context, origin string, seq int64) (bool, error) {
+	if fs, err := tx.frontiersWith(ctx, origin, seq); err != nil || len(fs) > 0 {
+		return false, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE versions SET origin = '', origin_seq = 0 WHERE origin = ? AND origin_seq = ?`, origin, seq); err != nil {
+		return false, err
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM changes WHERE origin = ? AND origin_seq = ?`, origin, seq)
+	return err == nil, err
 }
 
 // join adds s to a frontier, dropping the versions s follows.
@@ -584,8 +651,8 @@ func (tx *Tx) insertRemote(ctx context.Context, obj int64, rv RemoteVersion, chu
 		sum = rv.SHA256[:]
 	}
 	for _, ref := range chunks {
-		if ref.Stored <= 0 || ref.Plain < 0 {
-			return fmt.Errorf("version %s/%d: chunk %s has stored size %d", rv.Origin, rv.OriginSeq, ref.ID, ref.Stored)
+		if err := ref.Check(); err != nil {
+			return fmt.Errorf("version %s/%d: %w", rv.Origin, rv.OriginSeq, err)
 		}
 	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, deleted, size, mode, mtime, content_type, sha256, created, origin, origin_seq, vv)

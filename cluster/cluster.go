@@ -68,9 +68,10 @@ type Cluster struct {
 	room     func() bool
 
 	traffic   traffic
-	transfers flights  // in flight, while serving
-	live      liveness // peers' heartbeats, while serving
-	full      full     // receiving paused by a full disk
+	transfers flights    // in flight, while serving
+	live      liveness   // peers' heartbeats, while serving
+	full      full       // receiving paused by a full disk
+	auditing  sync.Mutex // one history audit at a time (see audit)
 	// The serving process's newest traffic figures and loop results; the
 	// catalog gets them when they change (see recordTraffic, RecordLoop).
 	lastTransfer atomic.Pointer[Transfer]

@@ -102,6 +102,9 @@ func (cl *Cluster) applyPage(ctx context.Context, c *transfer.Conn, changes []tr
 					return err
 				})
 				if err != nil {
+					if catalog.AboutNode(err) {
+						return err // the page is tried again at the next exchange
+					}
 					bad = append(bad, refused{it.in.Version(), err})
 					continue
 				}
@@ -139,7 +142,7 @@ func (cl *Cluster) applyPage(ctx context.Context, c *transfer.Conn, changes []tr
 	}
 	for _, ch := range changes {
 		rv := remoteOf(ch.Version)
-		if l, ok := known[catalog.Identity{Origin: rv.Origin, Seq: rv.OriginSeq}]; ok && l.Same(rv) {
+		if known[catalog.Identity{Origin: rv.Origin, Seq: rv.OriginSeq}].Knows(rv) {
 			continue // held already: nothing to read or apply
 		}
 		in, err := catalog.ParseRemote(rv)
@@ -147,6 +150,7 @@ func (cl *Cluster) applyPage(ctx context.Context, c *transfer.Conn, changes []tr
 			bad = append(bad, refused{rv, err})
 			continue
 		}
+		in = in.From(peer)
 		var refs []catalog.ChunkRef
 		if !rv.Gone && !rv.Deleted && rv.Chunks > 0 {
 			refs, err = cl.fetchChunkList(ctx, c, transfer.ChunksReq{Origin: rv.Origin, OriginSeq: rv.OriginSeq}, rv.Chunks)
@@ -157,7 +161,8 @@ func (cl *Cluster) applyPage(ctx context.Context, c *transfer.Conn, changes []tr
 				if in, err = catalog.ParseRemote(rv); err != nil {
 					return applied, err
 				}
-			case k == fault.Peer || k == fault.Interrupted:
+				in = in.From(peer)
+			case k == fault.Peer || catalog.AboutNode(err):
 				return applied, err
 			default:
 				bad = append(bad, refused{rv, err})
@@ -202,7 +207,13 @@ func (cl *Cluster) knownChanges(ctx context.Context, changes []transfer.Change) 
 // and this node continues after it. The audit runs on every exchange, so
 // on start and on every new connection; with nothing new it costs a round
 // trip and writes nothing.
+//
+// Audits run one at a time in a process (with every peer, the same lost
+// change would be fetched twice); TakeBack skips what another process
+// took back first.
 func (cl *Cluster) audit(ctx context.Context, c *transfer.Conn) error {
+	cl.auditing.Lock()
+	defer cl.auditing.Unlock()
 	peer, me := c.Peer().String(), cl.id.String()
 	for range 10_000 {
 		p, err := cl.cat.FindPeer(ctx, peer)
@@ -229,7 +240,7 @@ func (cl *Cluster) audit(ctx context.Context, c *transfer.Conn) error {
 		var reasons []error
 		for _, ch := range resp.Changes {
 			rv := remoteOf(ch.Version)
-			if l, ok := held[rv.OriginSeq]; ok && l.Same(rv) {
+			if held[rv.OriginSeq].Knows(rv) {
 				continue
 			}
 			in, err := catalog.ParseRemote(rv)
@@ -239,7 +250,7 @@ func (cl *Cluster) audit(ctx context.Context, c *transfer.Conn) error {
 			var refs []catalog.ChunkRef
 			if err == nil && !rv.Gone && !rv.Deleted && rv.Chunks > 0 {
 				refs, err = cl.fetchChunkList(ctx, c, transfer.ChunksReq{Origin: rv.Origin, OriginSeq: rv.OriginSeq}, rv.Chunks)
-				if k := fault.Of(err); k == fault.Peer || k == fault.Interrupted || k == fault.NotFound {
+				if k := fault.Of(err); k == fault.Peer || k == fault.NotFound || catalog.AboutNode(err) {
 					return err // retried at the next exchange
 				}
 			}
@@ -252,7 +263,7 @@ func (cl *Cluster) audit(ctx context.Context, c *transfer.Conn) error {
 		var taken catalog.Taken
 		err = cl.cat.Tx(ctx, func(tx *catalog.Tx) error {
 			var err error
-			if taken, err = tx.TakeBack(ctx, lost); err != nil {
+			if taken, err = tx.TakeBack(ctx, lost, resp.High); err != nil {
 				return err
 			}
 			for i, rv := range bad {

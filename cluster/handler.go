@@ -89,7 +89,8 @@ func (h *handler) serve(ctx context.Context, c *transfer.Conn, op transfer.Op, b
 			}
 			resp := changesResp(ex, last)
 			resp.More = len(ex) == limit
-			return resp, nil
+			resp.High, err = cl.cat.Highest(ctx, req.Origin)
+			return resp, err
 		})
 	case transfer.OpVersionChunks:
 		var req transfer.ChunksReq

@@ -180,6 +180,9 @@ type ChangesResp struct {
 	LastOriginSeq int64    `json:"last_origin_seq,omitempty"`
 	More          bool     `json:"more,omitempty"`
 	Reset         bool     `json:"reset,omitempty"`
+	// High, in an answer to OpOrigin, is the highest change number of the
+	// origin the node holds.
+	High int64 `json:"high,omitempty"`
 }
 
 // Validate checks the page's shape only. Each change is checked on its own

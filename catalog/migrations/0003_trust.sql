@@ -35,6 +35,16 @@ ALTER TABLE peers ADD COLUMN audit_seq INTEGER NOT NULL DEFAULT 0;
 -- other processes take a peer's state from here.
 ALTER TABLE peers ADD COLUMN state TEXT NOT NULL DEFAULT '';
 
+-- This node's own changes that TakeBack moved to a new identity (to_seq),
+-- by their old identity and content hash: a peer that holds one under the
+-- old identity holds neither a lost change nor a fork.
+CREATE TABLE renumbered (
+	origin_seq INTEGER NOT NULL,
+	hash       BLOB NOT NULL,
+	to_seq     INTEGER NOT NULL,
+	PRIMARY KEY (origin_seq, hash)
+) WITHOUT ROWID;
+
 -- What happened to this node's history: a rewind found and repaired (its
 -- own changes taken back from a peer, its later ones renumbered), a fork
 -- seen in another node's changes, a peer's log read again.

@@ -218,7 +218,7 @@ func (cl *Cluster) offer(ctx context.Context, peer string, batch []catalog.Chunk
 		return 0, 0, 0, err
 	}
 	if len(bits.Bits) != len(ids) {
-		return 0, 0, 0, fmt.Errorf("peer %s answered %d of %d chunks", peer[:8], len(bits.Bits), len(ids))
+		return 0, 0, 0, fault.E(fault.Peer, "peer %s answered %d of %d chunks", peer[:8], len(bits.Bits), len(ids))
 	}
 	var present, missing []store.ID
 	for i, id := range ids {

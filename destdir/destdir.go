@@ -20,6 +20,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -36,6 +37,9 @@ var ErrInTheWay = fault.New(fault.Invalid, "destination is in the way")
 type Dir struct {
 	root *os.Root
 	path string
+
+	mu      sync.Mutex
+	renamed map[string]bool // directories a durable Commit renamed into, until Sync
 }
 
 // Open opens the existing directory path as a destination.
@@ -112,7 +116,7 @@ func (d *Dir) Create(rel names.Name) (*File, error) {
 // Commit gives the file its mode and modification time (none when mtime is
 // zero), flushes it when sync is set, and renames it into place. A regular
 // file there is replaced; anything else makes Commit fail and the file is
-// removed.
+// removed. With sync, the rename is durable after the next Sync.
 func (f *File) Commit(mode fs.FileMode, mtime time.Time, sync bool) (err error) {
 	defer func() {
 		if err != nil {
@@ -142,6 +146,34 @@ func (f *File) Commit(mode fs.FileMode, mtime time.Time, sync bool) (err error) 
 		return f.d.inTheWay(f.rel, err)
 	}
 	f.finished = true
+	if sync {
+		f.d.mu.Lock()
+		if f.d.renamed == nil {
+			f.d.renamed = map[string]bool{}
+		}
+		f.d.renamed[path.Dir(f.rel.String())] = true
+		f.d.mu.Unlock()
+	}
+	return nil
+}
+
+// Sync makes durable the renames of the files committed with sync since
+// the last Sync: it syncs each directory they were renamed into, once.
+func (d *Dir) Sync() error {
+	d.mu.Lock()
+	dirs := d.renamed
+	d.renamed = nil
+	d.mu.Unlock()
+	for rel := range dirs {
+		f, err := d.root.Open(rel)
+		if err == nil {
+			err = f.Sync()
+			f.Close()
+		}
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", path.Join(d.path, rel), err)
+		}
+	}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package destdir
 import (
 	"errors"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -137,5 +138,48 @@ func TestInTheWay(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "afile")); string(b) != "f" {
 		t.Fatalf("afile changed: %q", b)
+	}
+}
+
+// Sync syncs the directories durable commits renamed into, and forgets
+// them; a directory removed meanwhile is an error naming it.
+func TestSyncDirectories(t *testing.T) {
+	dir := t.TempDir()
+	d, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, name := range []string{"a/one", "a/two", "b/three"} {
+		n := names.Must(name)
+		if err := d.MkdirAll(names.Must(path.Dir(name))); err != nil {
+			t.Fatal(err)
+		}
+		f, err := d.Create(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Commit(0o644, time.Time{}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Sync(); err != nil {
+		t.Fatalf("Sync: %v", err)
+	}
+	f, err := d.Create(names.Must("b/four"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Commit(0o644, time.Time{}, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, "b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Sync(); err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "b")) {
+		t.Fatalf("Sync after b was removed = %v; want an error naming it", err)
+	}
+	if err := d.Sync(); err != nil {
+		t.Fatalf("Sync with nothing renamed since = %v", err)
 	}
 }

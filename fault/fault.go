@@ -30,7 +30,7 @@ const (
 	Unsupported Kind = 2  // an operation the other side does not know
 	NotFound    Kind = 3  // no such object, version, chunk or path
 	Integrity   Kind = 4  // stored data is corrupt or missing
-	Busy        Kind = 5  // the catalog's write lock was held too long
+	Busy        Kind = 5  // the catalog's write lock was held too long (a peer's: Peer)
 	Internal    Kind = 6  // anything else: I/O, permissions, bugs
 	Denied      Kind = 7  // not allowed: a refused invite, a foreign dashboard
 	TooLarge    Kind = 8  // over a size cap

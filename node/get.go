@@ -208,7 +208,10 @@ func (g *getter) one(ctx context.Context, v catalog.Version, dest string) error 
 		return fmt.Errorf("get %s: %w", v.Name, err)
 	}
 	defer d.Close()
-	return g.writeFile(ctx, v, d, rel)
+	if err := g.writeFile(ctx, v, d, rel); err != nil {
+		return err
+	}
+	return d.Sync()
 }
 
 // tree restores every live object below target into the directory dest,
@@ -245,7 +248,7 @@ func (g *getter) tree(ctx context.Context, target names.Prefix, dest string) err
 		return fmt.Errorf("get: %w", err)
 	}
 	defer d.Close()
-	return g.src.Walk(ctx, target, func(v catalog.Version) error {
+	err = g.src.Walk(ctx, target, func(v catalog.Version) error {
 		rel, err := relPath(target, v.Name)
 		if err == nil {
 			err = g.writeFile(ctx, v, d, rel)
@@ -258,6 +261,10 @@ func (g *getter) tree(ctx context.Context, target names.Prefix, dest string) err
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return d.Sync()
 }
 
 // relPath parses an object name a source returned and gives the path it

@@ -102,12 +102,22 @@ func (n *Node) Put(ctx context.Context, paths []string, opts PutOptions) (PutRes
 	}
 	p.res.Duration = n.now().Sub(start)
 	if errors.Is(err, syscall.ENOSPC) {
+		// How much input is left, for the message: counted for a few seconds
+		// at most (a large tree), and not at all once interrupted.
+		cctx, cancel := context.WithTimeout(ctx, countFor)
 		var total int64
-		countInputs(context.WithoutCancel(ctx), paths, func(_, bytes int64) { total += bytes })
+		countInputs(cctx, paths, func(_, bytes int64) { total += bytes })
+		if cctx.Err() != nil {
+			total = 0 // not known
+		}
+		cancel()
 		err = n.diskFull("put", max(0, total-p.res.Bytes), err)
 	}
 	return p.res, err
 }
+
+// countFor bounds counting the input left when a put meets a full disk.
+const countFor = 5 * time.Second
 
 type putter struct {
 	n      *Node

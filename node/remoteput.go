@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/store"
 	"github.com/loftstore/loft/transfer"
@@ -107,7 +108,7 @@ func (r *Remote) putFile(ctx context.Context, rd io.Reader, name names.Name, mod
 					return err
 				}
 				if acked != len(batch) {
-					return fmt.Errorf("peer stored %d of %d chunks", acked, len(batch))
+					return fault.E(fault.Peer, "peer stored %d of %d chunks", acked, len(batch))
 				}
 				newChunks.Add(int64(len(batch)))
 			}
@@ -116,6 +117,7 @@ func (r *Remote) putFile(ctx context.Context, rd io.Reader, name names.Name, mod
 	}
 	var refs []transfer.ChunkRef
 	var size int64
+	ctype := contentType(name.String(), nil) // as put guesses it, from the name and the first chunk
 	whole := sha256.New()
 	g.Go(func() error {
 		defer close(work)
@@ -151,7 +153,7 @@ func (r *Remote) putFile(ctx context.Context, rd io.Reader, name names.Name, mod
 			}
 			if len(bits.Bits) != len(ids) {
 				r.release(unique, budget)
-				return fmt.Errorf("peer answered %d of %d chunks", len(bits.Bits), len(ids))
+				return fault.E(fault.Peer, "peer answered %d of %d chunks", len(bits.Bits), len(ids))
 			}
 			var missing []pending
 			for i, b := range unique {
@@ -195,6 +197,9 @@ func (r *Remote) putFile(ctx context.Context, rd io.Reader, name names.Name, mod
 					return err
 				}
 			}
+			if size == 0 {
+				ctype = contentType(name.String(), data)
+			}
 			buf := r.n.bufs.Get(len(data))
 			id := store.Sum(data)
 			whole.Write(data)
@@ -219,7 +224,7 @@ func (r *Remote) putFile(ctx context.Context, rd io.Reader, name names.Name, mod
 	// Every chunk is acknowledged durable on the peer: commit the version.
 	var sum [32]byte
 	copy(sum[:], whole.Sum(nil))
-	req := transfer.CommitReq{Name: name.String(), Size: size, Mode: mode, MTime: mtime, SHA256: sum}
+	req := transfer.CommitReq{Name: name.String(), Size: size, Mode: mode, MTime: mtime, ContentType: ctype, SHA256: sum}
 	for len(refs) > transfer.MaxIDs {
 		page := req
 		page.Chunks, page.More = refs[:transfer.MaxIDs], true

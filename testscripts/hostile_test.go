@@ -162,7 +162,14 @@ func TestHostilePeerNames(t *testing.T) {
 	// Each bad name fails alone; the one that arrived as another name is
 	// not found on the peer.
 	if code != 5 || res.Files != 2 || len(res.Failed) != len(bad)+1 {
-		t.Errorf("get --node: exit %d, %d files, %d failed; want 5, 2, %d\n%s%s", code, res.Files, len(res.Failed), len(bad)+1, out, errs)
+		var wrote []string
+		filepath.WalkDir(dest2, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				wrote = append(wrote, p)
+			}
+			return nil
+		})
+		t.Errorf("get --node: exit %d, %d files (%q), %d failed; want 5, 2, %d\n%s%s", code, res.Files, wrote, len(res.Failed), len(bad)+1, out, errs)
 	}
 	for _, f := range res.Failed {
 		if want := "invalid"; f.Path == notUTF8Arrives {

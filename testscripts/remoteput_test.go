@@ -339,6 +339,34 @@ func TestRemotePutSameAsLocal(t *testing.T) {
 	if local, home := listing(t, e.local), listing(t, e.home.repo); !slices.Equal(local, home) {
 		t.Errorf("after every case: local %q, home %q", local, home)
 	}
+	if local, home := heads(t, e.local), heads(t, e.home.repo); !reflect.DeepEqual(local, home) {
+		t.Errorf("after every case, the newest versions differ:\nlocal %v\nhome  %v", local, home)
+	}
+}
+
+// head is what a put decides of a version: all but when and where.
+type head struct {
+	Size        int64  `json:"size"`
+	Mode        uint32 `json:"mode"`
+	ContentType string `json:"content_type"`
+	SHA256      string `json:"sha256"`
+}
+
+// heads returns the newest version of every object of repo, by name.
+func heads(t *testing.T, repo string) map[string]head {
+	t.Helper()
+	var entries []struct {
+		Name string `json:"name"`
+		head
+	}
+	if err := json.Unmarshal([]byte(must(t, repo, "ls", "-r", "--json")), &entries); err != nil {
+		t.Fatalf("ls -r --json of %s: %v", repo, err)
+	}
+	out := map[string]head{}
+	for _, e := range entries {
+		out[e.Name] = e.head
+	}
+	return out
 }
 
 // added returns the names in after that are not in before (both sorted).

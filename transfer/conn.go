@@ -779,13 +779,14 @@ func (c *Conn) readLoop() {
 }
 
 // serveRequest serves one incoming request in its own goroutine, or answers
-// fault.Busy when maxIncomingRequests are already being served. It returns
-// false once the connection is gone.
+// fault.Peer when maxIncomingRequests are already being served (to the
+// caller, this node is the peer that could not answer: fault.Busy is about
+// its own catalog). It returns false once the connection is gone.
 func (c *Conn) serveRequest(id uint64, op Op, body []byte) bool {
 	select {
 	case c.inflight <- struct{}{}:
 	default:
-		return c.respond(id, fault.Busy, []byte("too many concurrent requests")) == nil
+		return c.respond(id, fault.Peer, []byte("too many concurrent requests")) == nil
 	}
 	go func() {
 		defer func() { <-c.inflight }()
@@ -815,6 +816,9 @@ func (c *Conn) runHandler(op Op, body []byte) (code Code, payload []byte) {
 	resp, err := c.cfg.Handler.Serve(ctx, c, op, body)
 	if err != nil {
 		code, msg := CodeOf(err), err.Error()
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+			code = fault.Peer // this node took longer than a call may
+		}
 		if ce, ok := err.(*CodeError); ok {
 			msg = ce.Msg // the caller's *CodeError adds the "peer error" part
 		}

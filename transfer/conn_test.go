@@ -612,8 +612,8 @@ func TestBusy(t *testing.T) {
 	for range maxIncomingRequests {
 		<-a.handler.started
 	}
-	if err := cc.Call(ctx, opEcho, 1, nil); CodeOf(err) != fault.Busy {
-		t.Fatalf("call beyond the limit: %v", err)
+	if err := cc.Call(ctx, opEcho, 1, nil); CodeOf(err) != fault.Peer || !strings.Contains(err.Error(), "too many concurrent requests") {
+		t.Fatalf("call beyond the limit: %v; want a peer error saying it has too many requests", err)
 	}
 	close(a.handler.release)
 	for range maxIncomingRequests {
@@ -655,7 +655,7 @@ func TestConcurrentCalls(t *testing.T) {
 	ctx := testCtx(t)
 
 	// 16 callers per side keep at most 32 requests in flight at each end,
-	// the limit above which fault.Busy would be correct.
+	// the limit above which a refusal would be correct.
 	const callers, calls = 8, 25
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*callers)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 	"unsafe"
 
@@ -64,7 +65,7 @@ func (b *bench) idle(ctx context.Context, sz sizes, l *limits, st *e2eState) err
 		window = 20 * time.Second
 	}
 	var writes int
-	watchers := make([]func() int, len(ss))
+	watchers := make([]func() map[string]int, len(ss))
 	for i, s := range ss {
 		stop, err := watchRepo(s.repo)
 		if err != nil {
@@ -74,7 +75,11 @@ func (b *bench) idle(ctx context.Context, sz sizes, l *limits, st *e2eState) err
 	}
 	time.Sleep(window)
 	for i, s := range ss {
-		writes += watchers[i]()
+		for path, n := range watchers[i]() {
+			writes += n
+			rel, _ := filepath.Rel(b.dir, path)
+			fmt.Printf("  written while idle: %s (%d events)\n", rel, n)
+		}
 		if err := s.alive(); err != nil {
 			return err
 		}
@@ -90,33 +95,57 @@ func (b *bench) idle(ctx context.Context, sz sizes, l *limits, st *e2eState) err
 }
 
 // watchRepo counts what is written, created, removed or renamed in every
-// directory of repo until the returned function is called.
-func watchRepo(repo string) (func() int, error) {
+// directory of repo until the returned function is called, which returns
+// the counts by file.
+func watchRepo(repo string) (func() map[string]int, error) {
 	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
 	if err != nil {
 		return nil, err
 	}
 	const mask = unix.IN_MODIFY | unix.IN_CREATE | unix.IN_DELETE | unix.IN_MOVED_TO | unix.IN_CLOSE_WRITE | unix.IN_ATTRIB
+	dirs := map[int32]string{}
 	filepath.WalkDir(repo, func(p string, d os.DirEntry, err error) error {
 		if err == nil && d.IsDir() {
-			unix.InotifyAddWatch(fd, p, mask)
+			if wd, err := unix.InotifyAddWatch(fd, p, mask); err == nil {
+				dirs[int32(wd)] = p
+			}
 		}
 		return nil
 	})
-	return func() int {
+	return func() map[string]int {
 		defer unix.Close(fd)
-		n := 0
+		out := map[string]int{}
 		buf := make([]byte, 64<<10)
 		for {
 			k, err := unix.Read(fd, buf)
 			if k <= 0 || err != nil {
-				return n
+				return out
 			}
 			for off := 0; off+unix.SizeofInotifyEvent <= k; {
 				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+				name := ""
+				if ev.Len > 0 {
+					raw := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
+					name = strings.TrimRight(string(raw), "\x00")
+				}
+				out[filepath.Join(dirs[ev.Wd], name)+" "+eventKinds(ev.Mask)]++
 				off += unix.SizeofInotifyEvent + int(ev.Len)
-				n++
 			}
 		}
 	}, nil
+}
+
+// eventKinds names the inotify events in mask.
+func eventKinds(mask uint32) string {
+	var out []string
+	for _, k := range []struct {
+		bit  uint32
+		name string
+	}{{unix.IN_MODIFY, "modify"}, {unix.IN_CREATE, "create"}, {unix.IN_DELETE, "delete"},
+		{unix.IN_MOVED_TO, "rename"}, {unix.IN_CLOSE_WRITE, "close-after-write"}, {unix.IN_ATTRIB, "attributes"}} {
+		if mask&k.bit != 0 {
+			out = append(out, k.name)
+		}
+	}
+	return "[" + strings.Join(out, ",") + "]"
 }

@@ -192,11 +192,11 @@ func open(ctx context.Context, path string, opts Options, createMeta map[string]
 		w.Close()
 		return nil, fmt.Errorf("open catalog: %w", err)
 	}
-	r.SetMaxOpenConns(8)
+	r.SetMaxOpenConns(readers)
 	// Readers stay open: a reopened connection touches the WAL's metadata
 	// (SQLite sets its owner when running as root), a write an idle node
-	// must not make.
-	r.SetMaxIdleConns(8)
+	// must not make (see also OpenReaders).
+	r.SetMaxIdleConns(readers)
 	c := &Catalog{path: path, w: w, r: r, origin: opts.Origin, now: opts.Now}
 	if err := c.migrate(ctx, createMeta); err != nil {
 		c.Close()
@@ -213,6 +213,35 @@ func (c *Catalog) Path() string { return c.path }
 
 // Origin returns the node ID recorded with this catalog's changes.
 func (c *Catalog) Origin() string { return c.origin }
+
+// readers is the number of reading connections.
+const readers = 8
+
+// OpenReaders opens every reading connection now, each with the WAL open.
+// A long-running process calls it as it starts: the pool otherwise grows
+// when reads first overlap, and a connection that opens the WAL changes
+// the file's metadata (SQLite gives it the database's owner when running
+// as root), at any time, however idle the process.
+func (c *Catalog) OpenReaders(ctx context.Context) error {
+	conns := make([]*sql.Conn, 0, readers)
+	defer func() {
+		for _, cn := range conns {
+			cn.Close()
+		}
+	}()
+	for range readers {
+		cn, err := c.r.Conn(ctx)
+		if err != nil {
+			return classify(err)
+		}
+		conns = append(conns, cn)
+		var n int64
+		if err := cn.QueryRowContext(ctx, `SELECT count(*) FROM meta`).Scan(&n); err != nil {
+			return classify(err)
+		}
+	}
+	return nil
+}
 
 // Meta returns a value from the meta table, or "" when the key is absent.
 func (c *Catalog) Meta(ctx context.Context, key string) (string, error) {

@@ -86,6 +86,9 @@ func (s *Server) Run(ctx context.Context) error {
 	nw := cl.net
 	defer s.lock.Close() // last: while it is held, others read the records below as current
 	defer nw.close()
+	if err := cl.cat.OpenReaders(ctx); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	// Where this node serves, for the dashboard and the command line of
 	// this repository: written once; the lock says whether it is current.
 	cl.setServing(ctx, s.advertised)

@@ -55,8 +55,43 @@ type Version struct {
 	Origin       string    `json:"origin"`
 	RestoredFrom int64     `json:"restored_from,omitempty"`
 	Chunks       int64     `json:"chunks"`
+	Kind         Kind      `json:"kind,omitempty"`
+	Target       string    `json:"target,omitempty"` // a symbolic link's
 
 	id int64
+}
+
+// Kind is what a version is: a file (the zero value), a directory or a
+// symbolic link. Only mirror puts store directories and links.
+type Kind string
+
+const (
+	KindFile    Kind = ""
+	KindDir     Kind = "dir"
+	KindSymlink Kind = "symlink"
+)
+
+// Valid reports whether k is one of the kinds.
+func (k Kind) Valid() bool { return k == KindFile || k == KindDir || k == KindSymlink }
+
+// MaxTarget bounds a symbolic link's target (Linux's PATH_MAX).
+const MaxTarget = 4096
+
+// checkEntry refuses a directory or link that carries content, a link
+// without a target or with one no file system holds, and a target on
+// anything else.
+func checkEntry(kind Kind, target string, size, chunks int64) error {
+	switch {
+	case !kind.Valid():
+		return fmt.Errorf("unknown kind %q", kind)
+	case kind != KindFile && (size != 0 || chunks != 0):
+		return fmt.Errorf("a %s with content", kind)
+	case kind == KindSymlink && (target == "" || len(target) > MaxTarget || strings.IndexByte(target, 0) >= 0):
+		return fmt.Errorf("symbolic link target of %d bytes: empty, over %d or with a NUL", len(target), MaxTarget)
+	case kind != KindSymlink && target != "":
+		return fmt.Errorf("a %q with a link target", kind)
+	}
+	return nil
 }
 
 // MaxVersionChunks bounds the chunk list of one version (4 TiB of 1 MiB
@@ -80,7 +115,7 @@ func (r ChunkRef) Check() error {
 
 const versionCols = `o.name, v.id, v.num, v.deleted, v.size, v.mode, v.mtime, v.content_type,
 	v.sha256, v.created, v.origin, coalesce(v.restored_from, 0),
-	(SELECT count(*) FROM version_chunks vc WHERE vc.version_id = v.id)`
+	(SELECT count(*) FROM version_chunks vc WHERE vc.version_id = v.id), v.kind, v.target`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -89,7 +124,7 @@ func scanVersion(s scanner) (Version, error) {
 	var mtime, created int64
 	var sum []byte
 	err := s.Scan(&v.Name, &v.id, &v.Num, &v.Deleted, &v.Size, &v.Mode, &mtime, &v.ContentType,
-		&sum, &created, &v.Origin, &v.RestoredFrom, &v.Chunks)
+		&sum, &created, &v.Origin, &v.RestoredFrom, &v.Chunks, &v.Kind, &v.Target)
 	if err != nil {
 		return v, err
 	}
@@ -117,6 +152,8 @@ type NewVersion struct {
 	ContentType string
 	SHA256      Digest
 	Chunks      []ChunkRef
+	Kind        Kind
+	Target      string // a symbolic link's
 }
 
 // Added reports what AddVersion did.
@@ -151,13 +188,17 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 			return Added{}, err
 		}
 		if !hv.Deleted && hv.SHA256 == nv.SHA256 && hv.Size == nv.Size && hv.Mode == nv.Mode &&
-			hv.MTime.UnixNano() == nv.MTime.UnixNano() && hv.ContentType == nv.ContentType {
+			hv.MTime.UnixNano() == nv.MTime.UnixNano() && hv.ContentType == nv.ContentType &&
+			hv.Kind == nv.Kind && hv.Target == nv.Target {
 			return Added{Version: hv, Unchanged: true}, nil
 		}
 	}
+	if err := checkEntry(nv.Kind, nv.Target, nv.Size, int64(len(nv.Chunks))); err != nil {
+		return Added{}, fault.E(fault.Invalid, "add %s: %w", name, err)
+	}
 	num := head + 1
 	seq, err := tx.logChange(ctx, "put", name, num, "",
-		contentHash("put", name, false, nv.Size, nv.Mode, nv.MTime.UnixNano(), nv.ContentType, nv.SHA256[:], nanos(tx.now)))
+		contentHash("put", name, false, nv.Size, nv.Mode, nv.MTime.UnixNano(), nv.ContentType, nv.SHA256[:], nanos(tx.now), nv.Kind, nv.Target))
 	if err != nil {
 		return Added{}, err
 	}
@@ -188,9 +229,9 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 	if err != nil {
 		return Added{}, err
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, size, mode, mtime, content_type, sha256, created, origin, origin_seq, vv)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		obj, num, nv.Size, nv.Mode, nv.MTime.UnixNano(), nv.ContentType, nv.SHA256[:], nanos(tx.now), tx.c.origin, tx.originSeq, vv)
+	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, size, mode, mtime, content_type, sha256, created, origin, origin_seq, vv, kind, target)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		obj, num, nv.Size, nv.Mode, nv.MTime.UnixNano(), nv.ContentType, nv.SHA256[:], nanos(tx.now), tx.c.origin, tx.originSeq, vv, nv.Kind, nv.Target)
 	if err != nil {
 		return Added{}, fmt.Errorf("add version: %w", err)
 	}
@@ -206,7 +247,7 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 	}
 	added.Version = Version{Name: name, Num: num, Size: nv.Size, Mode: nv.Mode, MTime: time.Unix(0, nv.MTime.UnixNano()),
 		ContentType: nv.ContentType, SHA256: nv.SHA256, Created: tx.now, Origin: tx.c.origin,
-		Chunks: int64(len(nv.Chunks)), id: vid}
+		Chunks: int64(len(nv.Chunks)), Kind: nv.Kind, Target: nv.Target, id: vid}
 	return added, nil
 }
 
@@ -282,8 +323,16 @@ func (tx *Tx) prune(ctx context.Context, obj, head, seq int64) ([]int64, error) 
 	if head <= int64(keep) {
 		return nil, nil // numbers start at 1, so there are at most head versions
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT id, num FROM versions WHERE object_id = ?
-		ORDER BY num DESC LIMIT -1 OFFSET ?`, obj, keep)
+	// A version a snapshot sees is kept: the snapshot's change lies between
+	// the version's and the next one's. (The newest version is never a
+	// candidate, so there is a next one.)
+	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.num FROM
+		(SELECT id, num, seq FROM versions WHERE object_id = ?1 ORDER BY num DESC LIMIT -1 OFFSET ?2) AS c,
+		objects o
+		WHERE o.id = ?1 AND NOT EXISTS (SELECT 1 FROM snapshots s
+			WHERE s.seq >= c.seq AND s.seq < (SELECT min(n.seq) FROM versions n WHERE n.object_id = ?1 AND n.num > c.num)
+			AND (s.prefix = '' OR s.prefix = o.name OR substr(o.name, 1, length(s.prefix) + 1) = s.prefix || '/'))
+		ORDER BY c.num DESC`, obj, keep)
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +390,7 @@ func (tx *Tx) Delete(ctx context.Context, n names.Name) (Version, error) {
 		return Version{}, fmt.Errorf("object %s: %w", name, ErrDeleted)
 	}
 	num := head + 1
-	seq, err := tx.logChange(ctx, "delete", name, num, "", contentHash("delete", name, true, 0, 0, 0, "", nil, nanos(tx.now)))
+	seq, err := tx.logChange(ctx, "delete", name, num, "", contentHash("delete", name, true, 0, 0, 0, "", nil, nanos(tx.now), "", ""))
 	if err != nil {
 		return Version{}, err
 	}
@@ -390,7 +439,7 @@ func (tx *Tx) Restore(ctx context.Context, n names.Name, num int64) (v Version, 
 	}
 	newNum := head + 1
 	seq, err := tx.logChange(ctx, "restore", name, newNum, fmt.Sprintf(`{"from":%d}`, num),
-		contentHash("restore", name, false, src.Size, src.Mode, src.MTime.UnixNano(), src.ContentType, src.SHA256[:], nanos(tx.now)))
+		contentHash("restore", name, false, src.Size, src.Mode, src.MTime.UnixNano(), src.ContentType, src.SHA256[:], nanos(tx.now), src.Kind, src.Target))
 	if err != nil {
 		return Version{}, false, err
 	}
@@ -398,8 +447,8 @@ func (tx *Tx) Restore(ctx context.Context, n names.Name, num int64) (v Version, 
 	if err != nil {
 		return Version{}, false, err
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, size, mode, mtime, content_type, sha256, created, origin, restored_from, origin_seq, vv)
-		SELECT object_id, ?, size, mode, mtime, content_type, sha256, ?, ?, num, ?, ? FROM versions WHERE id = ?`,
+	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, size, mode, mtime, content_type, sha256, created, origin, restored_from, origin_seq, vv, kind, target)
+		SELECT object_id, ?, size, mode, mtime, content_type, sha256, ?, ?, num, ?, ?, kind, target FROM versions WHERE id = ?`,
 		newNum, nanos(tx.now), tx.c.origin, tx.originSeq, vv, src.id)
 	if err != nil {
 		return Version{}, false, fmt.Errorf("restore version: %w", err)
@@ -429,6 +478,25 @@ func (tx *Tx) Restore(ctx context.Context, n names.Name, num int64) (v Version, 
 // Head returns the newest version of name, which may be a tombstone.
 func (c *Catalog) Head(ctx context.Context, name names.Name) (Version, error) {
 	return c.head(ctx, name.String())
+}
+
+// HeadAt returns the version of name a snapshot at change seq sees (seq 0:
+// the newest), which may be a tombstone.
+func (c *Catalog) HeadAt(ctx context.Context, name names.Name, seq int64) (Version, error) {
+	return c.headAt(ctx, name.String(), seq)
+}
+
+func (c *Catalog) headAt(ctx context.Context, name string, seq int64) (Version, error) {
+	if seq == 0 {
+		return c.head(ctx, name)
+	}
+	row := c.r.QueryRowContext(ctx, `SELECT `+versionCols+` FROM objects o JOIN versions v ON v.object_id = o.id
+		WHERE o.name = ? AND v.seq <= ? ORDER BY v.num DESC LIMIT 1`, name, seq)
+	v, err := scanVersion(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, fmt.Errorf("object %s: %w at that point", name, ErrNotFound)
+	}
+	return v, classify(err)
 }
 
 func (c *Catalog) head(ctx context.Context, name string) (Version, error) {
@@ -529,6 +597,10 @@ type ListOptions struct {
 	Recursive bool // every object below the prefix, not one level
 	Deleted   bool // include objects whose newest version is a tombstone
 	Below     bool // only what lies below the prefix, not an object it names
+	// AtSeq, when set, lists the tree as it was at that change (a
+	// snapshot's Seq): of each object, the newest version written here
+	// at or before it.
+	AtSeq int64
 }
 
 // List calls fn for the entries below prefix in name order. Without
@@ -540,7 +612,9 @@ func (c *Catalog) List(ctx context.Context, prefix names.Prefix, opts ListOption
 	p := prefix.String()
 	if p != "" {
 		// The prefix may name an object itself.
-		if v, err := c.head(ctx, p); err == nil && (opts.Deleted || !v.Deleted) && !opts.Below {
+		// A stored directory is what is listed, not a line of its own.
+		if v, err := c.headAt(ctx, p, opts.AtSeq); err == nil && (opts.Deleted || !v.Deleted) && !opts.Below &&
+			(v.Kind != KindDir || v.Deleted) {
 			n, err := c.versionCount(ctx, p)
 			if err != nil {
 				return err
@@ -552,13 +626,21 @@ func (c *Catalog) List(ctx context.Context, prefix names.Prefix, opts ListOption
 		p += "/"
 	}
 	lo, hi := p, prefixEnd(p)
+	shownDir := ""
 	const page = 256
 	for {
 		q := `SELECT ` + versionCols + `, (SELECT count(*) FROM versions x WHERE x.object_id = o.id)
 			FROM objects o JOIN versions v ON v.object_id = o.id AND v.num = o.head
-			WHERE o.name >= ? AND (? = '' OR o.name < ?) AND (? OR o.live = 1)
-			ORDER BY o.name LIMIT ?`
-		rows, err := c.r.QueryContext(ctx, q, lo, hi, hi, opts.Deleted, page)
+			WHERE o.name >= ?1 AND (?2 = '' OR o.name < ?2) AND (?3 OR o.live = 1)
+			ORDER BY o.name LIMIT ?4`
+		if opts.AtSeq > 0 {
+			q = `SELECT ` + versionCols + `, (SELECT count(*) FROM versions x WHERE x.object_id = o.id)
+			FROM objects o JOIN versions v ON v.object_id = o.id
+				AND v.num = (SELECT max(x.num) FROM versions x WHERE x.object_id = o.id AND x.seq <= ?5)
+			WHERE o.name >= ?1 AND (?2 = '' OR o.name < ?2) AND (?3 OR v.deleted = 0)
+			ORDER BY o.name LIMIT ?4`
+		}
+		rows, err := c.r.QueryContext(ctx, q, lo, hi, opts.Deleted, page, opts.AtSeq)
 		if err != nil {
 			return classify(err)
 		}
@@ -569,7 +651,7 @@ func (c *Catalog) List(ctx context.Context, prefix names.Prefix, opts ListOption
 			var mtime, created int64
 			var sum []byte
 			err := rows.Scan(&v.Name, &v.id, &v.Num, &v.Deleted, &v.Size, &v.Mode, &mtime, &v.ContentType,
-				&sum, &created, &v.Origin, &v.RestoredFrom, &v.Chunks, &e.Versions)
+				&sum, &created, &v.Origin, &v.RestoredFrom, &v.Chunks, &v.Kind, &v.Target, &e.Versions)
 			if err != nil {
 				rows.Close()
 				return classify(err)
@@ -587,14 +669,23 @@ func (c *Catalog) List(ctx context.Context, prefix names.Prefix, opts ListOption
 			rest := e.Name[len(p):]
 			if slash := strings.IndexByte(rest, '/'); slash >= 0 && !opts.Recursive {
 				dir := p + rest[:slash+1]
-				if err := fn(Entry{Name: dir, Dir: true}); err != nil {
-					return err
+				if dir != shownDir {
+					if err := fn(Entry{Name: dir, Dir: true}); err != nil {
+						return err
+					}
 				}
 				lo = prefixEnd(dir) // skip the directory's contents
 				if lo == "" {
 					return nil
 				}
 				break
+			}
+			if !opts.Recursive && e.Head.Kind == KindDir && !e.Head.Deleted {
+				// A stored directory is shown once, as the directory of
+				// its contents would be (those sort after names such as
+				// "a-b", so the name is remembered rather than skipped to).
+				shownDir = e.Name + "/"
+				e.Name, e.Dir = shownDir, true
 			}
 			if err := fn(e); err != nil {
 				return err

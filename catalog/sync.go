@@ -34,6 +34,8 @@ type RemoteVersion struct {
 	Created     time.Time `json:"created"`
 	VV          VV        `json:"vv"`
 	Chunks      int64     `json:"chunks"`
+	Kind        Kind      `json:"kind,omitempty"`
+	Target      string    `json:"target,omitempty"`
 	// Gone is set when the version no longer exists where it was read
 	// (pruned or collected): only its identity travels.
 	Gone bool `json:"gone,omitempty"`
@@ -103,8 +105,11 @@ func (rv RemoteVersion) check() error {
 		return bad("version vector too large")
 	case rv.Size < 0 || rv.Chunks < 0:
 		return bad("negative size")
-	case rv.Deleted && (rv.Chunks != 0 || rv.Size != 0):
+	case rv.Deleted && (rv.Chunks != 0 || rv.Size != 0 || rv.Kind != KindFile || rv.Target != ""):
 		return bad("a deletion with content")
+	}
+	if err := checkEntry(rv.Kind, rv.Target, rv.Size, rv.Chunks); err != nil {
+		return bad("%v", err)
 	}
 	if err := canonicalOrigin(rv.Origin); err != nil {
 		return bad("%v", err)
@@ -214,6 +219,7 @@ func (c *Catalog) fillExported(ctx context.Context, rv *RemoteVersion) error {
 	default:
 		rv.Deleted, rv.Size, rv.Mode, rv.MTime = v.Deleted, v.Size, v.Mode, v.MTime
 		rv.ContentType, rv.SHA256, rv.Created, rv.VV, rv.Chunks = v.ContentType, v.SHA256, v.Created, vv, v.Chunks
+		rv.Kind, rv.Target = v.Kind, v.Target
 	}
 	return nil
 }
@@ -247,7 +253,7 @@ func (c *Catalog) versionByIdentity(ctx context.Context, q querier, origin strin
 	var mtime, created int64
 	var sum []byte
 	err := row.Scan(&v.Name, &v.id, &v.Num, &v.Deleted, &v.Size, &v.Mode, &mtime, &v.ContentType,
-		&sum, &created, &v.Origin, &v.RestoredFrom, &v.Chunks, &vvs)
+		&sum, &created, &v.Origin, &v.RestoredFrom, &v.Chunks, &v.Kind, &v.Target, &vvs)
 	if err != nil {
 		return v, nil, err
 	}
@@ -655,9 +661,9 @@ func (tx *Tx) insertRemote(ctx context.Context, obj int64, rv RemoteVersion, chu
 			return fmt.Errorf("version %s/%d: %w", rv.Origin, rv.OriginSeq, err)
 		}
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, deleted, size, mode, mtime, content_type, sha256, created, origin, origin_seq, vv)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		obj, num, rv.Deleted, rv.Size, rv.Mode, rv.MTime.UnixNano(), rv.ContentType, sum, nanos(rv.Created), rv.Origin, rv.OriginSeq, rv.VV.String())
+	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, deleted, size, mode, mtime, content_type, sha256, created, origin, origin_seq, vv, kind, target)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		obj, num, rv.Deleted, rv.Size, rv.Mode, rv.MTime.UnixNano(), rv.ContentType, sum, nanos(rv.Created), rv.Origin, rv.OriginSeq, rv.VV.String(), rv.Kind, rv.Target)
 	if err != nil {
 		return fmt.Errorf("add version: %w", err)
 	}
@@ -706,8 +712,8 @@ func (tx *Tx) copyVersion(ctx context.Context, v Version, obj int64) error {
 		return err
 	}
 	num := head + 1
-	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, deleted, size, mode, mtime, content_type, sha256, created, origin, origin_seq, vv)
-		SELECT ?, ?, deleted, size, mode, mtime, content_type, sha256, created, origin, origin_seq, vv FROM versions WHERE id = ?`,
+	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, deleted, size, mode, mtime, content_type, sha256, created, origin, origin_seq, vv, kind, target)
+		SELECT ?, ?, deleted, size, mode, mtime, content_type, sha256, created, origin, origin_seq, vv, kind, target FROM versions WHERE id = ?`,
 		obj, num, v.id)
 	if err != nil {
 		return fmt.Errorf("copy version: %w", err)

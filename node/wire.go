@@ -15,13 +15,13 @@ import (
 func wireVersion(v catalog.Version) transfer.Version {
 	return transfer.Version{Origin: v.Origin, Name: v.Name, Num: v.Num, Deleted: v.Deleted, Size: v.Size, Mode: v.Mode,
 		MTime: v.MTime, ContentType: v.ContentType, SHA256: v.SHA256, Created: v.Created, Chunks: v.Chunks,
-		Restored: v.RestoredFrom}
+		Restored: v.RestoredFrom, Kind: string(v.Kind), Target: v.Target}
 }
 
 func versionOf(v transfer.Version) catalog.Version {
 	return catalog.Version{Origin: v.Origin, Name: v.Name, Num: v.Num, Deleted: v.Deleted, Size: v.Size, Mode: v.Mode,
 		MTime: v.MTime, ContentType: v.ContentType, SHA256: v.SHA256, Created: v.Created, Chunks: v.Chunks,
-		RestoredFrom: v.Restored}
+		RestoredFrom: v.Restored, Kind: catalog.Kind(v.Kind), Target: v.Target}
 }
 
 func wireVersions(vs []catalog.Version) []transfer.Version {

@@ -150,7 +150,9 @@ type Version struct {
 	Chunks      int64            `json:"chunks"`
 	Gone        bool             `json:"gone,omitempty"`
 	Restored    int64            `json:"restored_from,omitempty"`
-	Hash        []byte           `json:"hash,omitempty"` // the change's content hash, as its origin made it
+	Hash        []byte           `json:"hash,omitempty"`   // the change's content hash, as its origin made it
+	Kind        string           `json:"kind,omitempty"`   // "", "dir" or "symlink" (catalog.Kind)
+	Target      string           `json:"target,omitempty"` // a symbolic link's
 }
 
 // Validate checks what a version's receiver cannot check later. Its name

@@ -1,0 +1,90 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/loftstore/loft/names"
+)
+
+// DeleteMissing gives every live object below prefix that keep does not
+// report a tombstone: what a mirror put does with the objects its tree no
+// longer has. It returns how many it deleted.
+func (tx *Tx) DeleteMissing(ctx context.Context, prefix names.Prefix, keep func(name string) bool) (int64, error) {
+	lo := prefix.Lead()
+	hi := prefixEnd(lo)
+	rows, err := tx.QueryContext(ctx, `SELECT name FROM objects WHERE live = 1 AND name >= ?1 AND (?2 = '' OR name < ?2)
+		ORDER BY name`, lo, hi)
+	if err != nil {
+		return 0, err
+	}
+	var gone []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		if !keep(name) {
+			gone = append(gone, name)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	for _, name := range gone {
+		n, err := names.Parse(name)
+		if err != nil {
+			return 0, fmt.Errorf("delete %q: %w", name, err)
+		}
+		if _, err := tx.Delete(ctx, n); err != nil {
+			return 0, err
+		}
+	}
+	return int64(len(gone)), nil
+}
+
+// FileStat is how a file looked to a put: what the files cache compares.
+type FileStat struct {
+	Size  int64
+	MTime int64 // Unix nanoseconds
+	CTime int64
+	Ino   uint64
+	Dev   uint64
+}
+
+// CachedFile returns the head version of name when the files cache says a
+// put read a file that looked exactly like st and left that version as the
+// head, which is still the head and still live: the file need not be read
+// again. ok is false otherwise.
+func (c *Catalog) CachedFile(ctx context.Context, name names.Name, st FileStat) (v Version, ok bool, err error) {
+	row := c.r.QueryRowContext(ctx, `SELECT `+versionCols+` FROM files_cache f
+		JOIN objects o ON o.name = f.name AND o.head = f.num AND o.live = 1
+		JOIN versions v ON v.object_id = o.id AND v.num = o.head
+		WHERE f.name = ? AND f.size = ? AND f.mtime = ? AND f.ctime = ? AND f.ino = ? AND f.dev = ? AND v.kind = ''`,
+		name.String(), st.Size, st.MTime, st.CTime, int64(st.Ino), int64(st.Dev))
+	v, err = scanVersion(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Version{}, false, nil
+	}
+	if err != nil {
+		return Version{}, false, classify(err)
+	}
+	return v, true, nil
+}
+
+// CacheFile records in the files cache that the file behind name looked
+// like st when a put made (or found) version num its head.
+func (tx *Tx) CacheFile(ctx context.Context, name names.Name, st FileStat, num int64) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO files_cache(name, size, mtime, ctime, ino, dev, num) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT(name) DO UPDATE SET size = excluded.size, mtime = excluded.mtime, ctime = excluded.ctime,
+			ino = excluded.ino, dev = excluded.dev, num = excluded.num`,
+		name.String(), st.Size, st.MTime, st.CTime, int64(st.Ino), int64(st.Dev), num)
+	if err != nil {
+		return fmt.Errorf("files cache: %w", err)
+	}
+	return nil
+}

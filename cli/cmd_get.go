@@ -18,9 +18,13 @@ func (e *runEnv) getCommand() *ucli.Command {
 			"in the current directory); \"-\" writes to standard output. For a prefix, DEST is the directory\n" +
 			"that receives what is below NAME (default: NAME's base name). Files are written to a temporary\n" +
 			"name, verified, flushed and renamed, so a failed get never leaves a partial file; existing\n" +
-			"files are replaced. Mode and modification time are restored.",
+			"files are replaced. Mode and modification time are restored, and stored directories and\n" +
+			"symbolic links (from put --mirror) too; a link is made as a link, never followed.\n" +
+			"--at restores the tree (or one object) as a snapshot saw it: give the snapshot's ID, or a\n" +
+			"time for the newest snapshot taken at or before it (2026-12-07, \"2026-12-07 14:30\", RFC 3339).",
 		Flags: []ucli.Flag{
 			&ucli.Int64Flag{Name: "version", Aliases: []string{"v"}, Usage: "version `N` of a single object (default: the newest)"},
+			atFlag(),
 			jsonFlag(),
 		},
 		Action: func(c *ucli.Context) error {
@@ -35,12 +39,16 @@ func (e *runEnv) getCommand() *ucli.Command {
 			if len(args) == 2 {
 				dest = args[1]
 			}
+			at, err := e.atOf(c)
+			if err != nil {
+				return err
+			}
 			n, err := e.target(c, false)
 			if err != nil {
 				return err
 			}
 			defer n.Close()
-			opts := node.GetOptions{Version: c.Int64("version"), Stdout: e.Stdout}
+			opts := node.GetOptions{Version: c.Int64("version"), Stdout: e.Stdout, At: at}
 			if show := e.transferProgress(c, "get"); show != nil {
 				opts.Progress = func(p node.GetProgress) { show(p.Done, p.Bytes, p.BytesTotal, p.Files, p.FilesTotal) }
 			}

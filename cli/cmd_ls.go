@@ -24,11 +24,16 @@ func (e *runEnv) lsCommand() *ucli.Command {
 			&ucli.BoolFlag{Name: "long", Aliases: []string{"l"}, Usage: "show mode, size, modification time and versions"},
 			&ucli.BoolFlag{Name: "recursive", Aliases: []string{"r"}, Usage: "list every object below PREFIX"},
 			&ucli.BoolFlag{Name: "deleted", Aliases: []string{"a"}, Usage: "include deleted objects"},
+			atFlag(),
 			jsonFlag(),
 		},
 		Action: func(c *ucli.Context) error {
 			if c.NArg() > 1 {
 				return usageErrorf("loft ls [PREFIX]", "ls takes at most one PREFIX")
+			}
+			at, err := e.atOf(c)
+			if err != nil {
+				return err
 			}
 			n, err := e.target(c, false)
 			if err != nil {
@@ -42,6 +47,13 @@ func (e *runEnv) lsCommand() *ucli.Command {
 			}
 			// A trailing slash lists only what is below the name.
 			opts := catalog.ListOptions{Recursive: c.Bool("recursive"), Deleted: c.Bool("deleted"), Below: strings.HasSuffix(arg, "/")}
+			if !at.IsZero() {
+				snap, err := n.(*node.Node).FindSnapshot(c.Context, prefix, at)
+				if err != nil {
+					return err
+				}
+				opts.AtSeq = snap.Seq
+			}
 			if c.Bool("json") {
 				entries := []catalog.Entry{}
 				err := n.List(c.Context, prefix, opts, func(en catalog.Entry) error {
@@ -68,10 +80,17 @@ func (e *runEnv) lsCommand() *ucli.Command {
 					return err
 				}
 				name := display(en.Name)
-				if en.Head.Deleted {
+				mode := modeString(en.Head.Mode)
+				switch {
+				case en.Head.Deleted:
 					name += " (deleted)"
+				case en.Head.Kind == catalog.KindSymlink:
+					name += " -> " + display(en.Head.Target)
+					mode = "l" + mode[1:]
+				case en.Head.Kind == catalog.KindDir:
+					mode = "d" + mode[1:]
 				}
-				_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t %s\n", modeString(en.Head.Mode), bytes(en.Head.Size),
+				_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t %s\n", mode, bytes(en.Head.Size),
 					when(en.Head.MTime), en.Versions, name)
 				return err
 			})

@@ -21,9 +21,18 @@ func (e *runEnv) putCommand() *ucli.Command {
 			"DIR/relative/path for files in a directory. --as NAME renames a single PATH; \"-\" reads\n" +
 			"standard input and needs --as. Symbolic links named on the command line are followed,\n" +
 			"inside directories they are skipped, as are devices, pipes and sockets (with a warning).\n" +
-			"A file whose newest version already has the same content, mode and mtime is left as is.",
+			"A file whose newest version already has the same content, mode and mtime is left as is.\n\n" +
+			"--mirror DIR stores one directory exactly, as DIR's base name or --as PREFIX: directories\n" +
+			"(also empty ones) and symbolic links are kept as entries of their own, a link is never\n" +
+			"followed, and objects under the prefix that the tree no longer has are deleted. Every\n" +
+			"mirror put records a snapshot (loft snapshots; loft get --at restores one).\n\n" +
+			"A file whose size, mtime, ctime, inode and device are what the last put of its name saw,\n" +
+			"and whose object has not changed since, is not read again (the files cache);\n" +
+			"--force-read reads every file.",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "as", Usage: "object name for a single PATH, or for - (standard input)"},
+			&ucli.BoolFlag{Name: "mirror", Usage: "store one directory exactly: deletions, directories and links too, and a snapshot"},
+			&ucli.BoolFlag{Name: "force-read", Usage: "read every file, even those the files cache says are unchanged"},
 			jsonFlag(),
 		},
 		Action: func(c *ucli.Context) error {
@@ -40,7 +49,13 @@ func (e *runEnv) putCommand() *ucli.Command {
 					return err
 				}
 			}
+			if c.Bool("mirror") && len(paths) != 1 {
+				return usageErrorf("loft put --mirror DIR [--as PREFIX]", "--mirror takes one directory, not %d paths", len(paths))
+			}
 			if ref, remote := e.nodeRef(c); remote {
+				if c.Bool("mirror") {
+					return usageErrorf("loft put --mirror DIR", "--mirror works on this node's repository only, not with --node")
+				}
 				return e.remotePut(c, ref, paths, as)
 			}
 			n, err := e.open(c, true)
@@ -48,7 +63,7 @@ func (e *runEnv) putCommand() *ucli.Command {
 				return err
 			}
 			defer n.Close()
-			opts := node.PutOptions{As: as, Stdin: e.Stdin}
+			opts := node.PutOptions{As: as, Stdin: e.Stdin, Mirror: c.Bool("mirror"), ForceRead: c.Bool("force-read")}
 			if show := e.transferProgress(c, "put"); show != nil {
 				opts.Progress = func(p node.PutProgress) { show(p.Done, p.Bytes, p.BytesTotal, p.Files, p.FilesTotal) }
 			}
@@ -73,6 +88,11 @@ func (e *runEnv) putCommand() *ucli.Command {
 					res.Bytes, res.Duration))
 				if res.Pruned > 0 {
 					fmt.Fprintf(e.Stdout, "pruned %s beyond the keep-versions setting\n", plural(res.Pruned, "old version", "old versions"))
+				}
+				if s := res.Snapshot; s != nil {
+					fmt.Fprintf(e.Stdout, "snapshot %s of %s: %s, %s, %s (%s); %s gone from the tree\n", s.ID, display(s.Prefix),
+						plural(s.Files, "file", "files"), plural(s.Dirs, "directory", "directories"),
+						plural(s.Links, "link", "links"), bytes(s.Bytes), plural(s.Removed, "object", "objects"))
 				}
 			}
 			return e.failures(res.Failed, int(res.Files+res.Unchanged))

@@ -123,7 +123,7 @@ func (f *File) Commit(mode fs.FileMode, mtime time.Time, sync bool) (err error) 
 			f.Abort()
 		}
 	}()
-	if err := f.File.Chmod(mode.Perm()); err != nil {
+	if err := f.File.Chmod(modeBits(mode)); err != nil {
 		return err
 	}
 	if sync {
@@ -175,6 +175,93 @@ func (d *Dir) Sync() error {
 		}
 	}
 	return nil
+}
+
+// SyncAll makes everything written under the directory durable at once:
+// one syncfs(2) of its file system, where a tree restore would otherwise
+// flush each file and directory on its own.
+func (d *Dir) SyncAll() error {
+	f, err := d.root.Open(".")
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", d.path, err)
+	}
+	defer f.Close()
+	if err := syncFS(f); err != nil {
+		return fmt.Errorf("sync %s: %w", d.path, err)
+	}
+	d.mu.Lock()
+	d.renamed = nil
+	d.mu.Unlock()
+	return nil
+}
+
+// Symlink makes rel a symbolic link to target with modification time
+// mtime (none when zero). The target is stored as given and never
+// followed here: it may point anywhere, and every later write through d
+// still stays inside. A link or regular file at rel is replaced (through a
+// temporary name, so rel is never missing); anything else is in the way.
+func (d *Dir) Symlink(rel names.Name, target string, mtime time.Time) error {
+	fi, err := d.root.Lstat(rel.String())
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return d.inTheWay(rel, err)
+	case !fi.Mode().IsRegular() && fi.Mode()&fs.ModeSymlink == 0:
+		return fmt.Errorf("%s: %w: a %s, not a link or a file", d.Display(rel), ErrInTheWay, KindOf(fi.Mode()))
+	}
+	if dir, ok := rel.Dir().Name(); ok {
+		if err := d.MkdirAll(dir); err != nil {
+			return err
+		}
+	}
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	tmpBase := "." + truncate(rel.Base(), 200) + ".loft-" + hex.EncodeToString(rnd[:])
+	tmp := path.Join(rel.Dir().String(), tmpBase)
+	if err := d.root.Symlink(target, tmp); err != nil {
+		return d.inTheWay(rel, err)
+	}
+	if !mtime.IsZero() {
+		if err := d.lchtimes(rel.Dir().String(), tmpBase, mtime); err != nil {
+			d.root.Remove(tmp)
+			return err
+		}
+	}
+	if err := d.root.Rename(tmp, rel.String()); err != nil {
+		d.root.Remove(tmp)
+		return d.inTheWay(rel, err)
+	}
+	return nil
+}
+
+// SetDir gives the directory rel ("" for d itself) its mode and
+// modification time. A restore calls it after writing what the directory
+// holds, deepest first: writing into it moves its mtime, and a mode
+// without write permission would stop those writes.
+func (d *Dir) SetDir(rel string, mode fs.FileMode, mtime time.Time) error {
+	if rel == "" {
+		rel = "."
+	}
+	fi, err := d.root.Lstat(rel)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path.Join(d.path, rel), err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s: %w: a %s, not a directory", path.Join(d.path, rel), ErrInTheWay, KindOf(fi.Mode()))
+	}
+	if err := d.root.Chmod(rel, modeBits(mode)); err != nil {
+		return err
+	}
+	if !mtime.IsZero() {
+		return d.root.Chtimes(rel, mtime, mtime)
+	}
+	return nil
+}
+
+// modeBits keeps of a mode what a restore sets: permissions, setuid,
+// setgid and sticky.
+func modeBits(m fs.FileMode) fs.FileMode {
+	return m & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky)
 }
 
 // Abort closes and removes the temporary file, unless Commit succeeded. It

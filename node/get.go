@@ -8,8 +8,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
+	"sort"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -35,6 +39,9 @@ var (
 type GetOptions struct {
 	// Version selects a version of a single object; 0 means the newest.
 	Version int64
+	// At restores what a snapshot saw (see ParseAt): the tree, or one
+	// object, as it was then. Only this node's snapshots.
+	At At
 	// Stdout receives the object for the destination "-".
 	Stdout io.Writer
 	// Progress, when set, is called from one goroutine every 100ms and once
@@ -67,7 +74,38 @@ type GetResult struct {
 // a destdir.Dir, so none lands outside dest. For "-" the object streams to
 // opts.Stdout, each chunk verified before it is written.
 func (n *Node) Get(ctx context.Context, target names.Prefix, dest string, opts GetOptions) (GetResult, error) {
-	return n.get(ctx, localSource{n.cat, n}, target, dest, opts)
+	var src getSource = localSource{n.cat, n}
+	if !opts.At.IsZero() {
+		if opts.Version > 0 {
+			return GetResult{}, fault.E(fault.Invalid, "--version and --at: give one")
+		}
+		snap, err := n.FindSnapshot(ctx, target, opts.At)
+		if err != nil {
+			return GetResult{}, err
+		}
+		src = atSource{localSource{n.cat, n}, snap.Seq}
+	}
+	return n.get(ctx, src, target, dest, opts)
+}
+
+// atSource reads the tree as a snapshot saw it: the newest versions
+// written at or before change seq.
+type atSource struct {
+	localSource
+	seq int64
+}
+
+func (s atSource) Head(ctx context.Context, name names.Name) (catalog.Version, error) {
+	return s.HeadAt(ctx, name, s.seq)
+}
+
+func (s atSource) List(ctx context.Context, prefix names.Prefix, opts catalog.ListOptions, fn func(catalog.Entry) error) error {
+	opts.AtSeq = s.seq
+	return s.Catalog.List(ctx, prefix, opts, fn)
+}
+
+func (s atSource) Walk(ctx context.Context, prefix names.Prefix, fn func(catalog.Version) error) error {
+	return s.List(ctx, prefix, catalog.ListOptions{Recursive: true, Below: true}, func(e catalog.Entry) error { return fn(e.Head) })
 }
 
 // getSource is where a get reads versions and chunks: this node's
@@ -94,7 +132,8 @@ func (s localSource) Read(ctx context.Context, id store.ID, buf []byte) ([]byte,
 
 func (n *Node) get(ctx context.Context, src getSource, target names.Prefix, dest string, opts GetOptions) (GetResult, error) {
 	start := n.now()
-	g := &getter{n: n, src: src, opts: opts, res: GetResult{Failed: []Failure{}}}
+	g := &getter{n: n, src: src, opts: opts, res: GetResult{Failed: []Failure{}},
+		budget: semaphore.NewWeighted(max(readBudget, store.BufferSize(store.MaxStoredSize)))}
 	stop := g.startProgress(ctx)
 	err := g.run(ctx, target, dest)
 	stop()
@@ -110,26 +149,32 @@ type getter struct {
 	res                    GetResult
 	files, bytes           atomic.Int64
 	filesTotal, bytesTotal atomic.Int64
+	// budget bounds the chunk buffers of every file being written at once.
+	budget *semaphore.Weighted
+	failMu sync.Mutex
 }
 
 func (g *getter) run(ctx context.Context, target names.Prefix, dest string) error {
 	if name, ok := target.Name(); ok {
 		v, err := g.single(ctx, name)
-		if err == nil {
+		switch {
+		case err == nil && v.Kind == catalog.KindDir:
+			// A stored directory: its tree.
+		case err == nil:
 			return g.one(ctx, v, dest)
-		}
-		if !errors.Is(err, fault.NotFound) && !errors.Is(err, fault.Deleted) {
+		case !errors.Is(err, fault.NotFound) && !errors.Is(err, fault.Deleted):
 			return err
-		}
-		// Not an object (or a deleted one): maybe a directory of objects.
-		// (A peer answers an empty listing with not-found: that is no
-		// children, and the object's own error stands.)
-		has, derr := g.hasChildren(ctx, name)
-		if derr != nil && !errors.Is(derr, fault.NotFound) {
-			return derr
-		}
-		if !has {
-			return err
+		default:
+			// Not an object (or a deleted one): maybe a directory of
+			// objects. (A peer answers an empty listing with not-found:
+			// that is no children, and the object's own error stands.)
+			has, derr := g.hasChildren(ctx, name)
+			if derr != nil && !errors.Is(derr, fault.NotFound) {
+				return derr
+			}
+			if !has {
+				return err
+			}
 		}
 	}
 	if g.opts.Version > 0 {
@@ -174,6 +219,9 @@ func (g *getter) one(ctx context.Context, v catalog.Version, dest string) error 
 	g.filesTotal.Add(1)
 	g.bytesTotal.Add(v.Size)
 	if dest == "-" {
+		if v.Kind != catalog.KindFile {
+			return fault.E(fault.Invalid, "%s is a %s, not a file: give a destination", v.Name, v.Kind)
+		}
 		if g.opts.Stdout == nil {
 			return fmt.Errorf("get %s: no standard output", v.Name)
 		}
@@ -208,14 +256,26 @@ func (g *getter) one(ctx context.Context, v catalog.Version, dest string) error 
 		return fmt.Errorf("get %s: %w", v.Name, err)
 	}
 	defer d.Close()
-	if err := g.writeFile(ctx, v, d, rel); err != nil {
+	if v.Kind == catalog.KindSymlink {
+		return g.writeLink(v, d, rel)
+	}
+	if err := g.writeFile(ctx, v, d, rel, true); err != nil {
 		return err
 	}
 	return d.Sync()
 }
 
+// restoreWorkers is how many files a tree restore writes at once: reading
+// a chunk, writing and closing a small file each wait on the disk, and
+// the chunk buffers of all of them share one budget.
+const restoreWorkers = 8
+
 // tree restores every live object below target into the directory dest,
-// each under its name relative to target.
+// each under its name relative to target: files (several at once, each
+// through a temporary name), and stored directories and symbolic links. A
+// directory gets its mode and mtime after everything in it is written,
+// deepest first; target's own directory entry goes to dest itself. One
+// flush of the file system at the end makes it all durable.
 func (g *getter) tree(ctx context.Context, target names.Prefix, dest string) error {
 	switch {
 	case dest == "-":
@@ -227,6 +287,12 @@ func (g *getter) tree(ctx context.Context, target names.Prefix, dest string) err
 		dest = n.Base()
 	}
 	// Totals first, so progress can show them; the catalog walk is cheap.
+	var root *catalog.Version
+	if n, ok := target.Name(); ok {
+		if v, err := g.src.Head(ctx, n); err == nil && !v.Deleted && v.Kind == catalog.KindDir {
+			root = &v
+		}
+	}
 	if err := g.src.Walk(ctx, target, func(v catalog.Version) error {
 		g.filesTotal.Add(1)
 		g.bytesTotal.Add(v.Size)
@@ -234,7 +300,7 @@ func (g *getter) tree(ctx context.Context, target names.Prefix, dest string) err
 	}); err != nil {
 		return err
 	}
-	if g.filesTotal.Load() == 0 {
+	if g.filesTotal.Load() == 0 && root == nil {
 		return fmt.Errorf("%s: %w", target, catalog.ErrNotFound)
 	}
 	if fi, err := os.Stat(dest); err == nil && !fi.IsDir() {
@@ -248,23 +314,106 @@ func (g *getter) tree(ctx context.Context, target names.Prefix, dest string) err
 		return fmt.Errorf("get: %w", err)
 	}
 	defer d.Close()
-	err = g.src.Walk(ctx, target, func(v catalog.Version) error {
-		rel, err := relPath(target, v.Name)
-		if err == nil {
-			err = g.writeFile(ctx, v, d, rel)
-		}
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, syscall.ENOSPC) {
-				return err // every later file would fail the same way
+
+	type dirMeta struct {
+		rel  string
+		mode fs.FileMode
+		time time.Time
+	}
+	var dirs []dirMeta
+	var links []catalog.Version
+	if root != nil {
+		dirs = append(dirs, dirMeta{"", fs.FileMode(root.Mode), root.MTime})
+	}
+	work := make(chan catalog.Version)
+	eg, ectx := errgroup.WithContext(ctx)
+	for range restoreWorkers {
+		eg.Go(func() error {
+			for v := range work {
+				rel, err := relPath(target, v.Name)
+				if err == nil {
+					err = g.writeFile(ectx, v, d, rel, false) // unflushed: the end flushes all
+				}
+				if err != nil {
+					if ectx.Err() != nil || errors.Is(err, syscall.ENOSPC) {
+						return err // every later file would fail the same way
+					}
+					g.fail(newFailure(v.Name, err))
+				}
 			}
-			g.res.Failed = append(g.res.Failed, newFailure(v.Name, err))
-		}
-		return nil
+			return nil
+		})
+	}
+	eg.Go(func() error {
+		defer close(work)
+		return g.src.Walk(ectx, target, func(v catalog.Version) error {
+			if v.Kind == catalog.KindDir {
+				// Made now, so the files in it find it; finished last.
+				rel, err := relPath(target, v.Name)
+				if err == nil {
+					err = d.MkdirAll(rel)
+				}
+				if err != nil {
+					g.fail(newFailure(v.Name, err))
+					return nil
+				}
+				dirs = append(dirs, dirMeta{rel.String(), fs.FileMode(v.Mode), v.MTime})
+				g.files.Add(1)
+				return nil
+			}
+			if v.Kind == catalog.KindSymlink {
+				// Made after every file: no write goes through a link
+				// this restore made, whatever the names below it.
+				links = append(links, v)
+				return nil
+			}
+			select {
+			case work <- v:
+				return nil
+			case <-ectx.Done():
+				return ectx.Err()
+			}
+		})
 	})
-	if err != nil {
+	if err := eg.Wait(); err != nil {
 		return err
 	}
-	return d.Sync()
+	for _, v := range links {
+		rel, err := relPath(target, v.Name)
+		if err == nil {
+			err = g.writeLink(v, d, rel)
+		}
+		if err != nil {
+			g.fail(newFailure(v.Name, err))
+		}
+	}
+	// Deepest first: a directory's name sorts before everything in it.
+	sort.Slice(dirs, func(i, j int) bool { return dirs[i].rel > dirs[j].rel })
+	for _, m := range dirs {
+		if err := d.SetDir(m.rel, m.mode, m.time); err != nil {
+			g.fail(newFailure(path.Join(target.String(), m.rel), err))
+		}
+	}
+	return d.SyncAll()
+}
+
+func (g *getter) fail(f Failure) {
+	g.failMu.Lock()
+	g.res.Failed = append(g.res.Failed, f)
+	g.failMu.Unlock()
+}
+
+// writeLink restores a symbolic link as a link: its target is never
+// followed, wherever it points.
+func (g *getter) writeLink(v catalog.Version, d *destdir.Dir, rel names.Name) error {
+	if v.Target == "" || len(v.Target) > catalog.MaxTarget || strings.IndexByte(v.Target, 0) >= 0 {
+		return fault.E(fault.Integrity, "get %s: a symbolic link without a usable target", v.Name)
+	}
+	if err := d.Symlink(rel, v.Target, v.MTime); err != nil {
+		return fmt.Errorf("get %s: %w", v.Name, err)
+	}
+	g.files.Add(1)
+	return nil
 }
 
 // relPath parses an object name a source returned and gives the path it
@@ -282,8 +431,12 @@ func relPath(target names.Prefix, name string) (names.Name, error) {
 	return names.Parse(rel)
 }
 
-// writeFile restores one version to rel in d, through a temporary file.
-func (g *getter) writeFile(ctx context.Context, v catalog.Version, d *destdir.Dir, rel names.Name) (err error) {
+// writeFile restores one version to rel in d, through a temporary file,
+// flushed when sync is set.
+func (g *getter) writeFile(ctx context.Context, v catalog.Version, d *destdir.Dir, rel names.Name, sync bool) (err error) {
+	if v.Kind != catalog.KindFile {
+		return fault.E(fault.Integrity, "get %s: a %q is not a file", v.Name, v.Kind)
+	}
 	f, err := d.Create(rel)
 	if err != nil {
 		return fmt.Errorf("get %s: %w", v.Name, err)
@@ -296,7 +449,7 @@ func (g *getter) writeFile(ctx context.Context, v catalog.Version, d *destdir.Di
 	if err != nil {
 		return g.prunedMeanwhile(ctx, v, err)
 	}
-	if err := f.Commit(fs.FileMode(v.Mode), v.MTime, true); err != nil {
+	if err := f.Commit(fs.FileMode(v.Mode), v.MTime, sync); err != nil {
 		return fmt.Errorf("get %s: %w", v.Name, err)
 	}
 	g.files.Add(1)
@@ -359,7 +512,11 @@ type fetch struct {
 func (g *getter) copyVersion(ctx context.Context, v catalog.Version, w io.Writer) (wholeSum, error) {
 	var out wholeSum
 	window := readAhead()
-	budget := semaphore.NewWeighted(max(readBudget, store.BufferSize(store.MaxStoredSize)))
+	budget := g.budget
+	// The budget is shared by the files written at once: what a failed
+	// copy still holds goes back when it returns.
+	var held atomic.Int64
+	defer func() { budget.Release(held.Load()) }()
 	jobs := make(chan *fetch, window)
 	order := make(chan *fetch, window)
 	eg, ectx := errgroup.WithContext(ctx)
@@ -374,6 +531,7 @@ func (g *getter) copyVersion(ctx context.Context, v catalog.Version, w io.Writer
 			if err := budget.Acquire(ectx, store.BufferSize(int(ref.Stored))); err != nil {
 				return err
 			}
+			held.Add(store.BufferSize(int(ref.Stored)))
 			select {
 			case jobs <- f:
 			case <-ectx.Done():
@@ -416,6 +574,7 @@ func (g *getter) copyVersion(ctx context.Context, v catalog.Version, w io.Writer
 			g.bytes.Add(int64(len(f.data)))
 			g.n.bufs.Put(f.buf)
 			budget.Release(store.BufferSize(int(f.ref.Stored)))
+			held.Add(-store.BufferSize(int(f.ref.Stored)))
 			f.buf, f.data = nil, nil
 		}
 		return nil

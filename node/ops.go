@@ -21,6 +21,10 @@ func (n *Node) List(ctx context.Context, prefix names.Prefix, opts catalog.ListO
 		return fn(e)
 	})
 	if err == nil && !found && !prefix.IsRoot() {
+		name, _ := prefix.Name()
+		if v, herr := n.cat.HeadAt(ctx, name, opts.AtSeq); herr == nil && v.Kind == catalog.KindDir && !v.Deleted {
+			return nil // an empty directory
+		}
 		err = fmt.Errorf("%s: %w", prefix, catalog.ErrNotFound)
 	}
 	return err

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"io/fs"
 	"mime"
 	"net/http"
+	"os"
 	"path"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -52,6 +55,14 @@ type PutOptions struct {
 	// Progress, when set, is called from one goroutine every 100ms and once
 	// at the end.
 	Progress func(PutProgress)
+	// Mirror makes the put of one directory a mirror: afterwards the
+	// object named after it (or As) and everything below hold exactly the
+	// tree, directories and symbolic links included; what the tree no
+	// longer has is deleted, and a snapshot records the tree.
+	Mirror bool
+	// ForceRead reads every file, even one the files cache says is
+	// unchanged.
+	ForceRead bool
 }
 
 // PutProgress is a snapshot of a running put.
@@ -66,17 +77,21 @@ type PutProgress struct {
 
 // PutResult says what a put did.
 type PutResult struct {
-	Files        int64         `json:"files"`
-	Unchanged    int64         `json:"unchanged"`
-	Bytes        int64         `json:"bytes"`
-	NewBytes     int64         `json:"new_bytes"`
-	NewChunks    int64         `json:"new_chunks"`
-	ReusedChunks int64         `json:"reused_chunks"`
-	Pruned       int64         `json:"pruned_versions"`
-	Skipped      []Skip        `json:"skipped"`
-	Warnings     []Skip        `json:"warnings"` // stored, with a remark
-	Failed       []Failure     `json:"failed"`
-	Duration     time.Duration `json:"duration_ns"`
+	Files        int64 `json:"files"`
+	Unchanged    int64 `json:"unchanged"`
+	Bytes        int64 `json:"bytes"`
+	NewBytes     int64 `json:"new_bytes"`
+	NewChunks    int64 `json:"new_chunks"`
+	ReusedChunks int64 `json:"reused_chunks"`
+	Pruned       int64 `json:"pruned_versions"`
+	Removed      int64 `json:"removed"`    // deleted by a mirror put: gone from the tree
+	Read         int64 `json:"files_read"` // files opened and read (not vouched for by the files cache)
+	// Snapshot is what a mirror put recorded.
+	Snapshot *catalog.Snapshot `json:"snapshot,omitempty"`
+	Skipped  []Skip            `json:"skipped"`
+	Warnings []Skip            `json:"warnings"` // stored, with a remark
+	Failed   []Failure         `json:"failed"`
+	Duration time.Duration     `json:"duration_ns"`
 }
 
 // Put stores files and directory trees (recursively) as objects. A path
@@ -143,6 +158,13 @@ type putter struct {
 
 	resMu sync.Mutex
 	res   PutResult
+
+	// A mirror put's view of its tree: every name the walk found, the
+	// directories it could not read, and the counts for the snapshot.
+	mirrorMu sync.Mutex
+	seen     map[string]struct{}
+	partial  []names.Name
+	tree     struct{ files, dirs, links int64 }
 }
 
 // claim is the first decision about a chunk in this put; later sightings
@@ -175,6 +197,8 @@ type fileTask struct {
 	order   chan *chunkTask
 	readErr error
 	changed bool
+	cached  bool              // the files cache says the head is this file: nothing to add
+	stat    *catalog.FileStat // how the file looked when read, for the files cache
 	ctype   string
 	nv      catalog.NewVersion
 	newB    int64
@@ -227,16 +251,42 @@ func (p *putter) run(parent context.Context, paths []string) (err error) {
 	g, gctx := errgroup.WithContext(ctx)
 	p.ctx = gctx
 	sources := make(chan *source)
+	send := func(s *source) error {
+		select {
+		case sources <- s:
+			return nil
+		case <-gctx.Done():
+			return gctx.Err()
+		}
+	}
+	var prefix names.Name
+	if p.opts.Mirror {
+		if len(paths) != 1 || paths[0] == "-" {
+			return fmt.Errorf("%w, not %d paths", ErrNotDir, len(paths))
+		}
+		if prefix, err = rootName(paths[0], p.opts.As); err != nil {
+			return err
+		}
+		if fi, err := os.Stat(paths[0]); err != nil {
+			return err
+		} else if !fi.IsDir() {
+			return fmt.Errorf("%s %w", paths[0], ErrNotDir)
+		}
+		p.seen = make(map[string]struct{})
+	}
 	g.Go(func() error {
 		defer close(sources)
-		return walk(gctx, paths, p.opts.As, func(s *source) error {
-			select {
-			case sources <- s:
-				return nil
-			case <-gctx.Done():
-				return gctx.Err()
-			}
-		}, p.skip, p.fail)
+		if p.opts.Mirror {
+			return walkMirror(gctx, paths[0], prefix, func(s *source) error {
+				p.see(s)
+				return send(s)
+			}, p.skip, p.fail, func(n names.Name) {
+				p.mirrorMu.Lock()
+				p.partial = append(p.partial, n)
+				p.mirrorMu.Unlock()
+			})
+		}
+		return walk(gctx, paths, p.opts.As, send, p.skip, p.fail)
 	})
 	var readersWG sync.WaitGroup
 	for range readers {
@@ -284,10 +334,73 @@ func (p *putter) run(parent context.Context, paths []string) (err error) {
 	if fe := p.fatalErr.Load(); fe != nil {
 		err = *fe // the cause, not the cancellation it led to
 	}
+	if err == nil && p.opts.Mirror {
+		err = p.finishMirror(ctx, prefix, paths[0])
+	}
 	if err == nil {
 		p.n.saveFilter(ctx)
 	}
 	return err
+}
+
+// see records a name of a mirror's tree.
+func (p *putter) see(s *source) {
+	p.mirrorMu.Lock()
+	defer p.mirrorMu.Unlock()
+	p.seen[s.name.String()] = struct{}{}
+	switch s.kind {
+	case catalog.KindDir:
+		p.tree.dirs++
+	case catalog.KindSymlink:
+		p.tree.links++
+	default:
+		p.tree.files++
+	}
+}
+
+// finishMirror deletes what the tree no longer has and records the
+// snapshot, in one transaction: a snapshot exists only of a complete tree.
+// Every file and entry is committed by now.
+func (p *putter) finishMirror(ctx context.Context, prefix names.Name, dir string) error {
+	keep := func(name string) bool {
+		if _, ok := p.seen[name]; ok {
+			return true
+		}
+		n, err := names.Parse(name)
+		if err != nil {
+			return true // not this put's to judge
+		}
+		for _, d := range p.partial {
+			if d.AsPrefix().Contains(n) {
+				return true
+			}
+		}
+		return false
+	}
+	source, err := filepath.Abs(dir)
+	if err != nil {
+		source = dir
+	}
+	var snap catalog.Snapshot
+	err = p.n.cat.Tx(ctx, func(tx *catalog.Tx) error {
+		removed, err := tx.DeleteMissing(ctx, prefix.AsPrefix(), keep)
+		if err != nil {
+			return err
+		}
+		p.resMu.Lock()
+		s := catalog.Snapshot{Source: source, Files: p.tree.files, Dirs: p.tree.dirs, Links: p.tree.links,
+			Bytes: p.res.Bytes, NewBytes: p.res.NewBytes, Removed: removed}
+		p.resMu.Unlock()
+		snap, err = tx.AddSnapshot(ctx, prefix.AsPrefix(), s)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("finish the mirror of %s: %w", dir, err)
+	}
+	p.resMu.Lock()
+	p.res.Removed, p.res.Snapshot = snap.Removed, &snap
+	p.resMu.Unlock()
+	return nil
 }
 
 // fatal records the first error that ends the whole put and stops it.
@@ -315,12 +428,31 @@ func (p *putter) fail(f Failure) {
 func (p *putter) read(s *source, ch *store.Chunker) error {
 	ctx := p.ctx
 	label := s.path
+	if s.kind != catalog.KindFile {
+		return p.entry(&fileTask{src: s, nv: catalog.NewVersion{Name: s.name, Kind: s.kind, Target: s.target,
+			Mode: modeBits(s.info.Mode()), MTime: s.info.ModTime()}})
+	}
+	if !p.opts.ForceRead && s.info != nil && s.info.Mode().IsRegular() {
+		if st, ok := statOf(s.info); ok {
+			v, hit, err := p.n.cat.CachedFile(ctx, s.name, st)
+			if err != nil {
+				return err
+			}
+			if hit {
+				p.prog.bytes.Add(v.Size)
+				return p.entry(&fileTask{src: s, cached: true, reused: v.Chunks, nv: catalog.NewVersion{Name: s.name, Size: v.Size}})
+			}
+		}
+	}
 	r, before, err := s.open(ctx, p.opts.Stdin)
 	if err != nil {
 		p.fail(newFailure(s.path, err))
 		return nil
 	}
 	defer r.Close()
+	p.resMu.Lock()
+	p.res.Read++
+	p.resMu.Unlock()
 	if before != nil {
 		s.mode = before.Mode()
 	}
@@ -372,6 +504,11 @@ func (p *putter) read(s *source, ch *store.Chunker) error {
 	if ft.readErr == nil && changed(r, before) {
 		ft.changed = true
 	}
+	if before != nil && !ft.changed {
+		if st, ok := statOf(before); ok {
+			ft.stat = &st
+		}
+	}
 	if before != nil {
 		ft.nv.MTime = before.ModTime()
 	} else {
@@ -419,7 +556,7 @@ func (p *putter) assemble(ft *fileTask, label string) {
 	}
 	ft.nv.Name = ft.src.name
 	ft.nv.Size = size
-	ft.nv.Mode = uint32(ft.src.mode.Perm())
+	ft.nv.Mode = modeBits(ft.src.mode)
 	ft.nv.ContentType = ft.ctype
 	ft.nv.SHA256 = catalog.Digest(sumOf(h))
 	ft.nv.Chunks = refs
@@ -432,6 +569,27 @@ func (p *putter) assemble(ft *fileTask, label string) {
 	case p.done <- ft:
 	case <-p.ctx.Done():
 	}
+}
+
+// entry passes a file task that needs no reading (a directory, a link, a
+// file the files cache vouches for) straight to the committer.
+func (p *putter) entry(ft *fileTask) error {
+	if err := p.files.Acquire(p.ctx, 1); err != nil {
+		return err
+	}
+	defer p.files.Release(1)
+	select {
+	case p.done <- ft:
+		return nil
+	case <-p.ctx.Done():
+		return p.ctx.Err()
+	}
+}
+
+// modeBits is what a version keeps of a mode: the permissions and the
+// setuid, setgid and sticky bits.
+func modeBits(m fs.FileMode) uint32 {
+	return uint32(m & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky))
 }
 
 func sumOf(h hash.Hash) (d [32]byte) {
@@ -609,12 +767,21 @@ func (p *putter) commit(files []*fileTask) error {
 	added := make([]catalog.Added, len(files))
 	err := p.n.cat.Tx(p.ctx, func(tx *catalog.Tx) error {
 		for i, ft := range files {
+			if ft.cached {
+				added[i] = catalog.Added{Unchanged: true}
+				continue
+			}
 			a, err := tx.AddVersion(p.ctx, ft.nv)
 			if err != nil {
 				return fmt.Errorf("add %s: %w", ft.nv.Name, err)
 			}
 			if err := p.checkRevived(a.Revived); err != nil {
 				return fmt.Errorf("add %s: %w", ft.nv.Name, err)
+			}
+			if ft.stat != nil {
+				if err := tx.CacheFile(p.ctx, ft.nv.Name, *ft.stat, a.Version.Num); err != nil {
+					return err
+				}
 			}
 			added[i] = a
 		}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/loftstore/loft/catalog"
 	"github.com/loftstore/loft/destdir"
 	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/names"
@@ -21,6 +22,12 @@ type source struct {
 	path   string     // file to open; "-" for standard input
 	stream bool       // path is a pipe: read it like standard input
 	mode   fs.FileMode
+	// What a mirror put's walk found: a directory or a link (stored as an
+	// entry, without reading), and for every kind the stat the walk made,
+	// which the files cache compares and directories and links keep.
+	kind   catalog.Kind
+	target string
+	info   fs.FileInfo
 }
 
 // open opens the source. For a regular file it returns its stat too, for
@@ -143,7 +150,7 @@ func walk(ctx context.Context, paths []string, as names.Name, emit func(*source)
 		}
 		switch {
 		case fi.Mode().IsRegular():
-			if err := emit(&source{name: name, path: p, mode: fi.Mode()}); err != nil {
+			if err := emit(&source{name: name, path: p, mode: fi.Mode(), info: fi}); err != nil {
 				return err
 			}
 			continue
@@ -202,13 +209,88 @@ func walk(ctx context.Context, paths []string, as names.Name, emit func(*source)
 				fail(newFailure(fp, err))
 				return nil
 			}
-			return emit(&source{name: objName, path: fp, mode: info.Mode()})
+			return emit(&source{name: objName, path: fp, mode: info.Mode(), info: info})
 		})
 		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// ErrNotDir means --mirror was given something other than one directory.
+var ErrNotDir = fault.New(fault.Invalid, "is not a directory: --mirror takes one directory")
+
+// walkMirror walks the directory root for a mirror put, the tree to be
+// stored under prefix exactly: the directory itself (as prefix), every
+// directory and symbolic link below it as entries of their own (a link is
+// never followed), and every regular file. Pipes, devices and sockets are
+// skipped with a warning. A directory that cannot be read is a Failure,
+// and partial is told of it: what lies below it is not known, so nothing
+// below it may be taken for gone. root itself may be a link to a
+// directory, which is followed, as on the command line.
+func walkMirror(ctx context.Context, root string, prefix names.Name, emit func(*source) error, skip func(Skip), fail func(Failure), partial func(names.Name)) error {
+	fi, err := os.Stat(root)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s %w", root, ErrNotDir)
+	}
+	if r, err := filepath.EvalSymlinks(root); err == nil {
+		root = r
+	}
+	return filepath.WalkDir(root, func(fp string, d fs.DirEntry, err error) error {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		name := prefix
+		if fp != root {
+			rel, rerr := filepath.Rel(root, fp)
+			if rerr == nil {
+				name, rerr = prefix.AsPrefix().Join(filepath.ToSlash(rel))
+			}
+			if rerr != nil {
+				fail(newFailure(fp, rerr))
+				if d != nil && d.IsDir() {
+					return fs.SkipDir
+				}
+				return nil
+			}
+		}
+		if err != nil {
+			// WalkDir reports a directory it cannot read a second time,
+			// after visiting it: its entry is stored, its contents are not
+			// known.
+			fail(newFailure(fp, err))
+			if d != nil && d.IsDir() {
+				partial(name)
+				return fs.SkipDir
+			}
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			fail(newFailure(fp, err))
+			return nil
+		}
+		src := &source{name: name, path: fp, mode: info.Mode(), info: info}
+		switch t := d.Type(); {
+		case t.IsDir():
+			src.kind = catalog.KindDir
+		case t&fs.ModeSymlink != 0:
+			target, err := os.Readlink(fp)
+			if err != nil {
+				fail(newFailure(fp, err))
+				return nil
+			}
+			src.kind, src.target = catalog.KindSymlink, target
+		case !t.IsRegular():
+			skip(Skip{Path: fp, Reason: "not a regular file (" + destdir.KindOf(t) + ")"})
+			return nil
+		}
+		return emit(src)
+	})
 }
 
 // openRegular opens a file for reading and checks, on the open descriptor,

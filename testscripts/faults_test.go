@@ -143,30 +143,14 @@ func TestKillPut(t *testing.T) {
 	full := time.Since(start)
 
 	const kills = 24
-	interrupted := 0
-	// The kill moment is uniform in a window that adapts: it shrinks after
-	// a kill that came too late and grows after one that hit, so that most
-	// kills land inside a put whatever the machine's speed.
-	window := full
+	kw := newKillWindow(full, rng)
 	for k := range kills {
 		// New content in some files each round, so every put has work.
 		randFile(t, filepath.Join(src, "big"), 6<<20, uint64(2000+k))
 		for j := range 20 {
 			randFile(t, filepath.Join(src, "small", fmt.Sprintf("f%03d", rng.IntN(120))), 1+rng.IntN(24<<10), uint64(10000+k*100+j))
 		}
-		cmd := exec.Command("loft", "--repo", repo, "put", src)
-		cmd.Env = childEnv()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Duration(rng.Int64N(int64(window) + 1)))
-		cmd.Process.Signal(syscall.SIGKILL)
-		if err := cmd.Wait(); err != nil && strings.Contains(err.Error(), "killed") {
-			interrupted++
-			window = min(window+window/10, 2*full)
-		} else {
-			window = window * 6 / 10
-		}
+		kw.kill(t, repo, "put", src)
 
 		checkPasses(t, repo)
 		must(t, repo, "put", src)
@@ -176,10 +160,7 @@ func TestKillPut(t *testing.T) {
 		os.RemoveAll(out)
 	}
 
-	t.Logf("%d of %d kills interrupted a running put (an uninterrupted put took %v)", interrupted, kills, full)
-	if interrupted < kills/2 {
-		t.Fatalf("only %d of %d kills interrupted a put", interrupted, kills)
-	}
+	kw.enough(t, kills)
 
 	// One more killed put of data that is never put again leaves garbage:
 	// staged files, or orphans if the kill fell between renaming the chunks
@@ -202,6 +183,56 @@ func TestKillPut(t *testing.T) {
 		t.Fatalf("%d staged files left after gc --grace 0", len(ents))
 	}
 	must(t, repo, "check", "--read-data")
+}
+
+// killWindow kills commands at random moments, uniform in a window that
+// adapts: it shrinks after a kill that came too late (the command had
+// ended) and grows after one that hit, so that most kills land inside a
+// command whatever the machine's speed.
+type killWindow struct {
+	full, window time.Duration // an uninterrupted run; the current window
+	rng          *rand.Rand
+	interrupted  int
+}
+
+func newKillWindow(full time.Duration, rng *rand.Rand) *killWindow {
+	return &killWindow{full: full, window: full, rng: rng}
+}
+
+// kill runs loft with args on repo, kills it with SIGKILL at a random
+// moment, and reports whether the kill interrupted it. A run that ended
+// first must have succeeded.
+func (k *killWindow) kill(t *testing.T, repo string, args ...string) bool {
+	t.Helper()
+	cmd := exec.Command("loft", append([]string{"--repo", repo}, args...)...)
+	cmd.Env = childEnv()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Duration(k.rng.Int64N(int64(k.window) + 1)))
+	cmd.Process.Signal(syscall.SIGKILL)
+	err := cmd.Wait()
+	if err != nil && strings.Contains(err.Error(), "killed") {
+		k.interrupted++
+		k.window = min(k.window+k.window/10, 2*k.full)
+		return true
+	}
+	if err != nil {
+		t.Fatalf("loft %s: %v\n%s", strings.Join(args, " "), err, out.String())
+	}
+	k.window = k.window * 6 / 10
+	return false
+}
+
+// enough fails the test unless at least half of kills interrupted a run.
+func (k *killWindow) enough(t *testing.T, kills int) {
+	t.Helper()
+	t.Logf("%d of %d kills interrupted a running command (an uninterrupted one took %v)", k.interrupted, kills, k.full)
+	if k.interrupted < kills/2 {
+		t.Fatalf("only %d of %d kills interrupted a run", k.interrupted, kills)
+	}
 }
 
 // TestWritersAndCollector runs two writer processes, each putting

@@ -1,0 +1,13 @@
+//go:build !linux
+
+package destdir
+
+import (
+	"os"
+	"time"
+)
+
+func syncFS(f *os.File) error { return f.Sync() }
+
+// lchtimes is not offered here: links keep the time they were made.
+func (d *Dir) lchtimes(dir, base string, mtime time.Time) error { return nil }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -55,10 +56,65 @@ type Options struct {
 // serialised by SQLite (one writer at a time, across processes too).
 type Catalog struct {
 	path   string
-	w      *sql.DB // the single writer connection: every Tx is BEGIN IMMEDIATE
-	r      *sql.DB // readers, which WAL lets run beside the writer
+	w      *sql.DB     // the single writer connection: every Tx is BEGIN IMMEDIATE
+	r      *preparedDB // readers, which WAL lets run beside the writer
 	origin string
 	now    func() time.Time
+}
+
+// preparedDB runs each query through a statement prepared once (per
+// connection, by database/sql) and kept: parsing a query costs more than
+// running the small ones a put makes per file, and far more than the
+// repeated lookups of a tree's worth of names.
+type preparedDB struct {
+	*sql.DB
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
+
+// maxPrepared bounds the statements kept; queries past it (none of the
+// catalog's own: they are fixed strings) run unprepared.
+const maxPrepared = 256
+
+func (p *preparedDB) stmt(ctx context.Context, query string) *sql.Stmt {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s, ok := p.stmts[query]; ok {
+		return s
+	}
+	if len(p.stmts) >= maxPrepared {
+		return nil
+	}
+	s, err := p.DB.PrepareContext(ctx, query)
+	if err != nil {
+		return nil // the unprepared query reports the error
+	}
+	if p.stmts == nil {
+		p.stmts = make(map[string]*sql.Stmt)
+	}
+	p.stmts[query] = s
+	return s
+}
+
+func (p *preparedDB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if s := p.stmt(ctx, query); s != nil {
+		return s.QueryContext(ctx, args...)
+	}
+	return p.DB.QueryContext(ctx, query, args...)
+}
+
+func (p *preparedDB) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if s := p.stmt(ctx, query); s != nil {
+		return s.QueryRowContext(ctx, args...)
+	}
+	return p.DB.QueryRowContext(ctx, query, args...)
+}
+
+func (p *preparedDB) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if s := p.stmt(ctx, query); s != nil {
+		return s.ExecContext(ctx, args...)
+	}
+	return p.DB.ExecContext(ctx, query, args...)
 }
 
 // querier is satisfied by *sql.DB and *sql.Tx, so the same query functions
@@ -187,11 +243,12 @@ func open(ctx context.Context, path string, opts Options, createMeta map[string]
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
-	r, err := sql.Open("sqlite", dsn(path, opts.BusyTimeout, false))
+	rdb, err := sql.Open("sqlite", dsn(path, opts.BusyTimeout, false))
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open catalog: %w", err)
 	}
+	r := &preparedDB{DB: rdb}
 	r.SetMaxOpenConns(readers)
 	// Readers stay open: a reopened connection touches the WAL's metadata
 	// (SQLite sets its owner when running as root), a write an idle node

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/loftstore/loft/store"
+
 	"github.com/loftstore/loft/fault"
 )
 
@@ -43,6 +45,13 @@ func Settings() []Setting {
 		{Key: "scrub-interval", Default: "24h", Help: "how often serve re-reads every chunk it holds and repairs bad ones", check: positive},
 		{Key: "gc-interval", Default: "1h", Help: "how often serve collects garbage", check: positive},
 		{Key: "listen", Default: "0.0.0.0:7419", Help: "UDP address serve listens on"},
+		{Key: "small-chunk-max", Default: strconv.Itoa(store.SmallMax), Help: "largest stored chunk kept as a row of chunks/small.db rather than a file (0: every chunk a file)", check: func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 || n > 1<<20 {
+				return fmt.Errorf("want a byte count from 0 to 1048576, not %q", v)
+			}
+			return nil
+		}},
 		{Key: "name", Default: "", Help: "this node's display name"},
 		{Key: "default-node", Default: "", Help: "peer that --node means when given no value (for a laptop that uses a home server)"},
 	}

@@ -195,7 +195,7 @@ func TestPutStdinAndNames(t *testing.T) {
 // an integrity error naming object and chunk, and leaves no file behind.
 func TestGetCorruptChunk(t *testing.T) {
 	ctx := context.Background()
-	n, _ := newRepo(t, Options{})
+	n, _ := newRepo(t, Options{SmallMax: -1}) // chunk files, to damage (rows: store's suite)
 	src := filepath.Join(t.TempDir(), "doc.bin")
 	writeFile(t, src, randomData(5, 200<<10), 0o644)
 	if _, err := n.Put(ctx, []string{src}, PutOptions{}); err != nil {
@@ -289,7 +289,7 @@ func (d *fullDisk) create(dir, pattern string) (store.TempFile, error) {
 func TestPutDiskFull(t *testing.T) {
 	ctx := context.Background()
 	full := &fullDisk{left: 100 << 10}
-	n, dir := newRepo(t, Options{CreateTemp: full.create})
+	n, dir := newRepo(t, Options{CreateTemp: full.create, SmallMax: -1})
 	src := t.TempDir()
 	writeFile(t, filepath.Join(src, "a"), randomData(6, 40<<10), 0o644)
 	writeFile(t, filepath.Join(src, "b"), randomData(7, 400<<10), 0o644)
@@ -375,7 +375,7 @@ func TestGCDuringPutKeepsReusedChunks(t *testing.T) {
 			fresh := randomData(9, 64<<10)
 			writeFile(t, filepath.Join(tree, "zfresh"), fresh, 0o644)
 
-			putter := openRepo(t, dir, Options{CreateTemp: pause.create})
+			putter := openRepo(t, dir, Options{CreateTemp: pause.create, SmallMax: -1})
 			errc := make(chan error, 1)
 			go func() {
 				_, err := putter.Put(ctx, []string{tree}, PutOptions{})

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -46,6 +47,9 @@ type Options struct {
 	Now func() time.Time
 	// CreateTemp, when set, stages chunk files; tests inject faults with it.
 	CreateTemp func(dir, pattern string) (store.TempFile, error)
+	// SmallMax overrides store.SmallMax (see store.DiskOptions): tests
+	// that reach chunk files set -1.
+	SmallMax int
 	// AllowBadKey opens a repository whose node.key does not parse or does
 	// not match the node ID its catalog records, for check to report it
 	// (KeyError); the node then never uses the network.
@@ -212,7 +216,21 @@ func Open(ctx context.Context, dir string, opts Options) (*Node, error) {
 		n.cat.Close()
 		return nil, err
 	}
-	n.disk, err = store.OpenDisk(filepath.Join(dir, chunksDir), n.codecs, store.DiskOptions{CreateTemp: opts.CreateTemp})
+	smallMax := opts.SmallMax
+	if smallMax == 0 {
+		// Where new chunks go; reads find a chunk in either place, so the
+		// setting can change at any time.
+		v, err := n.cat.Config(ctx, "small-chunk-max")
+		if err != nil {
+			n.codecs.Close()
+			n.cat.Close()
+			return nil, err
+		}
+		if smallMax, _ = strconv.Atoi(v); smallMax == 0 {
+			smallMax = -1
+		}
+	}
+	n.disk, err = store.OpenDisk(filepath.Join(dir, chunksDir), n.codecs, store.DiskOptions{CreateTemp: opts.CreateTemp, SmallMax: smallMax})
 	if err != nil {
 		n.codecs.Close()
 		n.cat.Close()

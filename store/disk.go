@@ -29,19 +29,27 @@ type DiskOptions struct {
 	// CreateTemp creates a file for staging a chunk. Nil means os.CreateTemp.
 	// Tests inject faults, a full disk for one, through it.
 	CreateTemp func(dir, pattern string) (TempFile, error)
+	// SmallMax overrides the largest stored size kept in the small-chunk
+	// database: 0 means SmallMax, a negative value none (every chunk a
+	// file). Reads find a chunk in either place whatever it is.
+	SmallMax int
 }
 
 // Disk stores chunks as files under root: root/ab/cd/<64 hex>, written to
 // root/tmp first. Every file under its final name is complete and durable:
-// Batch.Commit flushes staged files before it renames them.
+// Batch.Commit flushes staged files before it renames them. Chunks whose
+// stored form is at most SmallMax bytes are rows of root/small.db instead
+// (see small); every method covers both.
 type Disk struct {
-	root   string
-	tmp    string
-	codecs *Codecs
-	create func(dir, pattern string) (TempFile, error)
-	flush  flusher
-	early  *writeback
-	dirs   sync.Map // chunk directories known to exist
+	small    *small
+	smallMax int
+	root     string
+	tmp      string
+	codecs   *Codecs
+	create   func(dir, pattern string) (TempFile, error)
+	flush    flusher
+	early    *writeback
+	dirs     sync.Map // chunk directories known to exist
 }
 
 // earlyWriteback is the chunk size from which staging asks the kernel to
@@ -53,7 +61,11 @@ const tmpPrefix = "w-"
 
 // OpenDisk opens (creating if needed) a disk store rooted at root.
 func OpenDisk(root string, codecs *Codecs, opts DiskOptions) (*Disk, error) {
-	d := &Disk{root: root, tmp: filepath.Join(root, "tmp"), codecs: codecs, create: opts.CreateTemp}
+	d := &Disk{root: root, tmp: filepath.Join(root, "tmp"), codecs: codecs, create: opts.CreateTemp,
+		small: &small{path: smallPath(root)}, smallMax: opts.SmallMax}
+	if d.smallMax == 0 {
+		d.smallMax = SmallMax
+	}
 	if d.create == nil {
 		d.create = func(dir, pattern string) (TempFile, error) { return os.CreateTemp(dir, pattern) }
 	}
@@ -72,7 +84,7 @@ func OpenDisk(root string, codecs *Codecs, opts DiskOptions) (*Disk, error) {
 // Close releases the store's resources.
 func (d *Disk) Close() error {
 	d.early.stop()
-	return d.flush.Close()
+	return errors.Join(d.small.close(), d.flush.Close())
 }
 
 // Path returns the file name of a chunk.
@@ -90,7 +102,14 @@ func (d *Disk) Get(ctx context.Context, id ID, buf []byte) ([]byte, error) {
 	}
 	f, err := os.Open(d.Path(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("chunk %s: %w", id, ErrNotFound)
+		stored, err := d.small.get(ctx, id, buf)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return nil, fmt.Errorf("chunk %s: %w", id, ErrNotFound)
+		case err != nil:
+			return nil, fmt.Errorf("read chunk %s: %w", id, err)
+		}
+		return d.decode(id, stored)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read chunk %s: %w", id, err)
@@ -114,12 +133,22 @@ func (d *Disk) Get(ctx context.Context, id ID, buf []byte) ([]byte, error) {
 		}
 		return nil, fmt.Errorf("read chunk %s: %w", id, err)
 	}
+	return d.decode(id, stored)
+}
+
+// decode turns a chunk's stored form into its plain bytes, verified; a
+// plain chunk's are returned in place.
+func (d *Disk) decode(id ID, stored []byte) ([]byte, error) {
+	size := len(stored)
+	if size < headerSize || size > MaxStoredSize {
+		return nil, &IntegrityError{ID: id, Reason: fmt.Sprintf("stored form is %d bytes", size)}
+	}
 	h, err := ParseHeader(stored)
 	var plain []byte
 	switch {
 	case err != nil:
-	case h.Codec == CodecPlain && int(size)-headerSize != h.PlainSize:
-		err = fmt.Errorf("%w: payload is %d bytes, header says %d", ErrFormat, int(size)-headerSize, h.PlainSize)
+	case h.Codec == CodecPlain && size-headerSize != h.PlainSize:
+		err = fmt.Errorf("%w: payload is %d bytes, header says %d", ErrFormat, size-headerSize, h.PlainSize)
 	case h.Codec == CodecPlain:
 		plain = stored[headerSize:]
 	default:
@@ -143,7 +172,14 @@ const MaxStoredSize = MaxChunkSize + MaxChunkSize/64 + 4096
 func (d *Disk) Stat(ctx context.Context, id ID) (Info, error) {
 	fi, err := os.Stat(d.Path(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		return Info{}, fmt.Errorf("chunk %s: %w", id, ErrNotFound)
+		in, err := d.small.stat(ctx, id)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return Info{}, fmt.Errorf("chunk %s: %w", id, ErrNotFound)
+		case err != nil:
+			return Info{}, fmt.Errorf("stat chunk %s: %w", id, err)
+		}
+		return in, nil
 	}
 	if err != nil {
 		return Info{}, fmt.Errorf("stat chunk %s: %w", id, err)
@@ -154,6 +190,9 @@ func (d *Disk) Stat(ctx context.Context, id ID) (Info, error) {
 // Remove removes a chunk file.
 func (d *Disk) Remove(ctx context.Context, id ID) error {
 	if err := os.Remove(d.Path(id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove chunk %s: %w", id, err)
+	}
+	if _, err := d.small.remove(ctx, id, time.Time{}); err != nil {
 		return fmt.Errorf("remove chunk %s: %w", id, err)
 	}
 	return nil
@@ -168,7 +207,11 @@ func (d *Disk) RemoveIfOlder(ctx context.Context, id ID, cutoff time.Time) (bool
 	aside := filepath.Join(d.tmp, "rm-"+id.String()+"-"+randomSuffix())
 	if err := os.Rename(p, aside); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return false, nil
+			removed, err := d.small.remove(ctx, id, cutoff)
+			if err != nil {
+				return false, fmt.Errorf("remove chunk %s: %w", id, err)
+			}
+			return removed, nil
 		}
 		return false, fmt.Errorf("remove chunk %s: %w", id, err)
 	}
@@ -188,8 +231,19 @@ func (d *Disk) RemoveIfOlder(ctx context.Context, id ID, cutoff time.Time) (bool
 	return true, nil
 }
 
-// Walk lists the chunk files. Files whose names are not chunk IDs are skipped.
+// Walk lists the chunk files, then the small chunks. Files whose names are
+// not chunk IDs are skipped.
 func (d *Disk) Walk(ctx context.Context, fn func(Info) error) error {
+	if err := d.walkFiles(ctx, fn); err != nil {
+		return err
+	}
+	if err := d.small.walk(ctx, fn); err != nil {
+		return fmt.Errorf("walk chunk store: %w", err)
+	}
+	return nil
+}
+
+func (d *Disk) walkFiles(ctx context.Context, fn func(Info) error) error {
 	top, err := readDirNames(d.root)
 	if err != nil {
 		return fmt.Errorf("walk chunk store: %w", err)
@@ -244,7 +298,10 @@ func (d *Disk) CleanTemp(ctx context.Context, cutoff time.Time) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("clean temporary chunks: %w", err)
 	}
-	n := 0
+	n, err := d.small.cleanStaged(ctx, cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("clean temporary chunks: %w", err)
+	}
 	for _, e := range ents {
 		fi, err := e.Info()
 		if err != nil || !fi.ModTime().Before(cutoff) {
@@ -295,7 +352,9 @@ func (d *Disk) ensureDir(dir string) error {
 }
 
 // NewBatch starts a batch of writes.
-func (d *Disk) NewBatch() Batch { return &diskBatch{d: d} }
+func (d *Disk) NewBatch() Batch {
+	return &diskBatch{d: d, small: &smallBatch{s: d.small, name: randomSuffix() + randomSuffix()}}
+}
 
 type staged struct {
 	id   ID
@@ -304,6 +363,7 @@ type staged struct {
 
 type diskBatch struct {
 	d        *Disk
+	small    *smallBatch
 	commitMu sync.Mutex // one Commit at a time: a later one waits for an earlier
 	mu       sync.Mutex // guards staged and failed
 	staged   []staged
@@ -324,6 +384,14 @@ func (b *diskBatch) Add(ctx context.Context, id ID, plain []byte) (int64, error)
 	hdr, payload, codec := b.d.codecs.EncodeParts(*bp, plain)
 	if codec != CodecPlain && cap(payload) > cap(*bp) {
 		*bp = payload[:0] // keep the grown buffer for the next chunk
+	}
+	if n := len(hdr) + len(payload); n <= b.d.smallMax {
+		data := make([]byte, 0, n)
+		data = append(append(data, hdr[:]...), payload...)
+		if err := b.small.add(ctx, smallChunk{id: id, data: data}); err != nil {
+			return 0, fmt.Errorf("stage chunk %s: %w", id, err)
+		}
+		return int64(n), nil
 	}
 
 	f, err := b.d.create(b.d.tmp, tmpPrefix+id.Short()+"-*")
@@ -369,10 +437,13 @@ func (b *diskBatch) Commit(ctx context.Context) error {
 	todo := b.staged
 	b.staged = nil
 	b.mu.Unlock()
-	if len(todo) == 0 {
-		return nil
+	var err error
+	if len(todo) > 0 {
+		err = b.commit(ctx, todo)
 	}
-	err := b.commit(ctx, todo)
+	if err == nil {
+		err = b.small.commit(ctx)
+	}
 	if err != nil {
 		b.mu.Lock()
 		b.failed = err
@@ -422,6 +493,7 @@ func (b *diskBatch) commit(ctx context.Context, todo []staged) error {
 }
 
 func (b *diskBatch) Abort() {
+	b.small.abort()
 	b.mu.Lock()
 	todo := b.staged
 	b.staged = nil

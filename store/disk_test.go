@@ -38,7 +38,7 @@ func wantTmpEmpty(t testing.TB, root string) {
 
 func TestDiskLayout(t *testing.T) {
 	root := t.TempDir()
-	d := openTestDisk(t, root, DiskOptions{})
+	d := openTestDisk(t, root, DiskOptions{SmallMax: -1})
 	ctx := context.Background()
 	plain, plainID := chunk(1, 5000, false)
 	comp, compID := chunk(2, 5000, true)
@@ -112,7 +112,7 @@ func TestDiskLayout(t *testing.T) {
 
 func TestDiskReopen(t *testing.T) {
 	root := t.TempDir()
-	d1, err := OpenDisk(root, newTestCodecs(t, 1), DiskOptions{})
+	d1, err := OpenDisk(root, newTestCodecs(t, 1), DiskOptions{SmallMax: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestDiskReopen(t *testing.T) {
 	if err := d1.Close(); err != nil {
 		t.Fatal(err)
 	}
-	d2 := openTestDisk(t, root, DiskOptions{})
+	d2 := openTestDisk(t, root, DiskOptions{SmallMax: -1})
 	wantChunk(t, d2, id, data)
 	wantWalk(t, d2, id)
 }
@@ -131,7 +131,7 @@ func TestDiskOpenErrors(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if d, err := OpenDisk(file, newTestCodecs(t, 1), DiskOptions{}); err == nil {
+	if d, err := OpenDisk(file, newTestCodecs(t, 1), DiskOptions{SmallMax: -1}); err == nil {
 		d.Close()
 		t.Fatal("OpenDisk on a regular file succeeded")
 	}
@@ -139,7 +139,7 @@ func TestDiskOpenErrors(t *testing.T) {
 
 func TestDiskAbortRemovesTemp(t *testing.T) {
 	root := t.TempDir()
-	d := openTestDisk(t, root, DiskOptions{})
+	d := openTestDisk(t, root, DiskOptions{SmallMax: -1})
 	committed, committedID := chunk(4, 1000, false)
 	b := d.NewBatch()
 	mustAdd(t, b, committedID, committed)
@@ -163,7 +163,7 @@ func TestDiskAbortRemovesTemp(t *testing.T) {
 
 func TestDiskCommitCancelled(t *testing.T) {
 	root := t.TempDir()
-	d := openTestDisk(t, root, DiskOptions{})
+	d := openTestDisk(t, root, DiskOptions{SmallMax: -1})
 	data, id := chunk(5, 1000, false)
 	b := d.NewBatch()
 	mustAdd(t, b, id, data)
@@ -182,7 +182,7 @@ func TestDiskCommitCancelled(t *testing.T) {
 
 func TestDiskAbortAfterFailedCommit(t *testing.T) {
 	root := t.TempDir()
-	d := openTestDisk(t, root, DiskOptions{})
+	d := openTestDisk(t, root, DiskOptions{SmallMax: -1})
 	data, id := chunk(6, 1000, false)
 	b := d.NewBatch()
 	mustAdd(t, b, id, data)
@@ -198,7 +198,7 @@ func TestDiskAbortAfterFailedCommit(t *testing.T) {
 
 func TestDiskAbortAfterRepeatedFailedCommit(t *testing.T) {
 	root := t.TempDir()
-	d := openTestDisk(t, root, DiskOptions{})
+	d := openTestDisk(t, root, DiskOptions{SmallMax: -1})
 	data, id := chunk(7, 1000, false)
 	b := d.NewBatch()
 	mustAdd(t, b, id, data)
@@ -217,7 +217,7 @@ func TestDiskAbortAfterRepeatedFailedCommit(t *testing.T) {
 
 func TestDiskCleanTemp(t *testing.T) {
 	root := t.TempDir()
-	d := openTestDisk(t, root, DiskOptions{})
+	d := openTestDisk(t, root, DiskOptions{SmallMax: -1})
 	ctx := context.Background()
 	tmp := filepath.Join(root, "tmp")
 	now := time.Now()
@@ -267,7 +267,7 @@ func TestDiskCleanTemp(t *testing.T) {
 
 func TestDiskWalkSkipsForeignFiles(t *testing.T) {
 	root := t.TempDir()
-	d := openTestDisk(t, root, DiskOptions{})
+	d := openTestDisk(t, root, DiskOptions{SmallMax: -1})
 	data, id := chunk(10, 1000, false)
 	put(t, d, data)
 	other := Sum([]byte("other"))
@@ -308,7 +308,7 @@ func TestDiskWalkSkipsForeignFiles(t *testing.T) {
 
 func TestDiskWalkUppercaseName(t *testing.T) {
 	root := t.TempDir()
-	d := openTestDisk(t, root, DiskOptions{})
+	d := openTestDisk(t, root, DiskOptions{SmallMax: -1})
 	id := Sum([]byte("upper"))
 	h := id.String()
 	name := h[:4] + strings.ToUpper(h[4:])
@@ -328,7 +328,7 @@ func TestDiskWalkUppercaseName(t *testing.T) {
 func TestDiskTruncatedChunk(t *testing.T) {
 	ctx := context.Background()
 	for _, compressible := range []bool{false, true} {
-		d := newTestDisk(t, DiskOptions{})
+		d := newTestDisk(t, DiskOptions{SmallMax: -1})
 		data, id := chunk(11, 20000, compressible)
 		put(t, d, data)
 		full, err := os.ReadFile(d.Path(id))
@@ -356,7 +356,7 @@ func TestDiskTruncatedChunk(t *testing.T) {
 
 func TestDiskWrongContentUnderName(t *testing.T) {
 	// A well-formed chunk file holding another chunk's bytes.
-	d := newTestDisk(t, DiskOptions{})
+	d := newTestDisk(t, DiskOptions{SmallMax: -1})
 	a, idA := chunk(12, 3000, true)
 	b, idB := chunk(13, 3000, true)
 	put(t, d, a, b)
@@ -374,7 +374,7 @@ func TestDiskWrongContentUnderName(t *testing.T) {
 
 func TestDiskCancelledContext(t *testing.T) {
 	root := t.TempDir()
-	d := openTestDisk(t, root, DiskOptions{})
+	d := openTestDisk(t, root, DiskOptions{SmallMax: -1})
 	data, id := chunk(14, 1000, false)
 	put(t, d, data)
 	cctx, cancel := context.WithCancel(context.Background())
@@ -404,7 +404,7 @@ func TestDiskCancelledContext(t *testing.T) {
 
 func TestDiskRemoveIfOlderLeavesNoTemp(t *testing.T) {
 	root := t.TempDir()
-	d := openTestDisk(t, root, DiskOptions{})
+	d := openTestDisk(t, root, DiskOptions{SmallMax: -1})
 	ctx := context.Background()
 	d1, id1 := chunk(16, 1000, false)
 	d2, id2 := chunk(17, 1000, false)
@@ -432,7 +432,7 @@ func TestDiskRemoveIfOlderLeavesNoTemp(t *testing.T) {
 }
 
 func TestDiskMaxChunkSize(t *testing.T) {
-	d := newTestDisk(t, DiskOptions{})
+	d := newTestDisk(t, DiskOptions{SmallMax: -1})
 	data := randomBytes(18, MaxChunkSize)
 	id := Sum(data)
 	put(t, d, data)
@@ -440,7 +440,7 @@ func TestDiskMaxChunkSize(t *testing.T) {
 }
 
 func TestDiskOversizedChunk(t *testing.T) {
-	d := newTestDisk(t, DiskOptions{})
+	d := newTestDisk(t, DiskOptions{SmallMax: -1})
 	ctx := context.Background()
 	data := randomBytes(19, MaxChunkSize+1)
 	id := Sum(data)
@@ -490,11 +490,11 @@ func TestDiskWriteFault(t *testing.T) {
 	ctx := context.Background()
 	for _, left := range []int{0, 5, headerSize, 100, 2999} {
 		root := t.TempDir()
-		good := openTestDisk(t, root, DiskOptions{})
+		good := openTestDisk(t, root, DiskOptions{SmallMax: -1})
 		committed, committedID := chunk(20, 3000, false)
 		put(t, good, committed)
 
-		full := openTestDisk(t, root, DiskOptions{CreateTemp: func(dir, pattern string) (TempFile, error) {
+		full := openTestDisk(t, root, DiskOptions{SmallMax: -1, CreateTemp: func(dir, pattern string) (TempFile, error) {
 			f, err := os.CreateTemp(dir, pattern)
 			if err != nil {
 				return nil, err
@@ -523,7 +523,7 @@ func TestDiskWriteFault(t *testing.T) {
 
 func TestDiskCloseFault(t *testing.T) {
 	root := t.TempDir()
-	d := openTestDisk(t, root, DiskOptions{CreateTemp: func(dir, pattern string) (TempFile, error) {
+	d := openTestDisk(t, root, DiskOptions{SmallMax: -1, CreateTemp: func(dir, pattern string) (TempFile, error) {
 		f, err := os.CreateTemp(dir, pattern)
 		if err != nil {
 			return nil, err
@@ -544,7 +544,7 @@ func TestDiskCloseFault(t *testing.T) {
 func TestDiskCreateTempFault(t *testing.T) {
 	root := t.TempDir()
 	boom := errors.New("no temp for you")
-	d := openTestDisk(t, root, DiskOptions{CreateTemp: func(dir, pattern string) (TempFile, error) {
+	d := openTestDisk(t, root, DiskOptions{SmallMax: -1, CreateTemp: func(dir, pattern string) (TempFile, error) {
 		return nil, boom
 	}})
 	data, id := chunk(23, 3000, false)
@@ -562,7 +562,7 @@ func TestDiskCreateTempArgs(t *testing.T) {
 	// The store stages chunks in root/tmp, named after the chunk.
 	root := t.TempDir()
 	var dirs, patterns []string
-	d := openTestDisk(t, root, DiskOptions{CreateTemp: func(dir, pattern string) (TempFile, error) {
+	d := openTestDisk(t, root, DiskOptions{SmallMax: -1, CreateTemp: func(dir, pattern string) (TempFile, error) {
 		dirs = append(dirs, dir)
 		patterns = append(patterns, pattern)
 		return os.CreateTemp(dir, pattern)
@@ -583,7 +583,7 @@ func TestDiskCreateTempArgs(t *testing.T) {
 
 func TestDiskWalkStrayFiles(t *testing.T) {
 	root := t.TempDir()
-	d := openTestDisk(t, root, DiskOptions{})
+	d := openTestDisk(t, root, DiskOptions{SmallMax: -1})
 	data, id := chunk(25, 1000, false)
 	put(t, d, data)
 	for _, p := range []string{filepath.Join(root, "0c"), filepath.Join(root, "0d", "ee")} {

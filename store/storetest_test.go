@@ -3,8 +3,10 @@ package store
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"sync"
 	"testing"
@@ -18,7 +20,20 @@ func TestMemStore(t *testing.T) {
 	testStore(t, func(t *testing.T) Store { return NewMem(nil) })
 }
 
+// TestDiskStore runs the suite with every chunk a file of its own.
 func TestDiskStore(t *testing.T) {
+	testStore(t, func(t *testing.T) Store { return newTestDisk(t, DiskOptions{SmallMax: -1}) })
+}
+
+// TestDiskStoreSmall runs the suite with every chunk a row of the
+// small-chunk database.
+func TestDiskStoreSmall(t *testing.T) {
+	testStore(t, func(t *testing.T) Store { return newTestDisk(t, DiskOptions{SmallMax: MaxStoredSize}) })
+}
+
+// TestDiskStoreMixed runs the suite with the default split: the suite's
+// chunks of a few KiB are rows, its large ones files.
+func TestDiskStoreMixed(t *testing.T) {
 	testStore(t, func(t *testing.T) Store { return newTestDisk(t, DiskOptions{}) })
 }
 
@@ -26,7 +41,7 @@ func TestDiskStore(t *testing.T) {
 // kernels before 5.8 and other systems use.
 func TestDiskStoreFsync(t *testing.T) {
 	testStore(t, func(t *testing.T) Store {
-		d := newTestDisk(t, DiskOptions{})
+		d := newTestDisk(t, DiskOptions{SmallMax: -1})
 		d.flush.Close()
 		d.flush = fsyncFlusher{}
 		return d
@@ -161,6 +176,10 @@ func corrupt(t *testing.T, s Store, id ID) {
 	case *Disk:
 		p := s.Path(id)
 		b, err := os.ReadFile(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			corruptRow(t, s, id)
+			return
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -173,6 +192,25 @@ func corrupt(t *testing.T, s Store, id ID) {
 		}
 	default:
 		t.Skipf("no way to corrupt a %T", s)
+	}
+}
+
+// corruptRow flips a payload byte of a small chunk, through a connection
+// of its own as another program would.
+func corruptRow(t *testing.T, d *Disk, id ID) {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+smallPath(d.root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var b []byte
+	if err := db.QueryRow(`SELECT data FROM chunks WHERE hash = ?`, id[:]).Scan(&b); err != nil {
+		t.Fatalf("chunk %s is neither a file nor a row: %v", id, err)
+	}
+	b[headerSize+(len(b)-headerSize)/2] ^= 0x01
+	if _, err := db.Exec(`UPDATE chunks SET data = ? WHERE hash = ?`, b, id[:]); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -234,15 +234,15 @@ func TestClusterCorruptChunk(t *testing.T) {
 	}
 }
 
-func flipByte(t *testing.T, path string) {
+// flipByte damages a chunk where chunkFiles found it.
+func flipByte(t *testing.T, place string) {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	b, err := readChunk(place)
 	if err != nil {
 		t.Fatal(err)
 	}
 	b[len(b)/2] ^= 0xff
-	os.Chmod(path, 0o644)
-	if err := os.WriteFile(path, b, 0o644); err != nil {
+	if err := writeChunk(place, b); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -33,6 +33,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -319,6 +320,8 @@ func cmdRandFile(ts *testscript.TestScript, neg bool, args []string) {
 var hex64 = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 // chunkFiles lists repo's chunk files, in name order.
+// chunkFiles lists the chunks of repo by where they are: a file's path, or
+// for a row of the small-chunk database "DB#ID" (see readChunk).
 func chunkFiles(repo string) ([]string, error) {
 	files, err := filepath.Glob(filepath.Join(repo, "chunks", "[0-9a-f][0-9a-f]", "[0-9a-f][0-9a-f]", "*"))
 	if err != nil {
@@ -330,8 +333,79 @@ func chunkFiles(repo string) ([]string, error) {
 			out = append(out, f)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return filepath.Base(out[i]) < filepath.Base(out[j]) })
+	small := filepath.Join(repo, "chunks", "small.db")
+	if _, err := os.Stat(small); err == nil {
+		db, err := sql.Open("sqlite", "file:"+small)
+		if err != nil {
+			return nil, err
+		}
+		defer db.Close()
+		rows, err := db.Query(`SELECT hex(hash) FROM chunks`)
+		if err != nil {
+			return nil, err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var h string
+			if err := rows.Scan(&h); err != nil {
+				return nil, err
+			}
+			out = append(out, small+"#"+strings.ToLower(h))
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return chunkOf(out[i]) < chunkOf(out[j]) })
 	return out, nil
+}
+
+// chunkOf is the chunk ID (hex) of a place chunkFiles lists.
+func chunkOf(place string) string {
+	if _, id, ok := strings.Cut(place, "#"); ok {
+		return id
+	}
+	return filepath.Base(place)
+}
+
+// readChunk and writeChunk read and replace a chunk's stored bytes where
+// chunkFiles found it, as another program would.
+func readChunk(place string) ([]byte, error) {
+	db, id, ok := strings.Cut(place, "#")
+	if !ok {
+		return os.ReadFile(place)
+	}
+	h, err := hex.DecodeString(id)
+	if err != nil {
+		return nil, err
+	}
+	d, err := sql.Open("sqlite", "file:"+db)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	var b []byte
+	err = d.QueryRow(`SELECT data FROM chunks WHERE hash = ?`, h).Scan(&b)
+	return b, err
+}
+
+func writeChunk(place string, b []byte) error {
+	db, id, ok := strings.Cut(place, "#")
+	if !ok {
+		os.Chmod(place, 0o644) // chunk files are read-only for some writers
+		return os.WriteFile(place, b, 0o644)
+	}
+	h, err := hex.DecodeString(id)
+	if err != nil {
+		return err
+	}
+	d, err := sql.Open("sqlite", "file:"+db)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	_, err = d.Exec(`UPDATE chunks SET data = ? WHERE hash = ?`, b, h)
+	return err
 }
 
 func cmdCorruptChunk(ts *testscript.TestScript, neg bool, args []string) {
@@ -343,24 +417,23 @@ func cmdCorruptChunk(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(err)
 	var target string
 	for _, f := range files {
-		if len(args) == 1 || strings.HasPrefix(filepath.Base(f), args[1]) {
+		if len(args) == 1 || strings.HasPrefix(chunkOf(f), args[1]) {
 			target = f
 			break
 		}
 	}
 	if target == "" {
-		ts.Fatalf("corrupt-chunk: no chunk file in %s matches %q", args[0], args[1:])
+		ts.Fatalf("corrupt-chunk: no chunk in %s matches %q", args[0], args[1:])
 	}
-	data, err := os.ReadFile(target)
+	data, err := readChunk(target)
 	ts.Check(err)
 	const header = 12
 	if len(data) <= header {
 		ts.Fatalf("corrupt-chunk: %s has no payload", target)
 	}
 	data[header] ^= 0x01
-	// Chunk files are read-only for some writers; write in place anyway.
-	ts.Check(os.WriteFile(target, data, 0o644))
-	ts.Setenv("CHUNK", filepath.Base(target))
+	ts.Check(writeChunk(target, data))
+	ts.Setenv("CHUNK", chunkOf(target))
 }
 
 func cmdJSONField(ts *testscript.TestScript, neg bool, args []string) {

@@ -1,0 +1,397 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// SmallMax is the largest stored chunk (header included) that a Disk keeps
+// as a row of its small-chunk database instead of a file of its own, by
+// default (the small-chunk-max setting).
+// Chosen by measurement (README, "Small chunks"): below it a file costs a
+// directory entry, an inode and a partly used block, and its write an
+// open, a flush and a rename, where a row shares its pages with others and
+// its commit with the whole batch.
+const SmallMax = 64 << 10
+
+// smallFile is the small-chunk database, beside the chunk directories.
+const smallFile = "small.db"
+
+// smallStage is how many bytes of small chunks a batch holds in memory
+// before it moves them to the database's staging table.
+const smallStage = 2 << 20
+
+const smallSchema = `
+CREATE TABLE IF NOT EXISTS chunks (
+	id      INTEGER PRIMARY KEY,
+	hash    BLOB NOT NULL UNIQUE,
+	data    BLOB NOT NULL,
+	written INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS staged (
+	id      INTEGER PRIMARY KEY,
+	batch   TEXT NOT NULL,
+	hash    BLOB NOT NULL,
+	data    BLOB NOT NULL,
+	written INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS staged_batch ON staged(batch);`
+
+// small is the part of a Disk that keeps small chunks, in the same format
+// as a chunk file, as rows of one SQLite database. A row is a chunk under
+// its final name, as a file is: complete, and durable once its batch
+// committed (every commit is a full, synced transaction, which also makes
+// durable the staged rows it moves). Rows a batch staged but never
+// committed are temporary files by another name: CleanTemp removes them.
+//
+// The database is opened on first use, and created on the first write:
+// reading a store that never held a small chunk creates nothing.
+type small struct {
+	path string
+
+	mu        sync.Mutex
+	w, r      *sql.DB   // w: one connection, writes; r: readers
+	get1, st1 *sql.Stmt // prepared on r: a tree's restore reads thousands
+}
+
+func smallDSN(path string, write bool) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(30000)")
+	q.Add("_pragma", "synchronous(FULL)")
+	if write {
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Set("_txlock", "immediate")
+	} else {
+		q.Add("_pragma", "query_only(1)")
+	}
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+}
+
+// dbs returns the database's handles, opening it first; with create, the
+// file and its tables are made if missing. Without, a missing file is
+// (nil, nil, nil): no small chunk was ever stored.
+func (s *small) dbs(create bool) (w, r *sql.DB, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.w != nil {
+		return s.w, s.r, nil
+	}
+	if !create {
+		if _, err := os.Stat(s.path); errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, nil
+		}
+	}
+	w, err = sql.Open("sqlite", smallDSN(s.path, true))
+	if err != nil {
+		return nil, nil, fmt.Errorf("open %s: %w", s.path, err)
+	}
+	w.SetMaxOpenConns(1)
+	if _, err := w.Exec(smallSchema); err != nil {
+		w.Close()
+		return nil, nil, fmt.Errorf("open %s: %w", s.path, smallErr(err))
+	}
+	r, err = sql.Open("sqlite", smallDSN(s.path, false))
+	if err != nil {
+		w.Close()
+		return nil, nil, fmt.Errorf("open %s: %w", s.path, err)
+	}
+	r.SetMaxOpenConns(4)
+	r.SetMaxIdleConns(4) // kept open: an idle process writes nothing (see catalog.OpenReaders)
+	if s.get1, err = r.Prepare(`SELECT data FROM chunks WHERE hash = ?`); err == nil {
+		s.st1, err = r.Prepare(`SELECT length(data), written FROM chunks WHERE hash = ?`)
+	}
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, nil, fmt.Errorf("open %s: %w", s.path, smallErr(err))
+	}
+	s.w, s.r = w, r
+	return w, r, nil
+}
+
+func (s *small) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.w == nil {
+		return nil
+	}
+	err := errors.Join(s.get1.Close(), s.st1.Close(), s.r.Close(), s.w.Close())
+	s.w, s.r = nil, nil
+	return err
+}
+
+// smallErr gives SQLite's full disk and I/O failures the errors the rest
+// of loft knows them by.
+func smallErr(err error) error {
+	var se *sqlite.Error
+	if err == nil || !errors.As(err, &se) {
+		return err
+	}
+	switch {
+	case se.Code() == sqlite3.SQLITE_IOERR_SHMSIZE, se.Code()&0xff == sqlite3.SQLITE_FULL:
+		return fmt.Errorf("%w: %w", syscall.ENOSPC, err)
+	case se.Code()&0xff == sqlite3.SQLITE_CORRUPT, se.Code()&0xff == sqlite3.SQLITE_NOTADB:
+		return &IntegrityError{Reason: "small-chunk database: " + err.Error()}
+	}
+	return err
+}
+
+// get returns a chunk's stored bytes, in buf when it can hold them, or
+// ErrNotFound.
+func (s *small) get(ctx context.Context, id ID, buf []byte) ([]byte, error) {
+	_, r, err := s.dbs(false)
+	if err != nil || r == nil {
+		return nil, errors.Join(err, ErrNotFound)
+	}
+	rows, err := s.get1.QueryContext(ctx, id[:])
+	if err != nil {
+		return nil, smallErr(err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, smallErr(err)
+		}
+		return nil, ErrNotFound
+	}
+	var raw sql.RawBytes
+	if err := rows.Scan(&raw); err != nil {
+		return nil, smallErr(err)
+	}
+	return append(buf[:0], raw...), nil
+}
+
+func (s *small) stat(ctx context.Context, id ID) (Info, error) {
+	_, r, err := s.dbs(false)
+	if err != nil || r == nil {
+		return Info{}, errors.Join(err, ErrNotFound)
+	}
+	var size, written int64
+	err = s.st1.QueryRowContext(ctx, id[:]).Scan(&size, &written)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Info{}, ErrNotFound
+	}
+	return Info{ID: id, Stored: size, ModTime: time.Unix(0, written)}, smallErr(err)
+}
+
+// remove deletes the chunk's row, only if it was written before cutoff
+// when cutoff is set; it reports whether a row went. One statement: a
+// writer's commit of the same chunk lands before it (and is newer than
+// any cutoff in the past) or after it (and stays).
+func (s *small) remove(ctx context.Context, id ID, cutoff time.Time) (bool, error) {
+	w, _, err := s.dbs(false)
+	if err != nil || w == nil {
+		return false, err
+	}
+	q, args := `DELETE FROM chunks WHERE hash = ?`, []any{id[:]}
+	if !cutoff.IsZero() {
+		q, args = q+` AND written < ?`, append(args, cutoff.UnixNano())
+	}
+	res, err := w.ExecContext(ctx, q, args...)
+	if err != nil {
+		return false, smallErr(err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
+// walk lists the small chunks, a page at a time: fn may remove chunks.
+func (s *small) walk(ctx context.Context, fn func(Info) error) error {
+	_, r, err := s.dbs(false)
+	if err != nil || r == nil {
+		return err
+	}
+	const page = 1024
+	var after int64
+	for {
+		rows, err := r.QueryContext(ctx, `SELECT id, hash, length(data), written FROM chunks WHERE id > ? ORDER BY id LIMIT ?`, after, page)
+		if err != nil {
+			return smallErr(err)
+		}
+		var infos []Info
+		for rows.Next() {
+			var h []byte
+			var in Info
+			var written int64
+			if err := rows.Scan(&after, &h, &in.Stored, &written); err != nil {
+				rows.Close()
+				return smallErr(err)
+			}
+			if len(h) != len(in.ID) {
+				continue // not a chunk's name
+			}
+			copy(in.ID[:], h)
+			in.ModTime = time.Unix(0, written)
+			infos = append(infos, in)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return smallErr(err)
+		}
+		for _, in := range infos {
+			if err := fn(in); err != nil {
+				return err
+			}
+		}
+		if len(infos) < page {
+			return nil
+		}
+	}
+}
+
+// cleanStaged removes rows that batches staged before cutoff and never
+// committed nor aborted (their process died).
+func (s *small) cleanStaged(ctx context.Context, cutoff time.Time) (int, error) {
+	w, _, err := s.dbs(false)
+	if err != nil || w == nil {
+		return 0, err
+	}
+	res, err := w.ExecContext(ctx, `DELETE FROM staged WHERE written < ?`, cutoff.UnixNano())
+	if err != nil {
+		return 0, smallErr(err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+// smallChunk is a small chunk a batch holds until it stages or commits it.
+type smallChunk struct {
+	id   ID
+	data []byte // header and payload
+}
+
+// smallBatch is the small-chunk side of a disk batch.
+type smallBatch struct {
+	s     *small
+	name  string // this batch's rows in the staging table
+	mu    sync.Mutex
+	held  []smallChunk
+	bytes int
+	// staged is set once rows of this batch are in the staging table.
+	staged bool
+}
+
+// add holds a chunk; over smallStage bytes, the held chunks go to the
+// staging table.
+func (b *smallBatch) add(ctx context.Context, c smallChunk) error {
+	b.mu.Lock()
+	b.held = append(b.held, c)
+	b.bytes += len(c.data)
+	var out []smallChunk
+	if b.bytes >= smallStage {
+		out, b.held, b.bytes = b.held, nil, 0
+		b.staged = true
+	}
+	b.mu.Unlock()
+	if out == nil {
+		return nil
+	}
+	w, _, err := b.s.dbs(true)
+	if err != nil {
+		return err
+	}
+	return smallTx(ctx, w, func(tx *sql.Tx) error {
+		now := time.Now().UnixNano()
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO staged(batch, hash, data, written) VALUES (?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		for _, c := range out {
+			if _, err := ins.ExecContext(ctx, b.name, c.id[:], c.data, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// commit makes every chunk of the batch a durable row under its name, in
+// one synced transaction: the held ones, and the staged ones moved over.
+func (b *smallBatch) commit(ctx context.Context) error {
+	b.mu.Lock()
+	held, staged := b.held, b.staged
+	b.held, b.bytes, b.staged = nil, 0, false
+	b.mu.Unlock()
+	if len(held) == 0 && !staged {
+		return nil
+	}
+	w, _, err := b.s.dbs(true)
+	if err != nil {
+		return err
+	}
+	err = smallTx(ctx, w, func(tx *sql.Tx) error {
+		now := time.Now().UnixNano()
+		// A chunk already there is written again, as a file is when a
+		// writer renames a fresh copy over it: a damaged copy is replaced,
+		// and a sweep that judged it old spares it now.
+		ins, err := tx.PrepareContext(ctx, `INSERT INTO chunks(hash, data, written) VALUES (?, ?, ?)
+			ON CONFLICT(hash) DO UPDATE SET data = excluded.data, written = excluded.written`)
+		if err != nil {
+			return err
+		}
+		defer ins.Close()
+		for _, c := range held {
+			if _, err := ins.ExecContext(ctx, c.id[:], c.data, now); err != nil {
+				return err
+			}
+		}
+		if staged {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO chunks(hash, data, written)
+				SELECT hash, data, ? FROM staged WHERE batch = ? ORDER BY id
+				ON CONFLICT(hash) DO UPDATE SET data = excluded.data, written = excluded.written`, now, b.name); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `DELETE FROM staged WHERE batch = ?`, b.name); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && staged {
+		b.mu.Lock()
+		b.staged = true // for abort to remove
+		b.mu.Unlock()
+	}
+	return err
+}
+
+// abort drops what the batch holds and staged.
+func (b *smallBatch) abort() {
+	b.mu.Lock()
+	staged := b.staged
+	b.held, b.bytes, b.staged = nil, 0, false
+	b.mu.Unlock()
+	if !staged {
+		return
+	}
+	if w, _, err := b.s.dbs(false); err == nil && w != nil {
+		w.Exec(`DELETE FROM staged WHERE batch = ?`, b.name)
+	}
+}
+
+func smallTx(ctx context.Context, w *sql.DB, fn func(*sql.Tx) error) error {
+	tx, err := w.BeginTx(ctx, nil)
+	if err != nil {
+		return smallErr(err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return fmt.Errorf("small-chunk database: %w", smallErr(err))
+	}
+	return smallErr(tx.Commit())
+}
+
+func smallPath(root string) string { return filepath.Join(root, smallFile) }

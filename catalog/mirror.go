@@ -76,6 +76,14 @@ func (c *Catalog) CachedFile(ctx context.Context, name names.Name, st FileStat) 
 	return v, true, nil
 }
 
+// HasCachedFiles reports whether the files cache holds anything: a put
+// into a repository that never cached a file skips the lookups.
+func (c *Catalog) HasCachedFiles(ctx context.Context) (bool, error) {
+	var n int
+	err := c.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM files_cache)`).Scan(&n)
+	return n == 1, classify(err)
+}
+
 // CacheFile records in the files cache that the file behind name looked
 // like st when a put made (or found) version num its head.
 func (tx *Tx) CacheFile(ctx context.Context, name names.Name, st FileStat, num int64) error {

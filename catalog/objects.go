@@ -229,9 +229,9 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 	if err != nil {
 		return Added{}, err
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, size, mode, mtime, content_type, sha256, created, origin, origin_seq, vv, kind, target)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		obj, num, nv.Size, nv.Mode, nv.MTime.UnixNano(), nv.ContentType, nv.SHA256[:], nanos(tx.now), tx.c.origin, tx.originSeq, vv, nv.Kind, nv.Target)
+	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, size, mode, mtime, content_type, sha256, created, origin, origin_seq, vv, kind, target, seq)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		obj, num, nv.Size, nv.Mode, nv.MTime.UnixNano(), nv.ContentType, nv.SHA256[:], nanos(tx.now), tx.c.origin, tx.originSeq, vv, nv.Kind, nv.Target, seq)
 	if err != nil {
 		return Added{}, fmt.Errorf("add version: %w", err)
 	}

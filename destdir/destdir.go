@@ -40,6 +40,92 @@ type Dir struct {
 
 	mu      sync.Mutex
 	renamed map[string]bool // directories a durable Commit renamed into, until Sync
+	subs    map[string]*sub // open directories below, by path
+	clock   uint64
+}
+
+// sub is a directory below d, opened through d's root (so inside it),
+// kept open while files are written in it: an operation on one name in
+// it then costs one system call, where a path below the root costs one
+// open per directory on the way.
+type sub struct {
+	root *os.Root
+	refs int
+	used uint64
+}
+
+// maxSubs bounds the directories kept open. A tree restore writes in name
+// order, so the directories in use are few at any time.
+const maxSubs = 64
+
+// in returns the open directory dir (a path relative to d; "" is d
+// itself), making it and those above it first when create is set, and the
+// function that lets go of it. Without create, a missing directory is an
+// error satisfying fs.ErrNotExist.
+func (d *Dir) in(dir string, create bool) (*os.Root, func(), error) {
+	if dir == "" || dir == "." {
+		return d.root, func() {}, nil
+	}
+	d.mu.Lock()
+	if s, ok := d.subs[dir]; ok {
+		s.refs++
+		d.clock++
+		s.used = d.clock
+		d.mu.Unlock()
+		return s.root, d.release(s), nil
+	}
+	d.mu.Unlock()
+	r, err := d.root.OpenRoot(dir)
+	if errors.Is(err, fs.ErrNotExist) && create {
+		if err = d.root.MkdirAll(dir, 0o755); err == nil {
+			r, err = d.root.OpenRoot(dir)
+		}
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if s, ok := d.subs[dir]; ok { // opened meanwhile by another writer
+		r.Close()
+		s.refs++
+		return s.root, d.release(s), nil
+	}
+	if d.subs == nil {
+		d.subs = make(map[string]*sub)
+	}
+	for len(d.subs) >= maxSubs && d.evict() {
+	}
+	d.clock++
+	s := &sub{root: r, refs: 1, used: d.clock}
+	d.subs[dir] = s
+	return r, d.release(s), nil
+}
+
+func (d *Dir) release(s *sub) func() {
+	return func() {
+		d.mu.Lock()
+		s.refs--
+		d.mu.Unlock()
+	}
+}
+
+// evict closes the least recently used directory no one holds; d.mu is
+// held. It reports whether it closed one.
+func (d *Dir) evict() bool {
+	var oldest string
+	var found *sub
+	for k, s := range d.subs {
+		if s.refs == 0 && (found == nil || s.used < found.used) {
+			oldest, found = k, s
+		}
+	}
+	if found == nil {
+		return false
+	}
+	found.root.Close()
+	delete(d.subs, oldest)
+	return true
 }
 
 // Open opens the existing directory path as a destination.
@@ -52,7 +138,15 @@ func Open(path string) (*Dir, error) {
 }
 
 // Close releases the directory.
-func (d *Dir) Close() error { return d.root.Close() }
+func (d *Dir) Close() error {
+	d.mu.Lock()
+	for _, s := range d.subs {
+		s.root.Close()
+	}
+	d.subs = nil
+	d.mu.Unlock()
+	return d.root.Close()
+}
 
 // Path returns the directory's path as given to Open.
 func (d *Dir) Path() string { return d.path }
@@ -71,7 +165,20 @@ func (d *Dir) MkdirAll(rel names.Name) error {
 // Check reports whether a file may be written at rel: nothing is there, or
 // a regular file that the write will replace.
 func (d *Dir) Check(rel names.Name) error {
-	fi, err := d.root.Lstat(rel.String())
+	r, done, err := d.in(rel.Dir().String(), false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // nor is the file
+	}
+	if err != nil {
+		return d.inTheWay(rel, err)
+	}
+	defer done()
+	return d.check(r, rel)
+}
+
+// check is Check with rel's directory open as r.
+func (d *Dir) check(r *os.Root, rel names.Name) error {
+	fi, err := r.Lstat(rel.Base())
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return nil
@@ -88,29 +195,37 @@ type File struct {
 	*os.File
 	d        *Dir
 	rel      names.Name
-	tmp      string // inside the root
+	in       *os.Root // rel's directory
+	done     func()   // lets go of in
+	tmp      string   // in in
 	finished bool
 }
 
 // Create starts the file rel: its directory is made as needed, and the
 // data goes to a new temporary file beside it until Commit.
 func (d *Dir) Create(rel names.Name) (*File, error) {
-	if err := d.Check(rel); err != nil {
-		return nil, err
-	}
-	if dir, ok := rel.Dir().Name(); ok {
-		if err := d.MkdirAll(dir); err != nil {
-			return nil, err
-		}
-	}
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	tmp := path.Join(rel.Dir().String(), "."+truncate(rel.Base(), 200)+".loft-"+hex.EncodeToString(rnd[:]))
-	f, err := d.root.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	r, done, err := d.in(rel.Dir().String(), true)
 	if err != nil {
 		return nil, d.inTheWay(rel, err)
 	}
-	return &File{File: f, d: d, rel: rel, tmp: tmp}, nil
+	if err := d.check(r, rel); err != nil {
+		done()
+		return nil, err
+	}
+	tmp := tempName(rel.Base())
+	f, err := r.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		done()
+		return nil, d.inTheWay(rel, err)
+	}
+	return &File{File: f, d: d, rel: rel, in: r, done: done, tmp: tmp}, nil
+}
+
+// tempName is a new temporary name beside the file base.
+func tempName(base string) string {
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	return "." + truncate(base, 200) + ".loft-" + hex.EncodeToString(rnd[:])
 }
 
 // Commit gives the file its mode and modification time (none when mtime is
@@ -135,17 +250,18 @@ func (f *File) Commit(mode fs.FileMode, mtime time.Time, sync bool) (err error) 
 		return err
 	}
 	if !mtime.IsZero() {
-		if err := f.d.root.Chtimes(f.tmp, mtime, mtime); err != nil {
+		if err := f.in.Chtimes(f.tmp, mtime, mtime); err != nil {
 			return err
 		}
 	}
-	if err := f.d.Check(f.rel); err != nil { // again: it may have changed meanwhile
+	if err := f.d.check(f.in, f.rel); err != nil { // again: it may have changed meanwhile
 		return err
 	}
-	if err := f.d.root.Rename(f.tmp, f.rel.String()); err != nil {
+	if err := f.in.Rename(f.tmp, f.rel.Base()); err != nil {
 		return f.d.inTheWay(f.rel, err)
 	}
 	f.finished = true
+	f.done()
 	if sync {
 		f.d.mu.Lock()
 		if f.d.renamed == nil {
@@ -201,7 +317,12 @@ func (d *Dir) SyncAll() error {
 // still stays inside. A link or regular file at rel is replaced (through a
 // temporary name, so rel is never missing); anything else is in the way.
 func (d *Dir) Symlink(rel names.Name, target string, mtime time.Time) error {
-	fi, err := d.root.Lstat(rel.String())
+	r, done, err := d.in(rel.Dir().String(), true)
+	if err != nil {
+		return d.inTheWay(rel, err)
+	}
+	defer done()
+	fi, err := r.Lstat(rel.Base())
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
@@ -209,26 +330,18 @@ func (d *Dir) Symlink(rel names.Name, target string, mtime time.Time) error {
 	case !fi.Mode().IsRegular() && fi.Mode()&fs.ModeSymlink == 0:
 		return fmt.Errorf("%s: %w: a %s, not a link or a file", d.Display(rel), ErrInTheWay, KindOf(fi.Mode()))
 	}
-	if dir, ok := rel.Dir().Name(); ok {
-		if err := d.MkdirAll(dir); err != nil {
-			return err
-		}
-	}
-	var rnd [6]byte
-	rand.Read(rnd[:])
-	tmpBase := "." + truncate(rel.Base(), 200) + ".loft-" + hex.EncodeToString(rnd[:])
-	tmp := path.Join(rel.Dir().String(), tmpBase)
-	if err := d.root.Symlink(target, tmp); err != nil {
+	tmp := tempName(rel.Base())
+	if err := r.Symlink(target, tmp); err != nil {
 		return d.inTheWay(rel, err)
 	}
 	if !mtime.IsZero() {
-		if err := d.lchtimes(rel.Dir().String(), tmpBase, mtime); err != nil {
-			d.root.Remove(tmp)
+		if err := lchtimes(r, path.Join(d.path, rel.Dir().String()), tmp, mtime); err != nil {
+			r.Remove(tmp)
 			return err
 		}
 	}
-	if err := d.root.Rename(tmp, rel.String()); err != nil {
-		d.root.Remove(tmp)
+	if err := r.Rename(tmp, rel.Base()); err != nil {
+		r.Remove(tmp)
 		return d.inTheWay(rel, err)
 	}
 	return nil
@@ -272,7 +385,8 @@ func (f *File) Abort() {
 	}
 	f.finished = true
 	f.File.Close()
-	f.d.root.Remove(f.tmp)
+	f.in.Remove(f.tmp)
+	f.done()
 }
 
 // inTheWay explains an error of the root: a path that leaves it (through a
@@ -281,7 +395,9 @@ func (d *Dir) inTheWay(rel names.Name, err error) error {
 	if strings.Contains(err.Error(), "escapes from parent") || errors.Is(err, fs.ErrInvalid) {
 		return fmt.Errorf("%s: %w: a symbolic link inside leads out of %s", d.Display(rel), ErrInTheWay, d.path)
 	}
-	if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTDIR) {
+	// os.Root says "not a directory" without ENOTDIR when a path it opens
+	// as a directory is something else.
+	if errors.Is(err, fs.ErrExist) || errors.Is(err, syscall.ENOTDIR) || strings.HasSuffix(err.Error(), "not a directory") {
 		return fmt.Errorf("%s: %w: %v", d.Display(rel), ErrInTheWay, err)
 	}
 	return err

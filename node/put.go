@@ -159,6 +159,10 @@ type putter struct {
 	resMu sync.Mutex
 	res   PutResult
 
+	// useCache is set when the files cache may vouch for files: not with
+	// ForceRead, nor when it is empty.
+	useCache bool
+
 	// A mirror put's view of its tree: every name the walk found, the
 	// directories it could not read, and the counts for the snapshot.
 	mirrorMu sync.Mutex
@@ -244,6 +248,11 @@ func (p *putter) run(parent context.Context, paths []string) (err error) {
 	}
 	p.batch = p.n.disk.NewBatch()
 	defer p.batch.Abort()
+	if !p.opts.ForceRead {
+		if p.useCache, err = p.n.cat.HasCachedFiles(ctx); err != nil {
+			return err
+		}
+	}
 
 	stopProgress := p.startProgress(ctx, paths)
 	defer stopProgress()
@@ -432,7 +441,7 @@ func (p *putter) read(s *source, ch *store.Chunker) error {
 		return p.entry(&fileTask{src: s, nv: catalog.NewVersion{Name: s.name, Kind: s.kind, Target: s.target,
 			Mode: modeBits(s.info.Mode()), MTime: s.info.ModTime()}})
 	}
-	if !p.opts.ForceRead && s.info != nil && s.info.Mode().IsRegular() {
+	if p.useCache && s.info != nil && s.info.Mode().IsRegular() {
 		if st, ok := statOf(s.info); ok {
 			v, hit, err := p.n.cat.CachedFile(ctx, s.name, st)
 			if err != nil {
@@ -816,13 +825,20 @@ func (p *putter) commit(files []*fileTask) error {
 }
 
 // checkRevived makes sure that every chunk the transaction gave its first
-// reference still has its file: staged by this put (and made durable by the
-// store commit before the transaction) or protected. It runs inside the
-// transaction, where no sweep can interleave, and turns any hole in the
-// rules that keep such files alive into a failed put rather than a version
-// that points at nothing.
+// reference, and that this put did not write itself, still has its file:
+// it was protected (see have). It runs inside the transaction, where no
+// sweep can interleave, and turns any hole in the rules that keep such
+// files alive into a failed put rather than a version that points at
+// nothing. (A chunk this put wrote was made durable by the store commit
+// just before, and its session keeps sweeps off it.)
 func (p *putter) checkRevived(ids []store.ID) error {
 	for _, id := range ids {
+		p.claimsMu.Lock()
+		c, ok := p.claims[id]
+		p.claimsMu.Unlock()
+		if ok && c.written {
+			continue
+		}
 		if _, err := p.n.disk.Stat(p.ctx, id); err != nil {
 			return fmt.Errorf("chunk %s was removed while this put ran: %w", id, err)
 		}

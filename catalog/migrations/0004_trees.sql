@@ -11,7 +11,9 @@ ALTER TABLE versions ADD COLUMN target TEXT NOT NULL DEFAULT '';
 ALTER TABLE versions ADD COLUMN seq INTEGER NOT NULL DEFAULT 0;
 UPDATE versions SET seq = coalesce((SELECT c.seq FROM changes c
 	WHERE c.origin = versions.origin AND c.origin_seq = versions.origin_seq), 0);
-CREATE TRIGGER versions_seq AFTER INSERT ON versions BEGIN
+-- Inserts that do not give it (0) get the newest change's: every version is
+-- written after the change that made it was logged, in one transaction.
+CREATE TRIGGER versions_seq AFTER INSERT ON versions WHEN NEW.seq = 0 BEGIN
 	UPDATE versions SET seq = coalesce((SELECT max(seq) FROM changes), 0) WHERE id = NEW.id;
 END;
 

@@ -85,23 +85,7 @@ func (tx *Tx) AddSnapshot(ctx context.Context, prefix names.Prefix, s Snapshot) 
 // Snapshots returns the snapshots of prefix and of everything below it
 // (the root: all), oldest first.
 func (c *Catalog) Snapshots(ctx context.Context, prefix names.Prefix) ([]Snapshot, error) {
-	p := prefix.String()
-	rows, err := c.r.QueryContext(ctx, `SELECT `+snapshotCols+` FROM snapshots
-		WHERE ? = '' OR prefix = ? OR (prefix > ? || '/' AND prefix < ? || '0')
-		ORDER BY at, id`, p, p, p, p)
-	if err != nil {
-		return nil, classify(err)
-	}
-	defer rows.Close()
-	out := []Snapshot{}
-	for rows.Next() {
-		s, err := scanSnapshot(rows)
-		if err != nil {
-			return nil, classify(err)
-		}
-		out = append(out, s)
-	}
-	return out, classify(rows.Err())
+	return snapshotsIn(ctx, c.r, prefix)
 }
 
 // covers is the SQL condition that snapshot s's prefix is name or one of

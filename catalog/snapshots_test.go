@@ -3,12 +3,14 @@ package catalog
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/names"
+	"github.com/loftstore/loft/retention"
 	"github.com/loftstore/loft/store"
 )
 
@@ -282,5 +284,129 @@ func TestKindsAreChecked(t *testing.T) {
 		if _, err := ParseRemote(rv); !errors.Is(err, ErrBadChange) {
 			t.Errorf("ParseRemote(%+v): %v, want a bad change", rv, err)
 		}
+	}
+}
+
+func versionNums(t *testing.T, c *Catalog, name string) []int64 {
+	t.Helper()
+	vs, err := c.Versions(context.Background(), names.Must(name))
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int64
+	for _, v := range vs {
+		out = append(out, v.Num)
+	}
+	return out
+}
+
+// A purge drops every version here and, once the change travelled, on
+// the peer; a version the peer wrote concurrently with it stays there.
+func TestPurgeTravels(t *testing.T) {
+	ctx := context.Background()
+	nodes := newCluster(t, 2)
+	a, b := nodes[0], nodes[1]
+	a.put(t, t0, "p/x", "x1", 1)
+	a.put(t, t0.Add(time.Minute), "p/x", "x2", 2)
+	a.put(t, t0, "p/y", "y1", 3)
+	syncOnce(t, a.c, b.c)
+	if got := versionNums(t, b.c, "p/x"); len(got) != 2 {
+		t.Fatalf("b has versions %v of p/x before the purge", got)
+	}
+	b.put(t, t0.Add(2*time.Minute), "p/y", "y2-concurrent", 4) // b writes p/y; a has not seen it
+	err := a.c.Tx(ctx, func(tx *Tx) error {
+		for _, n := range []string{"p/x", "p/y"} {
+			if _, err := tx.Purge(ctx, names.Must(n)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := versionNums(t, a.c, "p/x"); got != nil {
+		t.Fatalf("a still has p/x versions %v", got)
+	}
+	syncOnce(t, a.c, b.c)
+	if got := versionNums(t, b.c, "p/x"); got != nil {
+		t.Errorf("b still has p/x versions %v after the purge travelled", got)
+	}
+	v, err := b.c.Head(ctx, names.Must("p/y"))
+	if err != nil || v.SHA256 != digest("y2-concurrent") {
+		t.Errorf("b's concurrent write of p/y: %+v, %v; want it kept", v, err)
+	}
+	if got := versionNums(t, b.c, "p/y"); len(got) != 1 {
+		t.Errorf("b has p/y versions %v, want its own alone", got)
+	}
+	// The chunks a's versions held are garbage on both.
+	for _, n := range []*syncNode{a, b} {
+		var refs int64
+		id := cid(1)
+		if err := n.c.r.QueryRowContext(ctx, `SELECT refs FROM chunks WHERE hash = ?`, id[:]).Scan(&refs); err == nil && refs != 0 {
+			t.Errorf("%s: chunk 1 still has %d references", n.id[:4], refs)
+		}
+	}
+}
+
+// Forget keeps what the policy keeps, every object's head, and every
+// version a kept snapshot sees; dropped versions are forgotten on peers.
+func TestForget(t *testing.T) {
+	ctx := context.Background()
+	nodes := newCluster(t, 2)
+	a, b := nodes[0], nodes[1]
+	day := 24 * time.Hour
+	var snaps []Snapshot
+	for d := range 5 {
+		a.put(t, t0.Add(time.Duration(d)*day), "t/f", fmt.Sprintf("f%d", d), 10+d)
+		if d == 0 {
+			a.put(t, t0, "t/once", "once", 20)
+		}
+		snaps = append(snaps, mirror(t, a.c, "t", "t/f", "t/once"))
+	}
+	syncOnce(t, a.c, b.c)
+	a.at(t0.Add(5 * day))
+	var res ForgetResult
+	err := a.c.Tx(ctx, func(tx *Tx) error {
+		var err error
+		res, err = tx.Forget(ctx, names.Must("t").AsPrefix(), retention.Policy{Last: 2}, time.UTC)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, _ := a.c.Snapshots(ctx, names.Prefix{})
+	if len(left) != 2 || left[0].ID != snaps[3].ID || left[1].ID != snaps[4].ID {
+		t.Fatalf("snapshots left: %+v", left)
+	}
+	// t/f: versions 4 and 5 (keep-last 2, and the kept snapshots see them);
+	// t/once: its only version, the head.
+	if got := versionNums(t, a.c, "t/f"); fmt.Sprint(got) != "[5 4]" {
+		t.Errorf("t/f keeps versions %v, want [5 4]", got)
+	}
+	if got := versionNums(t, a.c, "t/once"); fmt.Sprint(got) != "[1]" {
+		t.Errorf("t/once keeps %v", got)
+	}
+	if res.Dropped != 3 {
+		t.Errorf("forget dropped %d versions, want 3: %+v", res.Dropped, res.Versions)
+	}
+	// The snapshots left still restore exactly.
+	if got := strings.Join(listAt(t, a.c, "t", left[0].Seq), " "); got != "t/f@4 t/once@1" {
+		t.Errorf("at the older snapshot left: %s", got)
+	}
+	syncOnce(t, a.c, b.c)
+	if got := versionNums(t, b.c, "t/f"); len(got) != 2 {
+		t.Errorf("b keeps t/f versions %v after the forget travelled, want 2", got)
+	}
+	// A policy with no rule is refused.
+	err = a.c.Tx(ctx, func(tx *Tx) error {
+		_, err := tx.Forget(ctx, names.Prefix{}, retention.Policy{}, time.UTC)
+		return err
+	})
+	if !errors.Is(err, fault.Invalid) {
+		t.Errorf("forget without rules: %v", err)
 	}
 }

@@ -42,6 +42,9 @@ type RemoteVersion struct {
 	// Hash identifies the change's content, as its origin computed it;
 	// empty for changes logged before hashes were.
 	Hash []byte `json:"hash,omitempty"`
+	// Drop names the versions a "forget" dropped. (A "purge" carries the
+	// object's vector in VV: the versions it covers go.)
+	Drop []Identity `json:"drop,omitempty"`
 }
 
 // Incoming is a version received from a peer that ParseRemote accepted:
@@ -99,8 +102,14 @@ func (rv RemoteVersion) check() error {
 	switch {
 	case rv.Origin == "" || rv.OriginSeq <= 0:
 		return bad("no identity")
-	case rv.Op != "put" && rv.Op != "delete" && rv.Op != "restore":
+	case rv.Op != "put" && rv.Op != "delete" && rv.Op != "restore" && rv.Op != "purge" && rv.Op != "forget":
 		return bad("unknown operation %q", rv.Op)
+	case (rv.Op == "purge" || rv.Op == "forget") && (!rv.Deleted || rv.Size != 0 || rv.Chunks != 0):
+		return bad("a %s with content", rv.Op)
+	case rv.Op == "forget" && !rv.Gone && (len(rv.Drop) == 0 || len(rv.Drop) > MaxDrop):
+		return bad("a forget of %d versions", len(rv.Drop))
+	case rv.Op != "forget" && len(rv.Drop) > 0:
+		return bad("a %s that names versions to drop", rv.Op)
 	case len(rv.VV) > MaxOrigins:
 		return bad("version vector too large")
 	case rv.Size < 0 || rv.Chunks < 0:
@@ -114,7 +123,15 @@ func (rv RemoteVersion) check() error {
 	if err := canonicalOrigin(rv.Origin); err != nil {
 		return bad("%v", err)
 	}
-	if !rv.Gone && rv.VV[rv.Origin] <= 0 {
+	for _, d := range rv.Drop {
+		if d.Seq <= 0 {
+			return bad("forget of version %d", d.Seq)
+		}
+		if err := canonicalOrigin(d.Origin); err != nil {
+			return bad("forget: %v", err)
+		}
+	}
+	if !rv.Gone && rv.VV[rv.Origin] <= 0 && rv.Op != "purge" && rv.Op != "forget" {
 		return bad("version vector does not count its own write")
 	}
 	for k, n := range rv.VV {
@@ -171,29 +188,42 @@ func (c *Catalog) ExportChanges(ctx context.Context, after int64, at Identity, l
 		}
 	}
 	last, lastAt = after, at
-	rows, err := c.r.QueryContext(ctx, `SELECT seq, origin, origin_seq, op, name, coalesce(hash, x'') FROM changes
-		WHERE seq > ? AND op IN ('put', 'delete', 'restore') ORDER BY seq LIMIT ?`, after, limit)
+	rows, err := c.r.QueryContext(ctx, `SELECT seq, origin, origin_seq, op, name, coalesce(hash, x''), detail FROM changes
+		WHERE seq > ? AND op IN ('put', 'delete', 'restore', 'purge', 'forget') ORDER BY seq LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, 0, Identity{}, classify(err)
 	}
 	var page []Exported
+	var details []string
 	for rows.Next() {
 		var e Exported
+		var detail string
 		rv := &e.Version
-		if err := rows.Scan(&e.Seq, &rv.Origin, &rv.OriginSeq, &rv.Op, &rv.Name, &rv.Hash); err != nil {
+		if err := rows.Scan(&e.Seq, &rv.Origin, &rv.OriginSeq, &rv.Op, &rv.Name, &rv.Hash, &detail); err != nil {
 			rows.Close()
 			return nil, 0, Identity{}, classify(err)
 		}
 		last, lastAt = e.Seq, Identity{rv.Origin, rv.OriginSeq}
 		if rv.Origin != skipOrigin {
 			page = append(page, e)
+			details = append(details, detail)
 		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, 0, Identity{}, classify(err)
 	}
-	for _, e := range page {
+	for i, e := range page {
+		if rv := &e.Version; rv.Op == "purge" || rv.Op == "forget" {
+			// No version of their own: what they drop travels.
+			var d dropDetail
+			if json.Unmarshal([]byte(details[i]), &d) != nil {
+				rv.Gone = true
+			}
+			rv.Deleted, rv.VV, rv.Drop = true, d.VV, d.Drop
+			out = append(out, e)
+			continue
+		}
 		if err := c.fillExported(ctx, &e.Version); err != nil {
 			return nil, 0, Identity{}, err
 		}
@@ -352,6 +382,9 @@ func (tx *Tx) ApplyRemote(ctx context.Context, in Incoming, chunks []ChunkRef) (
 	ap := Applied{Name: rv.Name}
 	if rv.Gone {
 		return ap, nil
+	}
+	if rv.Op == "purge" || rv.Op == "forget" {
+		return ap, tx.applyDrop(ctx, rv, seq)
 	}
 	obj, _, err := tx.object(ctx, rv.Name, true)
 	if err != nil {

@@ -82,7 +82,7 @@ func (e *runEnv) app() *ucli.App {
 			e.initCommand(), e.putCommand(), e.getCommand(), e.lsCommand(), e.versionsCommand(),
 			e.rmCommand(), e.restoreCommand(), e.statCommand(), e.gcCommand(), e.checkCommand(),
 			e.configCommand(), e.versionCommand(), e.idCommand(), e.inviteCommand(), e.joinCommand(),
-			e.peerCommand(), e.serveCommand(), e.statusCommand(), e.tuiCommand(), e.snapshotsCommand(),
+			e.peerCommand(), e.serveCommand(), e.statusCommand(), e.tuiCommand(), e.snapshotsCommand(), e.forgetCommand(),
 		},
 		HideVersion:          true,
 		EnableBashCompletion: false,

@@ -51,66 +51,100 @@ const removeBatch = 500
 func (n *Node) Remove(ctx context.Context, objs []names.Name, recursive bool) (RemoveResult, error) {
 	res := RemoveResult{Deleted: []catalog.Version{}, Failed: []Failure{}}
 	for _, name := range objs {
-		raw := name.String()
-		var targets []names.Name
-		head, err := n.cat.Head(ctx, name)
-		if err == nil && !head.Deleted {
-			targets = append(targets, name)
-		} else if err != nil && !errors.Is(err, catalog.ErrNotFound) {
+		targets, fail, err := n.targets(ctx, name, recursive, false, "delete")
+		if err != nil {
 			return res, err
 		}
-		if len(targets) == 0 || recursive {
-			var below []names.Name
-			err := n.cat.Walk(ctx, name.AsPrefix(), func(v catalog.Version) error {
-				if b, err := names.Parse(v.Name); err == nil { // the catalog holds only names that parse
-					below = append(below, b)
-				}
-				return nil
-			})
-			if err != nil {
-				return res, err
-			}
-			switch {
-			case len(below) > 0 && !recursive:
-				res.Failed = append(res.Failed, newFailure(raw, fmt.Errorf("%s %w: use -r to delete what is below it", name, ErrIsDir)))
-				continue
-			case len(below) == 0 && len(targets) == 0:
-				if err == nil && head.Deleted {
-					err = fmt.Errorf("object %s: %w", name, catalog.ErrDeleted)
-				} else {
-					err = fmt.Errorf("%s: %w", name, catalog.ErrNotFound)
-				}
-				res.Failed = append(res.Failed, newFailure(raw, err))
-				continue
-			}
-			targets = append(targets, below...)
+		if fail != nil {
+			res.Failed = append(res.Failed, *fail)
+			continue
 		}
-		for start := 0; start < len(targets); start += removeBatch {
-			part := targets[start:min(start+removeBatch, len(targets))]
-			var done []catalog.Version
-			err := n.freeing(func() error {
-				return n.cat.Tx(ctx, func(tx *catalog.Tx) error {
-					done = done[:0]
-					for _, t := range part {
-						v, err := tx.Delete(ctx, t)
-						if errors.Is(err, catalog.ErrDeleted) || errors.Is(err, catalog.ErrNotFound) {
-							continue // deleted meanwhile by someone else
-						}
-						if err != nil {
-							return err
-						}
-						done = append(done, v)
-					}
-					return nil
-				})
-			})
-			if err != nil {
-				return res, err
+		done, err := inBatches(ctx, n, targets, func(tx *catalog.Tx, t names.Name) (catalog.Version, bool, error) {
+			v, err := tx.Delete(ctx, t)
+			if errors.Is(err, catalog.ErrDeleted) || errors.Is(err, catalog.ErrNotFound) {
+				return v, false, nil // deleted meanwhile by someone else
 			}
-			res.Deleted = append(res.Deleted, done...)
+			return v, err == nil, err
+		})
+		res.Deleted = append(res.Deleted, done...)
+		if err != nil {
+			return res, err
 		}
 	}
 	return res, nil
+}
+
+// targets resolves a name given to rm: the object (unless it is deleted
+// and withDeleted is not set), and with recursive everything below it. A
+// name with objects below it and no recursive, or with nothing at all, is
+// a Failure (verb says what was asked, for the message).
+func (n *Node) targets(ctx context.Context, name names.Name, recursive, withDeleted bool, verb string) ([]names.Name, *Failure, error) {
+	var targets []names.Name
+	head, err := n.cat.Head(ctx, name)
+	if err == nil && (withDeleted || !head.Deleted) {
+		targets = append(targets, name)
+	} else if err != nil && !errors.Is(err, catalog.ErrNotFound) {
+		return nil, nil, err
+	}
+	if len(targets) > 0 && !recursive && head.Kind != catalog.KindDir {
+		return targets, nil, nil // a stored directory is a directory: -r
+	}
+	var below []names.Name
+	err = n.cat.List(ctx, name.AsPrefix(), catalog.ListOptions{Recursive: true, Below: true, Deleted: withDeleted}, func(e catalog.Entry) error {
+		if b, err := names.Parse(e.Name); err == nil { // the catalog holds only names that parse
+			below = append(below, b)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case (len(below) > 0 || head.Kind == catalog.KindDir) && !recursive:
+		f := newFailure(name.String(), fmt.Errorf("%s %w: use -r to %s what is below it", name, ErrIsDir, verb))
+		return nil, &f, nil
+	case len(below) == 0 && len(targets) == 0:
+		e := fmt.Errorf("%s: %w", name, catalog.ErrNotFound)
+		if head.Deleted {
+			e = fmt.Errorf("object %s: %w", name, catalog.ErrDeleted)
+		}
+		f := newFailure(name.String(), e)
+		return nil, &f, nil
+	}
+	return append(targets, below...), nil, nil
+}
+
+// inBatches runs fn for each target, removeBatch of them a transaction,
+// so that a large recursive change never holds the write lock for long,
+// and returns what fn made of each, for the transactions that committed
+// (fn says with ok whether it made anything). On a full disk it uses the
+// reserve (freeing), which may run a batch twice.
+func inBatches[T any](ctx context.Context, n *Node, targets []names.Name, fn func(tx *catalog.Tx, t names.Name) (T, bool, error)) ([]T, error) {
+	var out []T
+	for start := 0; start < len(targets); start += removeBatch {
+		part := targets[start:min(start+removeBatch, len(targets))]
+		var done []T
+		err := n.freeing(func() error {
+			return n.cat.Tx(ctx, func(tx *catalog.Tx) error {
+				done = done[:0]
+				for _, t := range part {
+					v, ok, err := fn(tx, t)
+					if err != nil {
+						return err
+					}
+					if ok {
+						done = append(done, v)
+					}
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, done...)
+	}
+	return out, nil
 }
 
 // RestoreResult says what Restore did.

@@ -10,9 +10,11 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -464,4 +466,181 @@ func TestRestoreLinksStayLinks(t *testing.T) {
 	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
 		t.Fatalf("a restore wrote outside its destination: %v", ents)
 	}
+}
+
+// TestForgetPurgeGCWithPuts runs forget, rm --purge and gc --grace 0s in a
+// loop beside two writers that mirror overlapping trees, and a third that
+// puts the same content under a prefix the purges drop. Afterwards every
+// snapshot left restores byte-identical to the tree it was taken of, and
+// the repository passes check --read-data.
+func TestForgetPurgeGCWithPuts(t *testing.T) {
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "repo")
+	must(t, repo, "init", "--chunk-min", "4096", "--chunk-avg", "16384", "--chunk-max", "65536")
+	shared := func(i int) int { return i % 12 } // content both trees hold
+	const rounds = 6
+	saved := sync.Map{} // snapshot ID -> copy of the tree it was taken of
+	if err := os.MkdirAll(filepath.Join(dir, "saved"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writer := func(name string, seed uint64) func() error {
+		return func() error {
+			src := filepath.Join(dir, name)
+			rng := rand.New(rand.NewPCG(seed, 3))
+			for r := range rounds {
+				for i := range 8 {
+					randFile(t, filepath.Join(src, fmt.Sprintf("f%d", i)), 3000+rng.IntN(40000), uint64(shared(r*8+i)))
+				}
+				os.Remove(filepath.Join(src, fmt.Sprintf("f%d", rng.IntN(8))))
+				out, errs, code := run(t, repo, "put", "--mirror", src, "--json")
+				if code != 0 {
+					return fmt.Errorf("put --mirror %s: exit %d: %s", name, code, errs)
+				}
+				var res putJSON
+				if err := json.Unmarshal([]byte(out), &res); err != nil || res.Snapshot == nil {
+					return fmt.Errorf("put --mirror %s: %v: %s", name, err, out)
+				}
+				keep := filepath.Join(dir, "saved", res.Snapshot.ID)
+				if out, err := exec.Command("cp", "-a", src, keep).CombinedOutput(); err != nil {
+					return fmt.Errorf("cp -a: %v: %s", err, out)
+				}
+				saved.Store(res.Snapshot.ID, keep)
+			}
+			return nil
+		}
+	}
+	junk := func() error {
+		for r := range rounds {
+			p := filepath.Join(dir, "junk", fmt.Sprintf("j%d", r))
+			randFile(t, p, 20000, uint64(shared(r)))
+			if _, errs, code := run(t, repo, "put", p, "--as", fmt.Sprintf("junk/j%d", r)); code != 0 {
+				return fmt.Errorf("put junk: exit %d: %s", code, errs)
+			}
+		}
+		return nil
+	}
+	stop := make(chan struct{})
+	janitorDone := make(chan error, 1)
+	go func() {
+		for i := 0; i < 200; i++ {
+			select {
+			case <-stop:
+				janitorDone <- nil
+				return
+			default:
+			}
+			for _, args := range [][]string{
+				{"forget", "--keep-last", "3"},
+				{"rm", "--purge", "--yes", "-r", "junk"},
+				{"gc", "--grace", "0s"},
+			} {
+				// rm finds nothing at times (exit 3): that is no failure.
+				if _, errs, code := run(t, repo, args...); code != 0 && code != 3 && code != 5 {
+					janitorDone <- fmt.Errorf("%s: exit %d: %s", strings.Join(args, " "), code, errs)
+					return
+				}
+			}
+		}
+		janitorDone <- nil
+	}()
+	var g errgroup.Group
+	g.Go(writer("alpha", 1))
+	g.Go(writer("beta", 2))
+	g.Go(junk)
+	err := g.Wait()
+	close(stop)
+	if jerr := <-janitorDone; jerr != nil {
+		t.Fatal(jerr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, repo, "forget", "--keep-last", "3")
+	must(t, repo, "gc", "--grace", "0s")
+	snaps := snapshotsOf(t, repo)
+	if len(snaps) != 6 {
+		t.Errorf("%d snapshots left, want 3 of each tree", len(snaps))
+	}
+	for _, s := range snaps {
+		want, ok := saved.Load(s.ID)
+		if !ok {
+			t.Fatalf("snapshot %s was never reported by a put", s.ID)
+		}
+		got := filepath.Join(dir, "check", s.ID)
+		must(t, repo, "get", s.Prefix, got, "--at", s.ID)
+		exactTree(t, want.(string), got)
+	}
+	must(t, repo, "check", "--read-data")
+}
+
+// TestForgetAndPurgeCommands: the commands' refusals, --dry-run and
+// --json, and gc giving the space back.
+func TestForgetAndPurgeCommands(t *testing.T) {
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "repo")
+	must(t, repo, "init")
+	src := filepath.Join(dir, "tree")
+	for r := range 3 {
+		randFile(t, filepath.Join(src, "f"), 200000, uint64(r))
+		putMirror(t, repo, src)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"forget"}, 2, "at least one --keep rule"},
+		{[]string{"forget", "--keep-last", "-1"}, 2, "positive"},
+		{[]string{"rm", "--purge", "tree"}, 2, "give --yes when not on a terminal"},
+		{[]string{"rm", "--purge", "--yes", "tree"}, 2, "use -r"},
+		{[]string{"rm", "--purge", "--yes", "nothing"}, 3, "nothing: not found"},
+	} {
+		_, errs, code := run(t, repo, tc.args...)
+		if code != tc.code || !strings.Contains(errs, tc.msg) {
+			t.Errorf("loft %s: exit %d, %q; want exit %d and %q", strings.Join(tc.args, " "), code, errs, tc.code, tc.msg)
+		}
+	}
+	var res struct {
+		Snapshots []struct {
+			ID   string   `json:"id"`
+			Keep bool     `json:"keep"`
+			Why  []string `json:"why"`
+		} `json:"snapshots"`
+		Dropped int64 `json:"versions_dropped"`
+	}
+	out := must(t, repo, "forget", "tree", "--keep-last", "1", "--dry-run", "--json")
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Snapshots) != 3 || res.Dropped != 2 {
+		t.Fatalf("dry run: %s", out)
+	}
+	if n := len(snapshotsOf(t, repo)); n != 3 {
+		t.Fatalf("a dry run left %d snapshots, want 3", n)
+	}
+	must(t, repo, "forget", "tree", "--keep-last", "1")
+	if n := len(snapshotsOf(t, repo)); n != 1 {
+		t.Fatalf("forget --keep-last 1 left %d snapshots", n)
+	}
+	if out := must(t, repo, "versions", "tree/f"); strings.Count(out, "\n") != 2 { // header and one version
+		t.Errorf("versions after forget:\n%s", out)
+	}
+	var gc struct {
+		Chunks int64 `json:"chunks"`
+	}
+	if err := json.Unmarshal([]byte(must(t, repo, "gc", "--grace", "0s", "--json")), &gc); err != nil || gc.Chunks == 0 {
+		t.Errorf("gc after forget removed %d chunks (%v), want the dropped versions' data", gc.Chunks, err)
+	}
+	must(t, repo, "rm", "--purge", "--yes", "-r", "tree")
+	if out := must(t, repo, "ls", "-a", "-r"); out != "" {
+		t.Errorf("after a purge ls -a lists:\n%s", out)
+	}
+	must(t, repo, "gc", "--grace", "0s")
+	var st struct {
+		Chunks int64 `json:"chunks"`
+	}
+	if err := json.Unmarshal([]byte(must(t, repo, "stat", "--json")), &st); err != nil || st.Chunks != 0 {
+		t.Errorf("after purge and gc: %d chunks (%v), want none", st.Chunks, err)
+	}
+	checkPasses(t, repo)
 }

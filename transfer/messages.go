@@ -153,7 +153,17 @@ type Version struct {
 	Hash        []byte           `json:"hash,omitempty"`   // the change's content hash, as its origin made it
 	Kind        string           `json:"kind,omitempty"`   // "", "dir" or "symlink" (catalog.Kind)
 	Target      string           `json:"target,omitempty"` // a symbolic link's
+	Drop        []VersionID      `json:"drop,omitempty"`   // the versions a "forget" dropped
 }
+
+// VersionID names a version across nodes: the change that made it.
+type VersionID struct {
+	Origin string `json:"origin"`
+	Seq    int64  `json:"origin_seq"`
+}
+
+// MaxDrop bounds the versions one change names (catalog.MaxDrop).
+const MaxDrop = 4096
 
 // Validate checks what a version's receiver cannot check later. Its name
 // and identity are checked where the version is used (catalog.ParseRemote,
@@ -161,6 +171,9 @@ type Version struct {
 func (v *Version) Validate() error {
 	if v.Size < 0 || v.Chunks < 0 {
 		return fmt.Errorf("version with negative size")
+	}
+	if len(v.Drop) > MaxDrop {
+		return fmt.Errorf("a change that drops %d versions, over %d", len(v.Drop), MaxDrop)
 	}
 	return nil
 }

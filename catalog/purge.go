@@ -1,0 +1,383 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/loftstore/loft/fault"
+	"github.com/loftstore/loft/names"
+	"github.com/loftstore/loft/retention"
+)
+
+// Purge and forget drop versions for good: their chunks lose the
+// references, and the next gc takes what nothing else holds. Each is a
+// change of the log that travels to peers: "purge" carries the object's
+// vector (a peer drops every version that vector covers, and keeps any
+// written concurrently), "forget" the identities of the versions it
+// dropped.
+
+// MaxDrop bounds the versions one forget change names.
+const MaxDrop = 4096
+
+// dropDetail is a purge's or forget's change detail, as logged and sent.
+type dropDetail struct {
+	VV   VV         `json:"vv,omitempty"`
+	Drop []Identity `json:"drop,omitempty"`
+}
+
+// Purge drops every version of name, its row and its files cache entry,
+// and returns how many versions went. Snapshots that saw the object no
+// longer restore it: that is what a purge is for.
+func (tx *Tx) Purge(ctx context.Context, n names.Name) (int64, error) {
+	name := n.String()
+	obj, _, err := tx.object(ctx, name, false)
+	if err != nil {
+		return 0, err
+	}
+	var vvs string
+	if err := tx.QueryRowContext(ctx, `SELECT vv FROM objects WHERE id = ?`, obj).Scan(&vvs); err != nil {
+		return 0, err
+	}
+	vv, err := ParseVV(vvs)
+	if err != nil {
+		return 0, err
+	}
+	detail, _ := json.Marshal(dropDetail{VV: vv})
+	seq, err := tx.logChange(ctx, "purge", name, 0, string(detail), contentHash("purge", name, true, 0, 0, 0, vv.String(), nil, nanos(tx.now), "", ""))
+	if err != nil {
+		return 0, err
+	}
+	return tx.dropAll(ctx, obj, name, seq, func(VV) bool { return true })
+}
+
+// dropAll drops the versions of obj that drop selects (by vector); when
+// none is left, the object goes too. It returns how many went.
+func (tx *Tx) dropAll(ctx context.Context, obj int64, name string, seq int64, drop func(VV) bool) (int64, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, vv FROM versions WHERE object_id = ?`, obj)
+	if err != nil {
+		return 0, err
+	}
+	var gone []int64
+	left := 0
+	for rows.Next() {
+		var vid int64
+		var vvs string
+		if err := rows.Scan(&vid, &vvs); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		vv, err := ParseVV(vvs)
+		if err != nil {
+			rows.Close()
+			return 0, err
+		}
+		if drop(vv) {
+			gone = append(gone, vid)
+		} else {
+			left++
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	for _, vid := range gone {
+		if err := tx.dropVersion(ctx, vid, seq); err != nil {
+			return 0, err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM files_cache WHERE name = ?`, name); err != nil {
+		return 0, err
+	}
+	if left == 0 {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM objects WHERE id = ?`, obj); err != nil {
+			return 0, fmt.Errorf("drop object %s: %w", name, err)
+		}
+		return int64(len(gone)), nil
+	}
+	return int64(len(gone)), tx.rehead(ctx, obj, drop)
+}
+
+// rehead makes the newest version left the head of obj, and keeps of its
+// frontier what was not dropped (or, when nothing is, the head's entry).
+func (tx *Tx) rehead(ctx context.Context, obj int64, dropped func(VV) bool) error {
+	var num int64
+	var deleted bool
+	var origin, vvs string
+	var oseq, created int64
+	err := tx.QueryRowContext(ctx, `SELECT num, deleted, origin, origin_seq, vv, created FROM versions
+		WHERE object_id = ? ORDER BY num DESC LIMIT 1`, obj).Scan(&num, &deleted, &origin, &oseq, &vvs, &created)
+	if err != nil {
+		return err
+	}
+	if err := tx.setHead(ctx, obj, num, !deleted); err != nil {
+		return err
+	}
+	front, err := tx.frontier(ctx, obj)
+	if err != nil {
+		return err
+	}
+	var next []sibling
+	for _, s := range front {
+		if !dropped(s.VV) {
+			next = append(next, s)
+		}
+	}
+	if len(next) == 0 {
+		vv, err := ParseVV(vvs)
+		if err != nil {
+			return err
+		}
+		next = []sibling{{Origin: origin, Seq: oseq, VV: vv, Created: created, Deleted: deleted}}
+	}
+	return tx.setFrontier(ctx, obj, next)
+}
+
+// ForgetResult says what a forget kept and dropped.
+type ForgetResult struct {
+	Snapshots []ForgotSnapshot `json:"snapshots"`
+	Versions  []ForgotVersion  `json:"versions"`
+	// Kept and Dropped count the versions looked at.
+	Kept    int64 `json:"versions_kept"`
+	Dropped int64 `json:"versions_dropped"`
+}
+
+// ForgotSnapshot is a snapshot forget looked at: kept (with the rules
+// that keep it) or dropped.
+type ForgotSnapshot struct {
+	Snapshot
+	Keep bool     `json:"keep"`
+	Why  []string `json:"why,omitempty"`
+}
+
+// ForgotVersion is a version forget dropped.
+type ForgotVersion struct {
+	Name    string    `json:"name"`
+	Num     int64     `json:"version"`
+	Created time.Time `json:"created"`
+}
+
+// Forget applies policy to the snapshots of prefix and below (each prefix
+// a series of its own) and to the versions of every object below prefix,
+// by their creation times, and drops what it does not keep. An object's
+// newest version is always kept, and so is every version a kept snapshot
+// sees. Periods are in loc. (A dry run is a Forget whose transaction is
+// rolled back.)
+func (tx *Tx) Forget(ctx context.Context, prefix names.Prefix, policy retention.Policy, loc *time.Location) (ForgetResult, error) {
+	res := ForgetResult{Snapshots: []ForgotSnapshot{}, Versions: []ForgotVersion{}}
+	if policy.IsZero() {
+		return res, fault.E(fault.Invalid, "forget needs at least one --keep rule (rm --purge drops everything)")
+	}
+	snaps, err := snapshotsIn(ctx, tx, prefix)
+	if err != nil {
+		return res, err
+	}
+	series := map[string][]int{}
+	for i, s := range snaps {
+		series[s.Prefix] = append(series[s.Prefix], i)
+	}
+	var forgotten []string
+	for _, idx := range series {
+		times := make([]time.Time, len(idx))
+		for i, j := range idx {
+			times[i] = snaps[j].At
+		}
+		keep, why := policy.Keep(times, loc)
+		for i, j := range idx {
+			res.Snapshots = append(res.Snapshots, ForgotSnapshot{Snapshot: snaps[j], Keep: keep[i], Why: why[i]})
+			if !keep[i] {
+				forgotten = append(forgotten, snaps[j].ID)
+			}
+		}
+	}
+	for _, id := range forgotten {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM snapshots WHERE id = ?`, id); err != nil {
+			return res, err
+		}
+	}
+	// Versions, object by object, a page of names at a time.
+	lo, hi := prefix.String(), prefixEnd(prefix.Lead())
+	first := true
+	for {
+		var q string
+		var args []any
+		switch {
+		case first && lo != "":
+			q, args = `SELECT id, name FROM objects WHERE name = ? OR (name >= ? AND (? = '' OR name < ?)) ORDER BY name LIMIT 256`,
+				[]any{lo, prefix.Lead(), hi, hi}
+		default:
+			q, args = `SELECT id, name FROM objects WHERE name > ? AND (? = '' OR name < ?) ORDER BY name LIMIT 256`, []any{lo, hi, hi}
+		}
+		first = false
+		type objRow struct {
+			id   int64
+			name string
+		}
+		rows, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return res, err
+		}
+		var page []objRow
+		for rows.Next() {
+			var o objRow
+			if err := rows.Scan(&o.id, &o.name); err != nil {
+				rows.Close()
+				return res, err
+			}
+			page = append(page, o)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return res, err
+		}
+		for _, o := range page {
+			if err := tx.forgetVersions(ctx, o.id, o.name, policy, loc, &res); err != nil {
+				return res, err
+			}
+		}
+		if len(page) < 256 {
+			return res, nil
+		}
+		lo = page[len(page)-1].name
+	}
+}
+
+// forgetVersions applies policy to one object's versions.
+func (tx *Tx) forgetVersions(ctx context.Context, obj int64, name string, policy retention.Policy, loc *time.Location, res *ForgetResult) error {
+	type ver struct {
+		id, num, seq int64
+		created      time.Time
+		who          Identity
+		needed       bool // the head, or seen by a kept snapshot
+	}
+	// A version a snapshot that stays sees is needed: that snapshot's
+	// change lies between the version's and the next one's.
+	rows, err := tx.QueryContext(ctx, `SELECT v.id, v.num, v.seq, v.created, v.origin, v.origin_seq,
+		v.num = o.head OR EXISTS (SELECT 1 FROM snapshots s WHERE s.seq >= v.seq
+			AND s.seq < coalesce((SELECT min(n.seq) FROM versions n WHERE n.object_id = v.object_id AND n.num > v.num), 1 << 62)
+			AND (s.prefix = '' OR s.prefix = o.name OR substr(o.name, 1, length(s.prefix) + 1) = s.prefix || '/'))
+		FROM versions v JOIN objects o ON o.id = v.object_id WHERE v.object_id = ? ORDER BY v.num`, obj)
+	if err != nil {
+		return err
+	}
+	var vs []ver
+	for rows.Next() {
+		var v ver
+		var created int64
+		if err := rows.Scan(&v.id, &v.num, &v.seq, &created, &v.who.Origin, &v.who.Seq, &v.needed); err != nil {
+			rows.Close()
+			return err
+		}
+		v.created = fromNanos(created)
+		vs = append(vs, v)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	times := make([]time.Time, len(vs))
+	for i, v := range vs {
+		times[i] = v.created
+	}
+	keep, _ := policy.Keep(times, loc)
+	var drop []ver
+	for i, v := range vs {
+		if keep[i] || v.needed {
+			res.Kept++
+			continue
+		}
+		drop = append(drop, v)
+	}
+	if len(drop) == 0 {
+		return nil
+	}
+	for _, v := range drop {
+		res.Dropped++
+		res.Versions = append(res.Versions, ForgotVersion{Name: name, Num: v.num, Created: v.created})
+	}
+	for start := 0; start < len(drop); start += MaxDrop {
+		part := drop[start:min(start+MaxDrop, len(drop))]
+		var d dropDetail
+		for _, v := range part {
+			if v.who.Origin != "" && v.who.Seq > 0 {
+				d.Drop = append(d.Drop, v.who)
+			}
+		}
+		detail, _ := json.Marshal(d)
+		seq, err := tx.logChange(ctx, "forget", name, 0, string(detail), contentHash("forget", name, true, 0, 0, 0, string(detail), nil, nanos(tx.now), "", ""))
+		if err != nil {
+			return err
+		}
+		for _, v := range part {
+			if err := tx.dropVersion(ctx, v.id, seq); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// applyDrop applies a peer's purge or forget to the object it names, if
+// this node has it.
+func (tx *Tx) applyDrop(ctx context.Context, rv RemoteVersion, seq int64) error {
+	obj, _, err := tx.object(ctx, rv.Name, false)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if rv.Op == "purge" {
+		// What the purging node had seen goes; a version written
+		// concurrently with the purge stays.
+		_, err := tx.dropAll(ctx, obj, rv.Name, seq, func(v VV) bool {
+			o := v.Compare(rv.VV)
+			return o == Before || o == Equal
+		})
+		return err
+	}
+	var head int64
+	if err := tx.QueryRowContext(ctx, `SELECT head FROM objects WHERE id = ?`, obj).Scan(&head); err != nil {
+		return err
+	}
+	for _, who := range rv.Drop {
+		var vid, num int64
+		err := tx.QueryRowContext(ctx, `SELECT id, num FROM versions WHERE object_id = ? AND origin = ? AND origin_seq = ?`,
+			obj, who.Origin, who.Seq).Scan(&vid, &num)
+		if errors.Is(err, sql.ErrNoRows) || num == head {
+			continue // gone already; the head here is never forgotten
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.dropVersion(ctx, vid, seq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// snapshotsIn lists the snapshots of prefix and below.
+func snapshotsIn(ctx context.Context, q querier, prefix names.Prefix) ([]Snapshot, error) {
+	p := prefix.String()
+	rows, err := q.QueryContext(ctx, `SELECT `+snapshotCols+` FROM snapshots
+		WHERE ? = '' OR prefix = ? OR (prefix > ? || '/' AND prefix < ? || '0')
+		ORDER BY at, id`, p, p, p, p)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	out := []Snapshot{}
+	for rows.Next() {
+		s, err := scanSnapshot(rows)
+		if err != nil {
+			return nil, classify(err)
+		}
+		out = append(out, s)
+	}
+	return out, classify(rows.Err())
+}

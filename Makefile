@@ -9,7 +9,7 @@ PKGS     := ./...
 
 BENCHDIR ?= .bench
 
-.PHONY: all build test vet fuzz bench clean
+.PHONY: all build test vet fuzz bench bench-tools clean
 
 all: build
 
@@ -44,9 +44,14 @@ fuzz:
 
 # Go micro-benchmarks, then the end-to-end figures of the real binary, each
 # printed next to the limit measured in the same run.
-bench: build
+bench: build bench-tools
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./store/
 	$(GO) run ./bench -loft $(BIN) -dir $(BENCHDIR)
+
+# The peers the trees figures are measured against, from Debian's packages.
+bench-tools:
+	@command -v restic >/dev/null && command -v borg >/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic borgbackup; }
 
 clean:
 	rm -rf bin $(BENCHDIR) $(FUZZLOG)

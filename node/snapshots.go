@@ -45,6 +45,9 @@ func ParseAt(s string, loc *time.Location) (At, error) {
 		if l == "2006-01-02" {
 			t = t.AddDate(0, 0, 1).Add(-time.Nanosecond)
 		}
+		if t.IsZero() {
+			break // the zero time means "no time" here
+		}
 		return At{Time: t}, nil
 	}
 	return At{}, fmt.Errorf("%q: %w (such as 3fa2c1d0, 2026-12-07 or 2026-12-07 14:30)", s, ErrBadAt)

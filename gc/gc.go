@@ -89,6 +89,12 @@ type Result struct {
 	Finished    time.Time             `json:"finished"`
 }
 
+// compacter is a store that holds removed chunks' space until told to
+// give it back to the file system (store.Disk: its small-chunk database).
+type compacter interface {
+	Compact(ctx context.Context) error
+}
+
 // Run sweeps garbage chunks, orphan chunk files and stale temporary files,
 // and records the run in the catalog.
 func Run(ctx context.Context, cat *catalog.Catalog, st store.Store, opts Options) (Result, error) {
@@ -100,6 +106,11 @@ func Run(ctx context.Context, cat *catalog.Catalog, st store.Store, opts Options
 		err = sweep(ctx, cat, st, &opts, &res)
 		if err == nil {
 			err = sweepOrphans(ctx, cat, st, &opts, &res)
+		}
+		if c, ok := st.(compacter); ok && err == nil {
+			// Rows removed leave free pages inside a database file: the
+			// disk gets them back only now.
+			err = c.Compact(ctx)
 		}
 	}
 	res.Finished = opts.now()

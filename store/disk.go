@@ -298,10 +298,7 @@ func (d *Disk) CleanTemp(ctx context.Context, cutoff time.Time) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("clean temporary chunks: %w", err)
 	}
-	n, err := d.small.cleanStaged(ctx, cutoff)
-	if err != nil {
-		return 0, fmt.Errorf("clean temporary chunks: %w", err)
-	}
+	n := 0
 	for _, e := range ents {
 		fi, err := e.Info()
 		if err != nil || !fi.ModTime().Before(cutoff) {
@@ -351,9 +348,13 @@ func (d *Disk) ensureDir(dir string) error {
 	return nil
 }
 
+// Compact gives the file system back the room of small chunks removed
+// since the last time (gc calls it after a sweep).
+func (d *Disk) Compact(ctx context.Context) error { return d.small.compact(ctx) }
+
 // NewBatch starts a batch of writes.
 func (d *Disk) NewBatch() Batch {
-	return &diskBatch{d: d, small: &smallBatch{s: d.small, name: randomSuffix() + randomSuffix()}}
+	return &diskBatch{d: d, small: &smallBatch{s: d.small, tmp: d.tmp}}
 }
 
 type staged struct {
@@ -388,7 +389,7 @@ func (b *diskBatch) Add(ctx context.Context, id ID, plain []byte) (int64, error)
 	if n := len(hdr) + len(payload); n <= b.d.smallMax {
 		data := make([]byte, 0, n)
 		data = append(append(data, hdr[:]...), payload...)
-		if err := b.small.add(ctx, smallChunk{id: id, data: data}); err != nil {
+		if err := b.small.add(smallChunk{id: id, data: data}); err != nil {
 			return 0, fmt.Errorf("stage chunk %s: %w", id, err)
 		}
 		return int64(n), nil

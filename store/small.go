@@ -1,10 +1,13 @@
 package store
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
@@ -30,31 +33,30 @@ const SmallMax = 64 << 10
 const smallFile = "small.db"
 
 // smallStage is how many bytes of small chunks a batch holds in memory
-// before it moves them to the database's staging table.
+// before it appends them to its staging file.
 const smallStage = 2 << 20
 
+// smallSchema makes the database. auto_vacuum, which only an empty
+// database takes, lets compact give the pages of removed chunks back to
+// the file system: rm and gc free space on a full disk.
 const smallSchema = `
+PRAGMA auto_vacuum = INCREMENTAL;
 CREATE TABLE IF NOT EXISTS chunks (
 	id      INTEGER PRIMARY KEY,
 	hash    BLOB NOT NULL UNIQUE,
 	data    BLOB NOT NULL,
 	written INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS staged (
-	id      INTEGER PRIMARY KEY,
-	batch   TEXT NOT NULL,
-	hash    BLOB NOT NULL,
-	data    BLOB NOT NULL,
-	written INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS staged_batch ON staged(batch);`
+);`
 
 // small is the part of a Disk that keeps small chunks, in the same format
 // as a chunk file, as rows of one SQLite database. A row is a chunk under
 // its final name, as a file is: complete, and durable once its batch
-// committed (every commit is a full, synced transaction, which also makes
-// durable the staged rows it moves). Rows a batch staged but never
-// committed are temporary files by another name: CleanTemp removes them.
+// committed (every commit is one synced transaction). Until then a batch
+// holds its small chunks in memory and, past smallStage bytes, in a
+// staging file of the store's tmp directory: nothing of an uncommitted
+// batch is in the database, so an abort (a full disk, a stop) gives all
+// its room back, and CleanTemp removes a dead writer's staging file with
+// the other temporary files.
 //
 // The database is opened on first use, and created on the first write:
 // reading a store that never held a small chunk creates nothing.
@@ -72,6 +74,9 @@ func smallDSN(path string, write bool) string {
 	q.Add("_pragma", "synchronous(FULL)")
 	if write {
 		q.Add("_pragma", "journal_mode(WAL)")
+		// The log shrinks back to this after a checkpoint: a commit of a
+		// large batch does not keep its size on disk.
+		q.Add("_pragma", "journal_size_limit(4194304)")
 		q.Set("_txlock", "immediate")
 	} else {
 		q.Add("_pragma", "query_only(1)")
@@ -251,22 +256,23 @@ func (s *small) walk(ctx context.Context, fn func(Info) error) error {
 	}
 }
 
-// cleanStaged removes rows that batches staged before cutoff and never
-// committed nor aborted (their process died).
-func (s *small) cleanStaged(ctx context.Context, cutoff time.Time) (int, error) {
+// compact gives the pages that removed rows left free back to the file
+// system, and empties the write-ahead log.
+func (s *small) compact(ctx context.Context) error {
 	w, _, err := s.dbs(false)
 	if err != nil || w == nil {
-		return 0, err
+		return err
 	}
-	res, err := w.ExecContext(ctx, `DELETE FROM staged WHERE written < ?`, cutoff.UnixNano())
-	if err != nil {
-		return 0, smallErr(err)
+	if _, err := w.ExecContext(ctx, `PRAGMA incremental_vacuum`); err != nil {
+		return fmt.Errorf("compact %s: %w", s.path, smallErr(err))
 	}
-	n, _ := res.RowsAffected()
-	return int(n), nil
+	if _, err := w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		return fmt.Errorf("compact %s: %w", s.path, smallErr(err))
+	}
+	return nil
 }
 
-// smallChunk is a small chunk a batch holds until it stages or commits it.
+// smallChunk is a small chunk a batch holds until it commits it.
 type smallChunk struct {
 	id   ID
 	data []byte // header and payload
@@ -275,59 +281,55 @@ type smallChunk struct {
 // smallBatch is the small-chunk side of a disk batch.
 type smallBatch struct {
 	s     *small
-	name  string // this batch's rows in the staging table
+	tmp   string // the staging file's directory
 	mu    sync.Mutex
 	held  []smallChunk
 	bytes int
-	// staged is set once rows of this batch are in the staging table.
-	staged bool
+	stage *os.File // chunks past smallStage bytes, until commit
 }
 
-// add holds a chunk; over smallStage bytes, the held chunks go to the
-// staging table.
-func (b *smallBatch) add(ctx context.Context, c smallChunk) error {
+// add holds a chunk; past smallStage bytes, the held chunks go to the
+// staging file (id, length, stored bytes, each).
+func (b *smallBatch) add(c smallChunk) error {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.held = append(b.held, c)
 	b.bytes += len(c.data)
-	var out []smallChunk
-	if b.bytes >= smallStage {
-		out, b.held, b.bytes = b.held, nil, 0
-		b.staged = true
-	}
-	b.mu.Unlock()
-	if out == nil {
+	if b.bytes < smallStage {
 		return nil
 	}
-	w, _, err := b.s.dbs(true)
-	if err != nil {
-		return err
-	}
-	return smallTx(ctx, w, func(tx *sql.Tx) error {
-		now := time.Now().UnixNano()
-		ins, err := tx.PrepareContext(ctx, `INSERT INTO staged(batch, hash, data, written) VALUES (?, ?, ?, ?)`)
+	if b.stage == nil {
+		f, err := os.CreateTemp(b.tmp, tmpPrefix+"small-*")
 		if err != nil {
 			return err
 		}
-		defer ins.Close()
-		for _, c := range out {
-			if _, err := ins.ExecContext(ctx, b.name, c.id[:], c.data, now); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+		b.stage = f
+	}
+	w := bufio.NewWriterSize(b.stage, 256<<10)
+	for _, h := range b.held {
+		var n [4]byte
+		binary.LittleEndian.PutUint32(n[:], uint32(len(h.data)))
+		w.Write(h.id[:])
+		w.Write(n[:])
+		w.Write(h.data)
+	}
+	b.held, b.bytes = nil, 0
+	return w.Flush()
 }
 
 // commit makes every chunk of the batch a durable row under its name, in
-// one synced transaction: the held ones, and the staged ones moved over.
+// one synced transaction: the staged ones, then the held ones.
 func (b *smallBatch) commit(ctx context.Context) error {
+	// Taken out under the lock, so that adds go on during the commit (into
+	// the next one).
 	b.mu.Lock()
-	held, staged := b.held, b.staged
-	b.held, b.bytes, b.staged = nil, 0, false
+	held, stage := b.held, b.stage
+	b.held, b.bytes, b.stage = nil, 0, nil
 	b.mu.Unlock()
-	if len(held) == 0 && !staged {
+	if len(held) == 0 && stage == nil {
 		return nil
 	}
+	defer dropStage(stage)
 	w, _, err := b.s.dbs(true)
 	if err != nil {
 		return err
@@ -343,27 +345,45 @@ func (b *smallBatch) commit(ctx context.Context) error {
 			return err
 		}
 		defer ins.Close()
+		if stage != nil {
+			if _, err := stage.Seek(0, io.SeekStart); err != nil {
+				return err
+			}
+			r := bufio.NewReaderSize(stage, 256<<10)
+			for {
+				var id ID
+				var n [4]byte
+				if _, err := io.ReadFull(r, id[:]); err == io.EOF {
+					break
+				} else if err != nil {
+					return fmt.Errorf("staged small chunks: %w", err)
+				}
+				if _, err := io.ReadFull(r, n[:]); err != nil {
+					return fmt.Errorf("staged small chunks: %w", err)
+				}
+				size := binary.LittleEndian.Uint32(n[:])
+				if size > MaxStoredSize {
+					return fmt.Errorf("staged small chunks: a record of %d bytes", size)
+				}
+				data := make([]byte, size)
+				if _, err := io.ReadFull(r, data); err != nil {
+					return fmt.Errorf("staged small chunks: %w", err)
+				}
+				if _, err := ins.ExecContext(ctx, id[:], data, now); err != nil {
+					return err
+				}
+			}
+		}
 		for _, c := range held {
 			if _, err := ins.ExecContext(ctx, c.id[:], c.data, now); err != nil {
 				return err
 			}
 		}
-		if staged {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO chunks(hash, data, written)
-				SELECT hash, data, ? FROM staged WHERE batch = ? ORDER BY id
-				ON CONFLICT(hash) DO UPDATE SET data = excluded.data, written = excluded.written`, now, b.name); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `DELETE FROM staged WHERE batch = ?`, b.name); err != nil {
-				return err
-			}
-		}
 		return nil
 	})
-	if err != nil && staged {
-		b.mu.Lock()
-		b.staged = true // for abort to remove
-		b.mu.Unlock()
+	if err != nil {
+		// What a failed write grew the log by goes back to the disk.
+		b.s.compact(context.WithoutCancel(ctx))
 	}
 	return err
 }
@@ -371,14 +391,17 @@ func (b *smallBatch) commit(ctx context.Context) error {
 // abort drops what the batch holds and staged.
 func (b *smallBatch) abort() {
 	b.mu.Lock()
-	staged := b.staged
-	b.held, b.bytes, b.staged = nil, 0, false
-	b.mu.Unlock()
-	if !staged {
-		return
-	}
-	if w, _, err := b.s.dbs(false); err == nil && w != nil {
-		w.Exec(`DELETE FROM staged WHERE batch = ?`, b.name)
+	defer b.mu.Unlock()
+	b.held, b.bytes = nil, 0
+	dropStage(b.stage)
+	b.stage = nil
+}
+
+// dropStage removes a staging file, if there is one.
+func dropStage(f *os.File) {
+	if f != nil {
+		f.Close()
+		os.Remove(f.Name())
 	}
 }
 

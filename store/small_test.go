@@ -1,0 +1,46 @@
+package store
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// A batch past smallStage bytes keeps its small chunks in a staging file
+// of tmp until commit; commit makes them rows and removes the file, abort
+// removes it and leaves no row.
+func TestSmallStagingFile(t *testing.T) {
+	for _, commit := range []bool{true, false} {
+		d := newTestDisk(t, DiskOptions{SmallMax: MaxStoredSize})
+		b := d.NewBatch()
+		var ids []ID
+		var datas [][]byte
+		for i := range 600 { // about 3 MiB of incompressible 5 KB chunks
+			data, id := chunk(uint64(1000+i), 5000, false)
+			mustAdd(t, b, id, data)
+			ids, datas = append(ids, id), append(datas, data)
+		}
+		staged, _ := filepath.Glob(filepath.Join(d.tmp, tmpPrefix+"small-*"))
+		if len(staged) != 1 {
+			t.Fatalf("%d staging files before commit, want 1", len(staged))
+		}
+		for _, id := range ids[:3] {
+			wantAbsent(t, d, id)
+		}
+		if commit {
+			mustCommit(t, b)
+			for i, id := range ids {
+				wantChunk(t, d, id, datas[i])
+			}
+		} else {
+			b.Abort()
+			for _, id := range ids {
+				wantAbsent(t, d, id)
+			}
+		}
+		if ents, _ := os.ReadDir(d.tmp); len(ents) != 0 {
+			t.Errorf("commit %v: tmp holds %d files afterwards", commit, len(ents))
+		}
+		b.Abort()
+	}
+}

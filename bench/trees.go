@@ -88,7 +88,14 @@ func (b *bench) trees(ctx context.Context, sz sizes, l *limits, st *e2eState) er
 	if out, err := exec.Command("go", "env", "GOROOT").Output(); err == nil {
 		root = strings.TrimSpace(string(out))
 	}
-	dir := filepath.Join(b.dir, "trees")
+	dir, err := filepath.Abs(filepath.Join(b.dir, "trees"))
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
 	t1, t2 := filepath.Join(dir, "t1"), filepath.Join(dir, "t2")
 	if err := copyTree(root, t1); err != nil {
 		return err
@@ -117,7 +124,26 @@ func (b *bench) trees(ctx context.Context, sz sizes, l *limits, st *e2eState) er
 		rounds = 1
 	}
 	figs := map[string][]treeFigures{}
+	var copies, reads []float64 // the machine's own limits, each round
 	for r := range rounds {
+		// What the file system costs here, in the same run: copying the
+		// tree (cp -a: every file created, written and timed, no hashing,
+		// no catalog) bounds a restore; reading it all bounds a first put.
+		out := filepath.Join(dir, "copy")
+		settle()
+		start := time.Now()
+		if err := copyTree(t2, out); err != nil {
+			return err
+		}
+		settle()
+		copies = append(copies, time.Since(start).Seconds())
+		os.RemoveAll(out)
+		dropCaches()
+		start = time.Now()
+		if _, err := runTimedShell("tar -cf - . | cat >/dev/null", t1); err != nil {
+			return err
+		}
+		reads = append(reads, time.Since(start).Seconds())
 		for i := range tools {
 			t := tools[(i+r)%len(tools)] // interleaved: each goes first once
 			f, err := b.treeRound(ctx, t, dir, t1, t2, r)
@@ -129,6 +155,9 @@ func (b *bench) trees(ctx context.Context, sz sizes, l *limits, st *e2eState) er
 			figs[t.name] = append(figs[t.name], f)
 		}
 	}
+	sort.Float64s(copies)
+	sort.Float64s(reads)
+	fmt.Printf("  limits: cp -a of the tree %.2fs, reading it cold (tar) %.2fs (medians)\n", copies[len(copies)/2], reads[len(reads)/2])
 	med := func(tool string, pick func(treeFigures) float64) float64 {
 		var v []float64
 		for _, f := range figs[tool] {
@@ -154,6 +183,12 @@ func (b *bench) trees(ctx context.Context, sz sizes, l *limits, st *e2eState) er
 	} {
 		mine := med("loft", fig.pick)
 		var peers, targets []string
+		switch fig.name {
+		case "tree: restore of the newest tree":
+			peers = append(peers, fmt.Sprintf("cp -a %.2fs", copies[len(copies)/2]))
+		case "tree: first put":
+			peers = append(peers, fmt.Sprintf("cold read %.2fs", reads[len(reads)/2]))
+		}
 		ok := true
 		for _, t := range tools[1:] {
 			theirs := med(t.name, fig.pick)
@@ -233,6 +268,14 @@ func (b *bench) treeRound(ctx context.Context, t treeTool, dir, t1, t2 string, r
 	dropCaches()
 	err = step(&f.again, t.put(repo, src))
 	return f, err
+}
+
+// runTimedShell runs a shell command line in dir.
+func runTimedShell(line, dir string) (time.Duration, error) {
+	c := exec.Command("sh", "-c", line)
+	c.Dir = dir
+	el, _, err := runTimed(c)
+	return el, err
 }
 
 // runTimed runs cmd after a settle and returns its wall time and peak RSS.

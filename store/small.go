@@ -80,6 +80,7 @@ func smallDSN(path string, write bool) string {
 		q.Set("_txlock", "immediate")
 	} else {
 		q.Add("_pragma", "query_only(1)")
+		q.Add("_pragma", "cache_size(-256)") // lookups by key: a small cache each
 	}
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 }

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/destdir"
 	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/store"
 )
@@ -437,7 +438,30 @@ func (p *putter) fail(f Failure) {
 func (p *putter) read(s *source, ch *store.Chunker) error {
 	ctx := p.ctx
 	label := s.path
+	if s.info == nil && s.path != "-" && !s.stream {
+		// Stat here, not in the walk: the readers stat (and read) several
+		// files at once, which a cold cache needs.
+		fi, err := os.Lstat(s.path)
+		if err != nil {
+			p.fail(newFailure(s.path, err))
+			return nil
+		}
+		s.info = fi
+	}
 	if s.kind != catalog.KindFile {
+		t := s.info.Mode().Type()
+		if (s.kind == catalog.KindDir) != (t == fs.ModeDir) || (s.kind == catalog.KindSymlink) != (t == fs.ModeSymlink) {
+			p.fail(newFailure(s.path, fmt.Errorf("%s: changed kind while the tree was walked (now a %s)", s.path, destdir.KindOf(t))))
+			return nil
+		}
+		if s.kind == catalog.KindSymlink {
+			target, err := os.Readlink(s.path)
+			if err != nil {
+				p.fail(newFailure(s.path, err))
+				return nil
+			}
+			s.target = target
+		}
 		return p.entry(&fileTask{src: s, nv: catalog.NewVersion{Name: s.name, Kind: s.kind, Target: s.target,
 			Mode: modeBits(s.info.Mode()), MTime: s.info.ModTime()}})
 	}

@@ -23,8 +23,9 @@ type source struct {
 	stream bool       // path is a pipe: read it like standard input
 	mode   fs.FileMode
 	// What a mirror put's walk found: a directory or a link (stored as an
-	// entry, without reading), and for every kind the stat the walk made,
-	// which the files cache compares and directories and links keep.
+	// entry, without reading), and for every kind the stat the reader
+	// made (lstat), which the files cache compares and directories and
+	// links keep.
 	kind   catalog.Kind
 	target string
 	info   fs.FileInfo
@@ -204,12 +205,8 @@ func walk(ctx context.Context, paths []string, as names.Name, emit func(*source)
 				fail(newFailure(fp, err))
 				return nil
 			}
-			info, err := d.Info()
-			if err != nil {
-				fail(newFailure(fp, err))
-				return nil
-			}
-			return emit(&source{name: objName, path: fp, mode: info.Mode(), info: info})
+			// Stat by the readers, several at once (see putter.read).
+			return emit(&source{name: objName, path: fp})
 		})
 		if err != nil {
 			return err
@@ -269,22 +266,14 @@ func walkMirror(ctx context.Context, root string, prefix names.Name, emit func(*
 			}
 			return nil
 		}
-		info, err := d.Info()
-		if err != nil {
-			fail(newFailure(fp, err))
-			return nil
-		}
-		src := &source{name: name, path: fp, mode: info.Mode(), info: info}
+		// The readers stat each entry and read each link, several at once
+		// (see putter.read); the walk only lists.
+		src := &source{name: name, path: fp}
 		switch t := d.Type(); {
 		case t.IsDir():
 			src.kind = catalog.KindDir
 		case t&fs.ModeSymlink != 0:
-			target, err := os.Readlink(fp)
-			if err != nil {
-				fail(newFailure(fp, err))
-				return nil
-			}
-			src.kind, src.target = catalog.KindSymlink, target
+			src.kind = catalog.KindSymlink
 		case !t.IsRegular():
 			skip(Skip{Path: fp, Reason: "not a regular file (" + destdir.KindOf(t) + ")"})
 			return nil

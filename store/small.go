@@ -158,8 +158,11 @@ func smallErr(err error) error {
 // ErrNotFound.
 func (s *small) get(ctx context.Context, id ID, buf []byte) ([]byte, error) {
 	_, r, err := s.dbs(false)
-	if err != nil || r == nil {
-		return nil, errors.Join(err, ErrNotFound)
+	if err != nil {
+		return nil, err // a database that cannot be opened is not an absent chunk
+	}
+	if r == nil {
+		return nil, ErrNotFound
 	}
 	rows, err := s.get1.QueryContext(ctx, id[:])
 	if err != nil {
@@ -181,8 +184,11 @@ func (s *small) get(ctx context.Context, id ID, buf []byte) ([]byte, error) {
 
 func (s *small) stat(ctx context.Context, id ID) (Info, error) {
 	_, r, err := s.dbs(false)
-	if err != nil || r == nil {
-		return Info{}, errors.Join(err, ErrNotFound)
+	if err != nil {
+		return Info{}, err
+	}
+	if r == nil {
+		return Info{}, ErrNotFound
 	}
 	var size, written int64
 	err = s.st1.QueryRowContext(ctx, id[:]).Scan(&size, &written)
@@ -287,6 +293,7 @@ type smallBatch struct {
 	held  []smallChunk
 	bytes int
 	stage *os.File // chunks past smallStage bytes, until commit
+	err   error    // a failed staging write: the batch is unusable
 }
 
 // add holds a chunk; past smallStage bytes, the held chunks go to the
@@ -294,6 +301,9 @@ type smallBatch struct {
 func (b *smallBatch) add(c smallChunk) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.err != nil {
+		return b.err
+	}
 	b.held = append(b.held, c)
 	b.bytes += len(c.data)
 	if b.bytes < smallStage {
@@ -302,6 +312,7 @@ func (b *smallBatch) add(c smallChunk) error {
 	if b.stage == nil {
 		f, err := os.CreateTemp(b.tmp, tmpPrefix+"small-*")
 		if err != nil {
+			b.err = err
 			return err
 		}
 		b.stage = f
@@ -314,8 +325,14 @@ func (b *smallBatch) add(c smallChunk) error {
 		w.Write(n[:])
 		w.Write(h.data)
 	}
+	if err := w.Flush(); err != nil {
+		// What the file holds is not known: the batch fails, and every
+		// commit of it says so (never a commit without these chunks).
+		b.err = err
+		return err
+	}
 	b.held, b.bytes = nil, 0
-	return w.Flush()
+	return nil
 }
 
 // commit makes every chunk of the batch a durable row under its name, in
@@ -324,6 +341,10 @@ func (b *smallBatch) commit(ctx context.Context) error {
 	// Taken out under the lock, so that adds go on during the commit (into
 	// the next one).
 	b.mu.Lock()
+	if b.err != nil {
+		defer b.mu.Unlock()
+		return b.err
+	}
 	held, stage := b.held, b.stage
 	b.held, b.bytes, b.stage = nil, 0, nil
 	b.mu.Unlock()

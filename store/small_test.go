@@ -44,3 +44,27 @@ func TestSmallStagingFile(t *testing.T) {
 		b.Abort()
 	}
 }
+
+// A staging write that fails fails the batch for good: no later commit
+// succeeds without the chunks it held.
+func TestSmallStagingFailureSticks(t *testing.T) {
+	d := newTestDisk(t, DiskOptions{SmallMax: MaxStoredSize})
+	b := d.NewBatch()
+	// The staging file's directory is gone: creating it fails.
+	os.RemoveAll(d.tmp)
+	var failed error
+	for i := range 600 {
+		data, id := chunk(uint64(3000+i), 5000, false)
+		if _, err := b.Add(t.Context(), id, data); err != nil {
+			failed = err
+			break
+		}
+	}
+	if failed == nil {
+		t.Fatal("no Add failed without a tmp directory")
+	}
+	if err := b.Commit(t.Context()); err == nil {
+		t.Fatal("Commit succeeded after a failed staging write")
+	}
+	b.Abort()
+}

@@ -161,18 +161,26 @@ type ForgotVersion struct {
 	Created time.Time `json:"created"`
 }
 
+// ErrDryRun rolls back a transaction of a dry run.
+var errDryRun = errors.New("dry run")
+
+// forgetPage is how many objects one transaction of Forget covers, so that
+// a forget of a large tree never holds the write lock for long.
+const forgetPage = 256
+
 // Forget applies policy to the snapshots of prefix and below (each prefix
 // a series of its own) and to the versions of every object below prefix,
 // by their creation times, and drops what it does not keep. An object's
 // newest version is always kept, and so is every version a kept snapshot
-// sees. Periods are in loc. (A dry run is a Forget whose transaction is
-// rolled back.)
-func (tx *Tx) Forget(ctx context.Context, prefix names.Prefix, policy retention.Policy, loc *time.Location) (ForgetResult, error) {
+// sees. Periods are in loc. The snapshots go in one transaction, the
+// versions a page of objects per transaction; with dryRun every
+// transaction is rolled back, and the result says what would go.
+func (c *Catalog) Forget(ctx context.Context, prefix names.Prefix, policy retention.Policy, loc *time.Location, dryRun bool) (ForgetResult, error) {
 	res := ForgetResult{Snapshots: []ForgotSnapshot{}, Versions: []ForgotVersion{}}
 	if policy.IsZero() {
 		return res, fault.E(fault.Invalid, "forget needs at least one --keep rule (rm --purge drops everything)")
 	}
-	snaps, err := snapshotsIn(ctx, tx, prefix)
+	snaps, err := snapshotsIn(ctx, c.r, prefix)
 	if err != nil {
 		return res, err
 	}
@@ -194,52 +202,76 @@ func (tx *Tx) Forget(ctx context.Context, prefix names.Prefix, policy retention.
 			}
 		}
 	}
-	for _, id := range forgotten {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM snapshots WHERE id = ?`, id); err != nil {
+	dropSnaps := func(tx *Tx) error {
+		for _, id := range forgotten {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM snapshots WHERE id = ?`, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if !dryRun && len(forgotten) > 0 {
+		if err := c.Tx(ctx, dropSnaps); err != nil {
 			return res, err
 		}
 	}
-	// Versions, object by object, a page of names at a time.
+	// Versions, a page of objects a transaction.
 	lo, hi := prefix.String(), prefixEnd(prefix.Lead())
 	first := true
 	for {
-		var q string
-		var args []any
-		switch {
-		case first && lo != "":
-			q, args = `SELECT id, name FROM objects WHERE name = ? OR (name >= ? AND (? = '' OR name < ?)) ORDER BY name LIMIT 256`,
-				[]any{lo, prefix.Lead(), hi, hi}
-		default:
-			q, args = `SELECT id, name FROM objects WHERE name > ? AND (? = '' OR name < ?) ORDER BY name LIMIT 256`, []any{lo, hi, hi}
+		q, args := `SELECT id, name FROM objects WHERE name > ? AND (? = '' OR name < ?) ORDER BY name LIMIT ?`, []any{lo, hi, hi, forgetPage}
+		if first && lo != "" {
+			q, args = `SELECT id, name FROM objects WHERE name = ? OR (name >= ? AND (? = '' OR name < ?)) ORDER BY name LIMIT ?`,
+				[]any{lo, prefix.Lead(), hi, hi, forgetPage}
 		}
 		first = false
 		type objRow struct {
 			id   int64
 			name string
 		}
-		rows, err := tx.QueryContext(ctx, q, args...)
+		rows, err := c.r.QueryContext(ctx, q, args...)
 		if err != nil {
-			return res, err
+			return res, classify(err)
 		}
 		var page []objRow
 		for rows.Next() {
 			var o objRow
 			if err := rows.Scan(&o.id, &o.name); err != nil {
 				rows.Close()
-				return res, err
+				return res, classify(err)
 			}
 			page = append(page, o)
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
+			return res, classify(err)
+		}
+		part := ForgetResult{}
+		err = c.Tx(ctx, func(tx *Tx) error {
+			part = ForgetResult{}
+			if dryRun {
+				// As the snapshots would be gone, for what they keep.
+				if err := dropSnaps(tx); err != nil {
+					return err
+				}
+			}
+			for _, o := range page {
+				if err := tx.forgetVersions(ctx, o.id, o.name, policy, loc, &part); err != nil {
+					return err
+				}
+			}
+			if dryRun {
+				return errDryRun
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errDryRun) {
 			return res, err
 		}
-		for _, o := range page {
-			if err := tx.forgetVersions(ctx, o.id, o.name, policy, loc, &res); err != nil {
-				return res, err
-			}
-		}
-		if len(page) < 256 {
+		res.Kept += part.Kept
+		res.Dropped += part.Dropped
+		res.Versions = append(res.Versions, part.Versions...)
+		if len(page) < forgetPage {
 			return res, nil
 		}
 		lo = page[len(page)-1].name
@@ -257,9 +289,7 @@ func (tx *Tx) forgetVersions(ctx context.Context, obj int64, name string, policy
 	// A version a snapshot that stays sees is needed: that snapshot's
 	// change lies between the version's and the next one's.
 	rows, err := tx.QueryContext(ctx, `SELECT v.id, v.num, v.seq, v.created, v.origin, v.origin_seq,
-		v.num = o.head OR EXISTS (SELECT 1 FROM snapshots s WHERE s.seq >= v.seq
-			AND s.seq < coalesce((SELECT min(n.seq) FROM versions n WHERE n.object_id = v.object_id AND n.num > v.num), 1 << 62)
-			AND (s.prefix = '' OR s.prefix = o.name OR substr(o.name, 1, length(s.prefix) + 1) = s.prefix || '/'))
+		v.num = o.head OR `+seenBySnapshot+`
 		FROM versions v JOIN objects o ON o.id = v.object_id WHERE v.object_id = ? ORDER BY v.num`, obj)
 	if err != nil {
 		return err
@@ -307,10 +337,22 @@ func (tx *Tx) forgetVersions(ctx context.Context, obj int64, name string, policy
 				d.Drop = append(d.Drop, v.who)
 			}
 		}
-		detail, _ := json.Marshal(d)
-		seq, err := tx.logChange(ctx, "forget", name, 0, string(detail), contentHash("forget", name, true, 0, 0, 0, string(detail), nil, nanos(tx.now), "", ""))
-		if err != nil {
-			return err
+		seq := tx.seq
+		if len(d.Drop) > 0 {
+			detail, _ := json.Marshal(d)
+			var err error
+			seq, err = tx.logChange(ctx, "forget", name, 0, string(detail), contentHash("forget", name, true, 0, 0, 0, string(detail), nil, nanos(tx.now), "", ""))
+			if err != nil {
+				return err
+			}
+		} else {
+			// Versions without an identity (superseded ones) are this
+			// node's alone: nothing for peers, but the drop still needs a
+			// change of its own to order it against write sessions.
+			var err error
+			if seq, err = tx.logChange(ctx, "forget-local", name, 0, "", nil); err != nil {
+				return err
+			}
 		}
 		for _, v := range part {
 			if err := tx.dropVersion(ctx, v.id, seq); err != nil {
@@ -320,6 +362,12 @@ func (tx *Tx) forgetVersions(ctx context.Context, obj int64, name string, policy
 	}
 	return nil
 }
+
+// seenBySnapshot is the SQL condition that a snapshot sees version v of
+// object o: the snapshot's change lies between v's and the next version's.
+const seenBySnapshot = `EXISTS (SELECT 1 FROM snapshots s WHERE s.seq >= v.seq
+	AND s.seq < coalesce((SELECT min(n.seq) FROM versions n WHERE n.object_id = v.object_id AND n.num > v.num), 1 << 62)
+	AND (s.prefix = '' OR s.prefix = o.name OR substr(o.name, 1, length(s.prefix) + 1) = s.prefix || '/'))`
 
 // applyDrop applies a peer's purge or forget to the object it names, if
 // this node has it.
@@ -346,10 +394,16 @@ func (tx *Tx) applyDrop(ctx context.Context, rv RemoteVersion, seq int64) error 
 	}
 	for _, who := range rv.Drop {
 		var vid, num int64
-		err := tx.QueryRowContext(ctx, `SELECT id, num FROM versions WHERE object_id = ? AND origin = ? AND origin_seq = ?`,
-			obj, who.Origin, who.Seq).Scan(&vid, &num)
-		if errors.Is(err, sql.ErrNoRows) || num == head {
-			continue // gone already; the head here is never forgotten
+		var seen bool
+		err := tx.QueryRowContext(ctx, `SELECT v.id, v.num, `+seenBySnapshot+`
+			FROM versions v JOIN objects o ON o.id = v.object_id
+			WHERE v.object_id = ? AND v.origin = ? AND v.origin_seq = ?`,
+			obj, who.Origin, who.Seq).Scan(&vid, &num, &seen)
+		if errors.Is(err, sql.ErrNoRows) || num == head || seen {
+			// Gone already; or the head here, never forgotten; or a
+			// version one of this node's snapshots sees, kept as the
+			// node's own forget and prune keep it.
+			continue
 		}
 		if err != nil {
 			return err

@@ -369,12 +369,7 @@ func TestForget(t *testing.T) {
 	}
 	syncOnce(t, a.c, b.c)
 	a.at(t0.Add(5 * day))
-	var res ForgetResult
-	err := a.c.Tx(ctx, func(tx *Tx) error {
-		var err error
-		res, err = tx.Forget(ctx, names.Must("t").AsPrefix(), retention.Policy{Last: 2}, time.UTC)
-		return err
-	})
+	res, err := a.c.Forget(ctx, names.Must("t").AsPrefix(), retention.Policy{Last: 2}, time.UTC, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,11 +397,43 @@ func TestForget(t *testing.T) {
 		t.Errorf("b keeps t/f versions %v after the forget travelled, want 2", got)
 	}
 	// A policy with no rule is refused.
-	err = a.c.Tx(ctx, func(tx *Tx) error {
-		_, err := tx.Forget(ctx, names.Prefix{}, retention.Policy{}, time.UTC)
+	if _, err = a.c.Forget(ctx, names.Prefix{}, retention.Policy{}, time.UTC, false); !errors.Is(err, fault.Invalid) {
+		t.Errorf("forget without rules: %v", err)
+	}
+}
+
+// A purge and a forget reach a node two hops away, through the node in
+// between; a forget from a peer keeps what this node's own snapshots see.
+func TestDropsRelayAndSpareLocalSnapshots(t *testing.T) {
+	ctx := context.Background()
+	nodes := newCluster(t, 3)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	a.put(t, t0, "p/x", "x1", 1)
+	a.put(t, t0, "t/f", "f1", 2)
+	syncOnce(t, a.c, b.c)
+	syncOnce(t, b.c, c.c)
+	snapC := mirror(t, c.c, "t", "t/f") // c's own snapshot sees t/f version 1
+	a.put(t, t0.Add(time.Hour), "t/f", "f2", 3)
+	a.put(t, t0.Add(2*time.Hour), "t/f", "f3", 4)
+	err := a.c.Tx(ctx, func(tx *Tx) error {
+		_, err := tx.Purge(ctx, names.Must("p/x"))
 		return err
 	})
-	if !errors.Is(err, fault.Invalid) {
-		t.Errorf("forget without rules: %v", err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.c.Forget(ctx, names.Must("t").AsPrefix(), retention.Policy{Last: 1}, time.UTC, false); err != nil {
+		t.Fatal(err)
+	}
+	syncOnce(t, a.c, b.c)
+	syncOnce(t, b.c, c.c) // c hears of both from b only
+	if got := versionNums(t, c.c, "p/x"); got != nil {
+		t.Errorf("c still has p/x %v: the purge did not travel two hops", got)
+	}
+	if got := strings.Join(listAt(t, c.c, "t", snapC.Seq), " "); got != "t/f@1" {
+		t.Errorf("c's snapshot now sees %q, want t/f@1", got)
+	}
+	if got := versionNums(t, b.c, "t/f"); len(got) != 1 {
+		t.Errorf("b keeps t/f versions %v, want the head alone", got)
 	}
 }

@@ -422,10 +422,20 @@ func (tx *Tx) logRemote(ctx context.Context, rv RemoteVersion) (int64, error) {
 	if len(rv.Hash) > 0 {
 		hash = rv.Hash
 	}
+	detail := "applied"
+	if rv.Op == "purge" || rv.Op == "forget" {
+		// What it drops, as its origin logged it: this node passes the
+		// change on to its own peers from this row.
+		b, err := json.Marshal(dropDetail{VV: rv.VV, Drop: rv.Drop})
+		if err != nil {
+			return 0, err
+		}
+		detail = string(b)
+	}
 	var seq int64
 	err := tx.QueryRowContext(ctx, `INSERT INTO changes(origin, origin_seq, at, op, name, version, detail, hash)
-		VALUES (?, ?, ?, ?, ?, 0, 'applied', ?) ON CONFLICT(origin, origin_seq) DO NOTHING RETURNING seq`,
-		rv.Origin, rv.OriginSeq, nanos(tx.now), rv.Op, rv.Name, hash).Scan(&seq)
+		VALUES (?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT(origin, origin_seq) DO NOTHING RETURNING seq`,
+		rv.Origin, rv.OriginSeq, nanos(tx.now), rv.Op, rv.Name, detail, hash).Scan(&seq)
 	return seq, err
 }
 

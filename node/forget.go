@@ -55,28 +55,15 @@ func (n *Node) Purge(ctx context.Context, objs []names.Name, recursive bool) (Pu
 	return res, nil
 }
 
-// errDryRun rolls a forget's transaction back.
-var errDryRun = errors.New("dry run")
-
 // Forget applies a retention policy to the snapshots of prefix and below
 // and to the versions of every object below prefix (see
-// catalog.Tx.Forget); with dryRun, it only says what it would drop.
+// catalog.Catalog.Forget); with dryRun, it only says what it would drop.
 func (n *Node) Forget(ctx context.Context, prefix names.Prefix, policy retention.Policy, dryRun bool) (catalog.ForgetResult, error) {
 	var res catalog.ForgetResult
 	err := n.freeing(func() error {
-		return n.cat.Tx(ctx, func(tx *catalog.Tx) error {
-			var err error
-			if res, err = tx.Forget(ctx, prefix, policy, time.Local); err != nil {
-				return err
-			}
-			if dryRun {
-				return errDryRun
-			}
-			return nil
-		})
+		var err error
+		res, err = n.cat.Forget(ctx, prefix, policy, time.Local, dryRun)
+		return err
 	})
-	if errors.Is(err, errDryRun) {
-		err = nil
-	}
 	return res, err
 }

@@ -132,6 +132,11 @@ func (n *Node) Put(ctx context.Context, paths []string, opts PutOptions) (PutRes
 	return p.res, err
 }
 
+// racyWindow is how long before a put a file must have been last changed
+// for the files cache to vouch for it later (the coarsest timestamp tick
+// among the file systems loft expects, FAT's 2 s).
+const racyWindow = 2 * time.Second
+
 // countFor bounds counting the input left when a put meets a full disk.
 const countFor = 5 * time.Second
 
@@ -163,6 +168,10 @@ type putter struct {
 	// useCache is set when the files cache may vouch for files: not with
 	// ForceRead, nor when it is empty.
 	useCache bool
+	// settled is the time (Unix ns) before which a file's mtime and ctime
+	// must lie for the files cache to record it: racyWindow before the
+	// put began.
+	settled int64
 
 	// A mirror put's view of its tree: every name the walk found, the
 	// directories it could not read, and the counts for the snapshot.
@@ -254,6 +263,7 @@ func (p *putter) run(parent context.Context, paths []string) (err error) {
 			return err
 		}
 	}
+	p.settled = time.Now().Add(-racyWindow).UnixNano()
 
 	stopProgress := p.startProgress(ctx, paths)
 	defer stopProgress()
@@ -353,6 +363,25 @@ func (p *putter) run(parent context.Context, paths []string) (err error) {
 	return err
 }
 
+// vanished passes over a file of a tree that was removed between the walk
+// and its read: for a mirror, it is not in the tree (so it is deleted).
+func (p *putter) vanished(s *source) {
+	if p.opts.Mirror {
+		p.mirrorMu.Lock()
+		delete(p.seen, s.name.String())
+		switch s.kind {
+		case catalog.KindDir:
+			p.tree.dirs--
+		case catalog.KindSymlink:
+			p.tree.links--
+		default:
+			p.tree.files--
+		}
+		p.mirrorMu.Unlock()
+	}
+	p.skip(Skip{Path: s.path, Reason: "removed while the tree was walked"})
+}
+
 // see records a name of a mirror's tree.
 func (p *putter) see(s *source) {
 	p.mirrorMu.Lock()
@@ -392,10 +421,17 @@ func (p *putter) finishMirror(ctx context.Context, prefix names.Name, dir string
 		source = dir
 	}
 	var snap catalog.Snapshot
+	var removed int64
+	p.resMu.Lock()
+	failed := len(p.res.Failed)
+	p.resMu.Unlock()
 	err = p.n.cat.Tx(ctx, func(tx *catalog.Tx) error {
-		removed, err := tx.DeleteMissing(ctx, prefix.AsPrefix(), keep)
-		if err != nil {
+		var err error
+		if removed, err = tx.DeleteMissing(ctx, prefix.AsPrefix(), keep); err != nil {
 			return err
+		}
+		if failed > 0 {
+			return nil // a snapshot is of a complete tree, or none
 		}
 		p.resMu.Lock()
 		s := catalog.Snapshot{Source: source, Files: p.tree.files, Dirs: p.tree.dirs, Links: p.tree.links,
@@ -408,8 +444,14 @@ func (p *putter) finishMirror(ctx context.Context, prefix names.Name, dir string
 		return fmt.Errorf("finish the mirror of %s: %w", dir, err)
 	}
 	p.resMu.Lock()
-	p.res.Removed, p.res.Snapshot = snap.Removed, &snap
-	p.resMu.Unlock()
+	defer p.resMu.Unlock()
+	p.res.Removed = removed
+	if failed > 0 {
+		p.res.Warnings = append(p.res.Warnings, Skip{Path: dir,
+			Reason: fmt.Sprintf("no snapshot recorded: %d inputs could not be stored (what they were stays as it was)", failed)})
+	} else {
+		p.res.Snapshot = &snap
+	}
 	return nil
 }
 
@@ -442,8 +484,17 @@ func (p *putter) read(s *source, ch *store.Chunker) error {
 		// Stat here, not in the walk: the readers stat (and read) several
 		// files at once, which a cold cache needs.
 		fi, err := os.Lstat(s.path)
+		if errors.Is(err, fs.ErrNotExist) {
+			p.vanished(s)
+			return nil
+		}
 		if err != nil {
 			p.fail(newFailure(s.path, err))
+			return nil
+		}
+		if s.kind == catalog.KindFile && !fi.Mode().IsRegular() {
+			// Swapped since the walk (a link now, say): never followed.
+			p.fail(newFailure(s.path, fmt.Errorf("%s: changed kind while the tree was walked (now a %s)", s.path, destdir.KindOf(fi.Mode()))))
 			return nil
 		}
 		s.info = fi
@@ -478,6 +529,10 @@ func (p *putter) read(s *source, ch *store.Chunker) error {
 		}
 	}
 	r, before, err := s.open(ctx, p.opts.Stdin)
+	if errors.Is(err, fs.ErrNotExist) && s.info != nil && s.path != "-" {
+		p.vanished(s)
+		return nil
+	}
 	if err != nil {
 		p.fail(newFailure(s.path, err))
 		return nil
@@ -538,7 +593,11 @@ func (p *putter) read(s *source, ch *store.Chunker) error {
 		ft.changed = true
 	}
 	if before != nil && !ft.changed {
-		if st, ok := statOf(before); ok {
+		// A file written just before or during the put may be written
+		// again within the same timestamp tick (coarse on older kernels,
+		// NFS, FAT) without its stat changing: it is not cached, and is
+		// read again next time.
+		if st, ok := statOf(before); ok && st.MTime < p.settled && st.CTime < p.settled {
 			ft.stat = &st
 		}
 	}

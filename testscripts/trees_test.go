@@ -339,6 +339,9 @@ func TestFilesCache(t *testing.T) {
 	for i := range 30 {
 		randFile(t, filepath.Join(src, "d", fmt.Sprintf("f%02d", i)), 5000+i, uint64(i))
 	}
+	// A file changed less than 2 s before a put is not cached (it could
+	// change again within its timestamp's tick): these are older.
+	time.Sleep(2100 * time.Millisecond)
 	if r := putMirror(t, repo, src); r.Read != 30 {
 		t.Fatalf("first put read %d files, want 30", r.Read)
 	}
@@ -360,6 +363,10 @@ func TestFilesCache(t *testing.T) {
 	if got != string(want) {
 		t.Fatal("the changed file was not stored")
 	}
+	// f07 was just written: read again, since it is too fresh to cache.
+	if r := putMirror(t, repo, src); r.Read != 1 {
+		t.Fatalf("a file changed just before the put: read %d files, want it alone", r.Read)
+	}
 	if r := putMirror(t, repo, src, "--force-read"); r.Read != 30 {
 		t.Fatalf("--force-read read %d files, want 30", r.Read)
 	}
@@ -367,8 +374,10 @@ func TestFilesCache(t *testing.T) {
 	other := filepath.Join(dir, "other")
 	randFile(t, other, 100, 5)
 	must(t, repo, "put", other, "--as", "tree/d/f01")
-	if r := putMirror(t, repo, src); r.Read != 1 || r.Files != 1 {
-		t.Fatalf("after another put of f01: %+v, want it read and stored again", r)
+	// f01 is read (the head moved) and stored again; f07, still fresh, is
+	// read and found unchanged.
+	if r := putMirror(t, repo, src); r.Read != 2 || r.Files != 1 {
+		t.Fatalf("after another put of f01: %+v, want it and f07 read, f01 stored again", r)
 	}
 	checkPasses(t, repo)
 }
@@ -643,4 +652,26 @@ func TestForgetAndPurgeCommands(t *testing.T) {
 		t.Errorf("after purge and gc: %d chunks (%v), want none", st.Chunks, err)
 	}
 	checkPasses(t, repo)
+}
+
+// TestMirrorFailureNoSnapshot: a mirror put that cannot store one input
+// (here a name that is not UTF-8) stores the rest, exits 5, and records no
+// snapshot: a snapshot is of a complete tree, or none.
+func TestMirrorFailureNoSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "repo")
+	must(t, repo, "init")
+	src := filepath.Join(dir, "tree")
+	randFile(t, filepath.Join(src, "good"), 1000, 1)
+	randFile(t, filepath.Join(src, "bad\xff"), 1000, 2)
+	_, errs, code := run(t, repo, "put", "--mirror", src)
+	if code != 5 || !strings.Contains(errs, "no snapshot recorded") {
+		t.Fatalf("mirror put with a bad name: exit %d, %q; want 5 and no snapshot", code, errs)
+	}
+	if n := len(snapshotsOf(t, repo)); n != 0 {
+		t.Fatalf("%d snapshots after a put that failed an input", n)
+	}
+	if got := must(t, repo, "ls", "tree"); !strings.Contains(got, "tree/good") {
+		t.Errorf("the good file was not stored: %q", got)
+	}
 }

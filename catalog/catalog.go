@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -72,22 +73,37 @@ type preparedDB struct {
 	stmts map[string]*sql.Stmt
 }
 
-// maxPrepared bounds the statements kept; queries past it (none of the
-// catalog's own: they are fixed strings) run unprepared.
-const maxPrepared = 256
+// maxPrepared bounds the statements kept; queries past it run unprepared,
+// and so do those with more than maxPlaceholders placeholders: lists built
+// to their length (IN (?, ?, ...)) would each take a slot for one use.
+const (
+	maxPrepared     = 256
+	maxPlaceholders = 16
+)
 
+// stmt returns the kept statement for query, preparing it first (outside
+// the lock: preparing may wait for a connection). nil means: run it
+// unprepared.
 func (p *preparedDB) stmt(ctx context.Context, query string) *sql.Stmt {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if s, ok := p.stmts[query]; ok {
+	s, ok := p.stmts[query]
+	full := len(p.stmts) >= maxPrepared
+	p.mu.Unlock()
+	if ok {
 		return s
 	}
-	if len(p.stmts) >= maxPrepared {
+	if full || strings.Count(query, "?") > maxPlaceholders {
 		return nil
 	}
 	s, err := p.DB.PrepareContext(ctx, query)
 	if err != nil {
 		return nil // the unprepared query reports the error
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if prev, ok := p.stmts[query]; ok { // prepared meanwhile by another reader
+		s.Close()
+		return prev
 	}
 	if p.stmts == nil {
 		p.stmts = make(map[string]*sql.Stmt)

@@ -36,7 +36,7 @@ const serveTimeout = 20 * time.Second
 // export; the raw clients below speak the protocol by hand (see
 // transfer/conn.go and transfer/frame.go).
 const (
-	rawProtocolVersion = 1 // protocolVersion
+	rawProtocolVersion = 2 // protocolVersion
 	rawFrameRequest    = 1 // frameRequest: 8-byte ID, 2-byte op, JSON
 	rawFrameResponse   = 2 // frameResponse: 8-byte ID, 2-byte code, body
 	rawFrameStream     = 3 // frameStream: 2-byte op, JSON

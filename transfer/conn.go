@@ -24,7 +24,10 @@ import (
 )
 
 const (
-	protocolVersion = 1
+	// protocolVersion 2: versions carry a kind and a link target, and the
+	// change log carries purge and forget (issue 8); a node speaking 1
+	// would store directories and links as empty files.
+	protocolVersion = 2
 	// helloTimeout bounds the hello exchange after the TLS handshake.
 	helloTimeout = 10 * time.Second
 	// maxIncomingRequests bounds the control requests of one connection

@@ -76,7 +76,7 @@ func FuzzParseInvite(f *testing.F) {
 }
 
 func FuzzDecodeRequest(f *testing.F) {
-	h, _ := json.Marshal(hello{Versions: []int{1}, Node: store.PeerID{}.String(), Name: "n"})
+	h, _ := json.Marshal(hello{Versions: []int{protocolVersion}, Node: store.PeerID{}.String(), Name: "n"})
 	f.Add(appendRequest(nil, 0, opHello, h))
 	f.Add(appendResponse(nil, 3, fault.NotFound, []byte("gone")))
 	f.Add(appendResponse(nil, 0, fault.OK, []byte(`{"version":1,"node":"x","name":""}`)))

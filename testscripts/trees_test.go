@@ -330,7 +330,7 @@ func TestMirrorAtErrors(t *testing.T) {
 
 // TestFilesCache: an unchanged tree is not read again; a file changed
 // behind an unchanged mtime (same size, new ctime) is; --force-read reads
-// everything.
+// everything; another writer moving an object's head voids its entry.
 func TestFilesCache(t *testing.T) {
 	dir := t.TempDir()
 	repo := filepath.Join(dir, "repo")
@@ -363,10 +363,6 @@ func TestFilesCache(t *testing.T) {
 	if got != string(want) {
 		t.Fatal("the changed file was not stored")
 	}
-	// f07 was just written: read again, since it is too fresh to cache.
-	if r := putMirror(t, repo, src); r.Read != 1 {
-		t.Fatalf("a file changed just before the put: read %d files, want it alone", r.Read)
-	}
 	if r := putMirror(t, repo, src, "--force-read"); r.Read != 30 {
 		t.Fatalf("--force-read read %d files, want 30", r.Read)
 	}
@@ -374,10 +370,11 @@ func TestFilesCache(t *testing.T) {
 	other := filepath.Join(dir, "other")
 	randFile(t, other, 100, 5)
 	must(t, repo, "put", other, "--as", "tree/d/f01")
-	// f01 is read (the head moved) and stored again; f07, still fresh, is
-	// read and found unchanged.
-	if r := putMirror(t, repo, src); r.Read != 2 || r.Files != 1 {
-		t.Fatalf("after another put of f01: %+v, want it and f07 read, f01 stored again", r)
+	// f01 is read (the head moved) and stored again. (f07 may be read too:
+	// a file changed less than 2 s before a put is not cached, and whether
+	// the puts since its change began that soon depends on the machine.)
+	if r := putMirror(t, repo, src); r.Read < 1 || r.Read > 2 || r.Files != 1 {
+		t.Fatalf("after another put of f01: %+v, want f01 read and stored again", r)
 	}
 	checkPasses(t, repo)
 }

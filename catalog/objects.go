@@ -326,13 +326,11 @@ func (tx *Tx) prune(ctx context.Context, obj, head, seq int64) ([]int64, error) 
 	// A version a snapshot sees is kept: the snapshot's change lies between
 	// the version's and the next one's. (The newest version is never a
 	// candidate, so there is a next one.)
-	rows, err := tx.QueryContext(ctx, `SELECT c.id, c.num FROM
-		(SELECT id, num, seq FROM versions WHERE object_id = ?1 ORDER BY num DESC LIMIT -1 OFFSET ?2) AS c,
+	rows, err := tx.QueryContext(ctx, `SELECT v.id, v.num FROM
+		(SELECT id, object_id, num, seq FROM versions WHERE object_id = ?1 ORDER BY num DESC LIMIT -1 OFFSET ?2) AS v,
 		objects o
-		WHERE o.id = ?1 AND NOT EXISTS (SELECT 1 FROM snapshots s
-			WHERE s.seq >= c.seq AND s.seq < (SELECT min(n.seq) FROM versions n WHERE n.object_id = ?1 AND n.num > c.num)
-			AND (s.prefix = '' OR s.prefix = o.name OR substr(o.name, 1, length(s.prefix) + 1) = s.prefix || '/'))
-		ORDER BY c.num DESC`, obj, keep)
+		WHERE o.id = ?1 AND NOT `+seenBySnapshot+`
+		ORDER BY v.num DESC`, obj, keep)
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,16 @@ func run() int {
 			defer pprof.StopCPUProfile()
 		}
 	}
+	// LOFT_MEMPROFILE names a file for the allocation profile of this run,
+	// written as it ends: where the heap churn that drives the collector is.
+	if path := os.Getenv("LOFT_MEMPROFILE"); path != "" {
+		defer func() {
+			if f, err := os.Create(path); err == nil {
+				defer f.Close()
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+			}
+		}()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// The first signal asks loft to stop cleanly; from then on the default

@@ -31,8 +31,11 @@ import (
 // Limits of the put pipeline. Memory is bounded by these, never by the size
 // of a file or of the repository.
 const (
-	// chunkBudget bounds the bytes of chunk data in flight.
-	chunkBudget = 16 << 20
+	// chunkBudget bounds the bytes of chunk data in flight (never less than
+	// two chunks of the largest size). Two workers stay busy with 8 MiB;
+	// more only raises the live heap, and with it how often the collector
+	// runs under the process's memory target.
+	chunkBudget = 8 << 20
 	// filesInFlight bounds files read but not yet committed.
 	filesInFlight = 256
 	// readers is how many files are read and chunked at once.
@@ -480,6 +483,8 @@ func (p *putter) fail(f Failure) {
 func (p *putter) read(s *source, ch *store.Chunker) error {
 	ctx := p.ctx
 	label := s.path
+	// The stat is needed only here; a tree's sources live until its commit.
+	defer func() { s.info = nil }()
 	if s.info == nil && s.path != "-" && !s.stream {
 		// Stat here, not in the walk: the readers stat (and read) several
 		// files at once, which a cold cache needs.
@@ -550,7 +555,11 @@ func (p *putter) read(s *source, ch *store.Chunker) error {
 	ft := &fileTask{src: s, order: make(chan *chunkTask, 64), ctype: contentType(s.name.String(), nil)}
 	p.assemblers.Go(func() { p.assemble(ft, label) })
 
-	ch.Reset(r, p.n.params)
+	size := int64(-1)
+	if before != nil {
+		size = before.Size()
+	}
+	ch.ResetSize(r, p.n.params, size)
 	for first := true; ; first = false {
 		data, err := ch.Next()
 		if err == io.EOF {
@@ -624,6 +633,7 @@ func (p *putter) assemble(ft *fileTask, label string) {
 		tasks = append(tasks, t)
 		p.drop(t)
 	}
+	ft.order = nil // closed and drained; the task waits for its commit without it
 	refs := make([]catalog.ChunkRef, 0, len(tasks))
 	var failed error
 	for _, t := range tasks {

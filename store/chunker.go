@@ -92,13 +92,33 @@ func NewChunker(r io.Reader, p Params) *Chunker {
 
 // Reset makes c read a new stream with parameters p, keeping its buffer when
 // it is large enough.
-func (c *Chunker) Reset(r io.Reader, p Params) {
+func (c *Chunker) Reset(r io.Reader, p Params) { c.ResetSize(r, p, -1) }
+
+// ResetSize is Reset for a stream expected to hold size bytes (-1:
+// unknown). A small stream gets a buffer of about its size, not the 2*Max
+// a large one needs, and a buffer far larger than the stream is given back:
+// a tree of small files then keeps little memory live, which is what sets
+// how often the collector runs. The hint never changes the chunks: a stream
+// longer than its hint grows the buffer before any cut is made.
+func (c *Chunker) ResetSize(r io.Reader, p Params, size int64) {
 	b := bits.TrailingZeros(uint(p.Avg))
-	if cap(c.buf) < 2*p.Max {
-		c.buf = make([]byte, 2*p.Max)
+	full := 2 * p.Max
+	need := full
+	if size >= 0 && size < int64(full) {
+		need = min(full, int(size+1+smallBufRound-1)/smallBufRound*smallBufRound)
 	}
-	*c = Chunker{r: r, p: p, maskS: topBits(b + 2), maskL: topBits(b - 2), buf: c.buf[:2*p.Max]}
+	if cap(c.buf) < need || (cap(c.buf) > 4*need && cap(c.buf) > smallBufKeep) {
+		c.buf = make([]byte, need)
+	}
+	*c = Chunker{r: r, p: p, maskS: topBits(b + 2), maskL: topBits(b - 2), buf: c.buf[:min(cap(c.buf), full)]}
 }
+
+const (
+	// smallBufRound is the step in which buffers for small streams are sized.
+	smallBufRound = 64 << 10
+	// smallBufKeep is the capacity a chunker keeps however small its streams.
+	smallBufKeep = 1 << 20
+)
 
 // topBits returns a mask of the n highest bits. The high bits of the gear
 // hash depend on the last 64 bytes; the low ones on only the last few.
@@ -112,7 +132,7 @@ func (c *Chunker) Next() ([]byte, error) {
 		c.fill()
 	}
 	if c.start == c.end {
-		return nil, c.err // fill returns only when the buffer is full or err is set
+		return nil, c.err // fill returns only with Max bytes buffered or err set
 	}
 	n := c.cut(c.buf[c.start:c.end])
 	chunk := c.buf[c.start : c.start+n : c.start+n]
@@ -125,14 +145,22 @@ func (c *Chunker) fill() {
 		c.end = copy(c.buf, c.buf[c.start:c.end])
 		c.start = 0
 	}
-	for empty := 0; c.end < len(c.buf) && c.err == nil; {
-		var n int
-		n, c.err = c.r.Read(c.buf[c.end:])
-		c.end += n
-		if n > 0 {
-			empty = 0
-		} else if empty++; empty >= maxEmptyReads {
-			c.err = io.ErrNoProgress // as bufio does with a reader that never delivers
+	for empty := 0; c.end < c.p.Max && c.err == nil; {
+		if c.end == len(c.buf) {
+			// Longer than its size hint: grow to the full window, so that
+			// cuts are where they would be without the hint.
+			c.buf = append(c.buf, make([]byte, 2*c.p.Max-len(c.buf))...)
+			c.buf = c.buf[:cap(c.buf)]
+		}
+		for c.end < len(c.buf) && c.err == nil {
+			var n int
+			n, c.err = c.r.Read(c.buf[c.end:])
+			c.end += n
+			if n > 0 {
+				empty = 0
+			} else if empty++; empty >= maxEmptyReads {
+				c.err = io.ErrNoProgress // as bufio does with a reader that never delivers
+			}
 		}
 	}
 }

@@ -588,3 +588,44 @@ func TestChunkerNoProgress(t *testing.T) {
 		t.Fatalf("Next on a reader that never makes progress: %v after %d reads, want io.ErrNoProgress", err, r.calls)
 	}
 }
+
+// TestChunkerSizeHint checks that a size hint changes how much memory a
+// chunker holds, never where it cuts: too small, too large, zero or exact,
+// with whole and one-byte reads.
+func TestChunkerSizeHint(t *testing.T) {
+	p := DefaultParams()
+	data := randomBytes(20, 11<<20)
+	want := chunkLens(chunkBytes(t, data, p, nil))
+	c := NewChunker(nil, p)
+	for _, tc := range []struct {
+		hint int64
+		wrap func(io.Reader) io.Reader
+	}{
+		{-1, nil}, {0, nil}, {100, nil}, {1 << 20, nil}, {int64(p.Max) + 1, nil},
+		{int64(len(data)), nil}, {1 << 40, nil}, {70 << 10, iotest.HalfReader}, {0, iotest.DataErrReader},
+	} {
+		var r io.Reader = bytes.NewReader(data)
+		if tc.wrap != nil {
+			r = tc.wrap(r)
+		}
+		c.ResetSize(r, p, tc.hint)
+		got, err := chunkAll(t, c, len(data))
+		if err != io.EOF {
+			t.Fatalf("hint %d: %v", tc.hint, err)
+		}
+		checkChunks(t, data, got, p)
+		if fmt.Sprint(chunkLens(got)) != fmt.Sprint(want) {
+			t.Fatalf("hint %d: cuts %v, want %v", tc.hint, chunkLens(got), want)
+		}
+	}
+	// A small stream after a large one gets a small buffer back.
+	small := randomBytes(21, 10<<10)
+	c.ResetSize(bytes.NewReader(small), p, int64(len(small)))
+	if cap(c.buf) > smallBufKeep {
+		t.Fatalf("buffer for a 10 KiB stream after an 11 MiB one: %d bytes", cap(c.buf))
+	}
+	got, err := chunkAll(t, c, len(small))
+	if err != io.EOF || len(got) != 1 || !bytes.Equal(got[0], small) {
+		t.Fatalf("10 KiB stream: %d chunks, %v", len(got), err)
+	}
+}

@@ -178,7 +178,7 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 		return Added{}, fmt.Errorf("add version: %w", names.ErrBad)
 	}
 	name := nv.Name.String()
-	obj, head, err := tx.object(ctx, name, true)
+	obj, head, front, err := tx.objectFront(ctx, name)
 	if err != nil {
 		return Added{}, err
 	}
@@ -225,7 +225,7 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 		}
 		seen.Add(ref.ID)
 	}
-	vv, err := tx.localWrite(ctx, obj, nv.Name, false)
+	vv, err := tx.localWrite(ctx, &obj, nv.Name, front, false, num)
 	if err != nil {
 		return Added{}, err
 	}
@@ -237,9 +237,6 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 	}
 	vid, _ := res.LastInsertId()
 	if err := tx.insertVersionChunks(ctx, vid, ids); err != nil {
-		return Added{}, err
-	}
-	if err := tx.setHead(ctx, obj, num, true); err != nil {
 		return Added{}, err
 	}
 	if added.Pruned, err = tx.prune(ctx, obj, num, seq); err != nil {
@@ -376,9 +373,12 @@ func (tx *Tx) dropVersion(ctx context.Context, vid, seq int64) error {
 // so the delete can be undone with Restore.
 func (tx *Tx) Delete(ctx context.Context, n names.Name) (Version, error) {
 	name := n.String()
-	obj, head, err := tx.object(ctx, name, false)
+	obj, head, front, err := tx.objectFront(ctx, name)
 	if err != nil {
 		return Version{}, err
+	}
+	if obj == 0 {
+		return Version{}, fmt.Errorf("object %s: %w", name, ErrNotFound)
 	}
 	hv, err := tx.version(ctx, name, head)
 	if err != nil {
@@ -392,16 +392,13 @@ func (tx *Tx) Delete(ctx context.Context, n names.Name) (Version, error) {
 	if err != nil {
 		return Version{}, err
 	}
-	vv, err := tx.localWrite(ctx, obj, n, true)
+	vv, err := tx.localWrite(ctx, &obj, n, front, true, num)
 	if err != nil {
 		return Version{}, err
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, deleted, created, origin, origin_seq, vv)
 		VALUES (?, ?, 1, ?, ?, ?, ?)`, obj, num, nanos(tx.now), tx.c.origin, tx.originSeq, vv); err != nil {
 		return Version{}, fmt.Errorf("add tombstone: %w", err)
-	}
-	if err := tx.setHead(ctx, obj, num, false); err != nil {
-		return Version{}, err
 	}
 	if _, err := tx.prune(ctx, obj, num, seq); err != nil {
 		return Version{}, err
@@ -415,9 +412,12 @@ func (tx *Tx) Delete(ctx context.Context, n names.Name) (Version, error) {
 // is already the newest changes nothing: it is returned with added false.
 func (tx *Tx) Restore(ctx context.Context, n names.Name, num int64) (v Version, added bool, err error) {
 	name := n.String()
-	obj, head, err := tx.object(ctx, name, false)
+	obj, head, front, err := tx.objectFront(ctx, name)
 	if err != nil {
 		return Version{}, false, err
+	}
+	if obj == 0 {
+		return Version{}, false, fmt.Errorf("object %s: %w", name, ErrNotFound)
 	}
 	if num == 0 {
 		err := tx.QueryRowContext(ctx, `SELECT max(num) FROM versions WHERE object_id = ? AND deleted = 0`, obj).Scan(&num)
@@ -441,7 +441,7 @@ func (tx *Tx) Restore(ctx context.Context, n names.Name, num int64) (v Version, 
 	if err != nil {
 		return Version{}, false, err
 	}
-	vv, err := tx.localWrite(ctx, obj, n, false)
+	vv, err := tx.localWrite(ctx, &obj, n, front, false, newNum)
 	if err != nil {
 		return Version{}, false, err
 	}
@@ -462,9 +462,6 @@ func (tx *Tx) Restore(ctx context.Context, n names.Name, num int64) (v Version, 
 		FROM (SELECT chunk_id, count(*) AS n FROM version_chunks WHERE version_id = ? GROUP BY chunk_id) AS vc
 		WHERE chunks.id = vc.chunk_id`, src.id); err != nil {
 		return Version{}, false, fmt.Errorf("restore references: %w", err)
-	}
-	if err := tx.setHead(ctx, obj, newNum, true); err != nil {
-		return Version{}, false, err
 	}
 	if _, err := tx.prune(ctx, obj, newNum, seq); err != nil {
 		return Version{}, false, err

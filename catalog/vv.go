@@ -2,7 +2,9 @@ package catalog
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -185,15 +187,14 @@ func (tx *Tx) setFrontier(ctx context.Context, obj int64, front []sibling) error
 	return err
 }
 
-// localWrite records a write by this node to object obj (named name): its
-// vector follows every version on the frontier, which it replaces. Conflict
-// copies of the frontier it resolves are retired. It returns the new
-// version's vector; the caller adds the version itself.
-func (tx *Tx) localWrite(ctx context.Context, obj int64, name names.Name, deleted bool) (string, error) {
-	front, err := tx.frontier(ctx, obj)
-	if err != nil {
-		return "", err
-	}
+// localWrite records a write by this node to object obj (named name), whose
+// frontier is front and whose new head is version num: its vector follows
+// every version on the frontier, which it replaces. Conflict copies of the
+// frontier it resolves are retired. The object's row (frontier, clock,
+// head, liveness) is written in one statement; *obj 0 means the object is
+// new, and its row is inserted. It returns the new version's vector; the
+// caller adds the version itself.
+func (tx *Tx) localWrite(ctx context.Context, obj *int64, name names.Name, front []sibling, deleted bool, num int64) (string, error) {
 	v := VV{}
 	for _, s := range front {
 		v = v.Merge(s.VV)
@@ -203,8 +204,40 @@ func (tx *Tx) localWrite(ctx context.Context, obj int64, name names.Name, delete
 	if err := tx.retireCopies(ctx, name, front, next); err != nil {
 		return "", err
 	}
-	if err := tx.setFrontier(ctx, obj, next); err != nil {
+	b, err := json.Marshal(next)
+	if err != nil {
+		return "", err
+	}
+	vv := v.String() // one sibling: the object's clock is its vector
+	if *obj == 0 {
+		res, err := tx.ExecContext(ctx, `INSERT INTO objects(name, head, live, siblings, vv) VALUES (?, ?, ?, ?, ?)`,
+			name.String(), num, !deleted, string(b), vv)
+		if err != nil {
+			return "", fmt.Errorf("add object %s: %w", name, err)
+		}
+		*obj, _ = res.LastInsertId()
+		return vv, nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE objects SET siblings = ?, vv = ?, head = ?, live = ? WHERE id = ?`,
+		string(b), vv, num, !deleted, *obj); err != nil {
 		return "", fmt.Errorf("object clock: %w", err)
 	}
-	return v.String(), nil
+	return vv, nil
+}
+
+// objectFront returns an object's row id (0 when there is none), its head
+// version number and its frontier, in one query.
+func (tx *Tx) objectFront(ctx context.Context, name string) (id, head int64, front []sibling, err error) {
+	var s string
+	err = tx.QueryRowContext(ctx, `SELECT id, head, siblings FROM objects WHERE name = ?`, name).Scan(&id, &head, &s)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, nil, nil
+	}
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	if err := json.Unmarshal([]byte(s), &front); err != nil {
+		return 0, 0, nil, fmt.Errorf("object frontier %q: %w", s, ErrCorrupt)
+	}
+	return id, head, front, nil
 }

@@ -370,6 +370,11 @@ type Tx struct {
 	now       time.Time
 	seq       int64 // sequence of the last change this transaction logged
 	originSeq int64 // its origin_seq: the identity of a version it adds
+	// ownNext is the origin_seq of this node's next change once this
+	// transaction has logged one (0: not known, computed from the log).
+	// Only this transaction writes the log while it runs; anything else
+	// in it that writes the log or the floor resets it.
+	ownNext int64
 
 	stmts map[string]*sql.Stmt // prepared once per transaction; closed with it
 	keep  int                  // keep-versions, read once per transaction

@@ -24,13 +24,23 @@ type Change struct {
 // is the change's content hash (contentHash; nil for changes that are not
 // about an object).
 func (tx *Tx) logChange(ctx context.Context, op, name string, version int64, detail string, hash []byte) (int64, error) {
-	err := tx.QueryRowContext(ctx, `INSERT INTO changes(origin, origin_seq, at, op, name, version, detail, hash)
-		VALUES (?1, `+nextOwnSeqExpr+`, ?3, ?4, ?5, ?6, ?7, ?8)
-		RETURNING seq, origin_seq`,
-		tx.c.origin, seqFloor, nanos(tx.now), op, name, version, detail, hash).Scan(&tx.seq, &tx.originSeq)
+	var err error
+	if tx.ownNext > 0 {
+		tx.originSeq = tx.ownNext
+		err = tx.QueryRowContext(ctx, `INSERT INTO changes(origin, origin_seq, at, op, name, version, detail, hash)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
+			tx.c.origin, tx.originSeq, nanos(tx.now), op, name, version, detail, hash).Scan(&tx.seq)
+	} else {
+		err = tx.QueryRowContext(ctx, `INSERT INTO changes(origin, origin_seq, at, op, name, version, detail, hash)
+			VALUES (?1, `+nextOwnSeqExpr+`, ?3, ?4, ?5, ?6, ?7, ?8)
+			RETURNING seq, origin_seq`,
+			tx.c.origin, seqFloor, nanos(tx.now), op, name, version, detail, hash).Scan(&tx.seq, &tx.originSeq)
+	}
 	if err != nil {
+		tx.ownNext = 0
 		return 0, fmt.Errorf("log change: %w", err)
 	}
+	tx.ownNext = tx.originSeq + 1
 	return tx.seq, nil
 }
 

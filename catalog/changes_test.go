@@ -184,3 +184,35 @@ func TestRecordGCRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnSeqInOneTx: the changes one transaction logs number this node's
+// changes one after another, and a floor raised in the middle of the
+// transaction is honoured by the next one.
+func TestOwnSeqInOneTx(t *testing.T) {
+	ctx := context.Background()
+	c, _ := newCatalog(t, Options{})
+	var seqs []int64
+	logOne := func(tx *Tx, name string) {
+		t.Helper()
+		if _, err := tx.AddVersion(ctx, nv(name, name, 1)); err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, tx.originSeq)
+	}
+	err := c.Tx(ctx, func(tx *Tx) error {
+		logOne(tx, "a")
+		logOne(tx, "b")
+		if err := tx.raiseFloor(ctx, 100); err != nil {
+			return err
+		}
+		logOne(tx, "c")
+		logOne(tx, "d")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int64{1, 2, 101, 102}; !slices.Equal(seqs, want) {
+		t.Fatalf("origin_seq of the changes %v, want %v", seqs, want)
+	}
+}

@@ -294,6 +294,7 @@ func (tx *Tx) TakeBack(ctx context.Context, lost []Lost, high int64) (Taken, err
 		if _, err := tx.ExecContext(ctx, `DELETE FROM changes WHERE seq = ?`, f.seq); err != nil {
 			return taken, err
 		}
+		tx.ownNext = 0
 		if _, err := tx.ExecContext(ctx, `INSERT INTO changes(origin, origin_seq, at, op, name, version, detail, hash)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, me, to, f.at, f.op, f.name, f.version, f.detail, f.hash); err != nil {
 			return taken, fmt.Errorf("renumber change %d: %w", f.originSeq, err)
@@ -324,6 +325,7 @@ const seqFloor = "own_seq_floor"
 
 // raiseFloor keeps this node's next changes above n.
 func (tx *Tx) raiseFloor(ctx context.Context, n int64) error {
+	tx.ownNext = 0
 	_, err := tx.ExecContext(ctx, `INSERT INTO meta(key, value) VALUES (?, ?)
 		ON CONFLICT(key) DO UPDATE SET value = max(CAST(value AS INTEGER), excluded.value)`, seqFloor, n)
 	return err

@@ -433,6 +433,7 @@ func (tx *Tx) logRemote(ctx context.Context, rv RemoteVersion) (int64, error) {
 		detail = string(b)
 	}
 	var seq int64
+	tx.ownNext = 0 // a relayed change may be one of this node's own
 	err := tx.QueryRowContext(ctx, `INSERT INTO changes(origin, origin_seq, at, op, name, version, detail, hash)
 		VALUES (?, ?, ?, ?, ?, 0, ?, ?) ON CONFLICT(origin, origin_seq) DO NOTHING RETURNING seq`,
 		rv.Origin, rv.OriginSeq, nanos(tx.now), rv.Op, rv.Name, detail, hash).Scan(&seq)
@@ -483,6 +484,7 @@ func (tx *Tx) supersede(ctx context.Context, origin string, seq int64) (bool, er
 	if _, err := tx.ExecContext(ctx, `UPDATE versions SET origin = '', origin_seq = 0 WHERE origin = ? AND origin_seq = ?`, origin, seq); err != nil {
 		return false, err
 	}
+	tx.ownNext = 0
 	_, err := tx.ExecContext(ctx, `DELETE FROM changes WHERE origin = ? AND origin_seq = ?`, origin, seq)
 	return err == nil, err
 }

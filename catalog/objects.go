@@ -178,14 +178,13 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 		return Added{}, fmt.Errorf("add version: %w", names.ErrBad)
 	}
 	name := nv.Name.String()
-	obj, head, front, err := tx.objectFront(ctx, name)
+	obj, head, front, hv, err := tx.objectHead(ctx, name)
 	if err != nil {
 		return Added{}, err
 	}
 	if head > 0 {
-		hv, err := tx.version(ctx, name, head)
-		if err != nil {
-			return Added{}, err
+		if hv.id == 0 {
+			return Added{}, fmt.Errorf("%s version %d: %w", name, head, ErrNotFound)
 		}
 		if !hv.Deleted && hv.SHA256 == nv.SHA256 && hv.Size == nv.Size && hv.Mode == nv.Mode &&
 			hv.MTime.UnixNano() == nv.MTime.UnixNano() && hv.ContentType == nv.ContentType &&
@@ -373,16 +372,15 @@ func (tx *Tx) dropVersion(ctx context.Context, vid, seq int64) error {
 // so the delete can be undone with Restore.
 func (tx *Tx) Delete(ctx context.Context, n names.Name) (Version, error) {
 	name := n.String()
-	obj, head, front, err := tx.objectFront(ctx, name)
+	obj, head, front, hv, err := tx.objectHead(ctx, name)
 	if err != nil {
 		return Version{}, err
 	}
 	if obj == 0 {
 		return Version{}, fmt.Errorf("object %s: %w", name, ErrNotFound)
 	}
-	hv, err := tx.version(ctx, name, head)
-	if err != nil {
-		return Version{}, err
+	if hv.id == 0 {
+		return Version{}, fmt.Errorf("%s version %d: %w", name, head, ErrNotFound)
 	}
 	if hv.Deleted {
 		return Version{}, fmt.Errorf("object %s: %w", name, ErrDeleted)

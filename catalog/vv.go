@@ -225,6 +225,41 @@ func (tx *Tx) localWrite(ctx context.Context, obj *int64, name names.Name, front
 	return vv, nil
 }
 
+// headCols are versionCols of a head version that may be missing (LEFT
+// JOIN): a missing one scans as the zero Version.
+const headCols = `o.name, coalesce(v.id, 0), coalesce(v.num, 0), coalesce(v.deleted, 0), coalesce(v.size, 0),
+	coalesce(v.mode, 0), coalesce(v.mtime, 0), coalesce(v.content_type, ''), v.sha256, coalesce(v.created, 0),
+	coalesce(v.origin, ''), coalesce(v.restored_from, 0),
+	(SELECT count(*) FROM version_chunks vc WHERE vc.version_id = v.id), coalesce(v.kind, ''), coalesce(v.target, '')`
+
+// objectHead is objectFront with the head version (hv.id 0 when the object
+// has none), in one query: what a local write reads before it writes.
+func (tx *Tx) objectHead(ctx context.Context, name string) (id, head int64, front []sibling, hv Version, err error) {
+	var s string
+	row := tx.QueryRowContext(ctx, `SELECT o.id, o.head, o.siblings, `+headCols+`
+		FROM objects o LEFT JOIN versions v ON v.object_id = o.id AND v.num = o.head WHERE o.name = ?`, name)
+	hv, err = scanVersion(withPrefix{row, []any{&id, &head, &s}})
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, 0, nil, Version{}, nil
+	}
+	if err != nil {
+		return 0, 0, nil, Version{}, err
+	}
+	if err := json.Unmarshal([]byte(s), &front); err != nil {
+		return 0, 0, nil, Version{}, fmt.Errorf("object frontier %q: %w", s, ErrCorrupt)
+	}
+	return id, head, front, hv, nil
+}
+
+// withPrefix scans a row's leading columns into pre, the rest into what
+// Scan is given.
+type withPrefix struct {
+	s   scanner
+	pre []any
+}
+
+func (w withPrefix) Scan(dest ...any) error { return w.s.Scan(append(w.pre, dest...)...) }
+
 // objectFront returns an object's row id (0 when there is none), its head
 // version number and its frontier, in one query.
 func (tx *Tx) objectFront(ctx context.Context, name string) (id, head int64, front []sibling, err error) {

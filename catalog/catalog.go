@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -338,34 +339,65 @@ func meta(ctx context.Context, q querier, key string) (string, error) {
 
 // Tx runs fn in a write transaction (BEGIN IMMEDIATE). fn's error, or a
 // failed commit, rolls back everything fn did.
+//
+// The transaction is SQLite's own, on the one writer connection, not
+// database/sql's: a database/sql transaction watches its context, and then
+// every query in it spends a goroutine on watching it too, which was a
+// tenth of a tree put's commit. ctx bounds the wait for the connection and
+// for the write lock; after that, see ExecContext.
 func (c *Catalog) Tx(ctx context.Context, fn func(*Tx) error) error {
-	sqlTx, err := c.w.BeginTx(ctx, nil)
+	conn, err := c.w.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("begin catalog transaction: %w", classify(err))
 	}
-	tx := &Tx{tx: sqlTx, c: c, now: c.now()}
+	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		discard(conn) // the transaction's state is not known
+		return fmt.Errorf("begin catalog transaction: %w", classify(err))
+	}
+	tx := &Tx{conn: conn, c: c, now: c.now()}
 	defer func() {
-		// A panic in fn must not keep the one writer connection: every
-		// later transaction would wait for it forever.
+		// A panic in fn must not keep the one writer connection in a
+		// transaction: every later one would wait for it forever.
 		if p := recover(); p != nil {
-			sqlTx.Rollback()
+			tx.end(`ROLLBACK`)
 			panic(p)
 		}
 	}()
 	if err := fn(tx); err != nil {
-		sqlTx.Rollback()
+		tx.end(`ROLLBACK`)
 		return classify(err)
 	}
-	if err := sqlTx.Commit(); err != nil {
+	if err := tx.end(`COMMIT`); err != nil {
 		return fmt.Errorf("commit catalog transaction: %w", classify(err))
 	}
 	return nil
 }
 
+// end closes the transaction's statements, runs op (COMMIT or ROLLBACK)
+// and gives the connection back. When op fails the connection is closed
+// instead, which rolls back whatever is still open.
+func (tx *Tx) end(op string) error {
+	for _, s := range tx.stmts {
+		s.Close()
+	}
+	tx.stmts = nil
+	if _, err := tx.conn.ExecContext(context.Background(), op); err != nil {
+		discard(tx.conn)
+		return err
+	}
+	return tx.conn.Close()
+}
+
+// discard closes conn for good rather than returning it to the pool.
+func discard(conn *sql.Conn) {
+	conn.Raw(func(any) error { return driver.ErrBadConn })
+	conn.Close()
+}
+
 // Tx is a write transaction. Its methods must not be called after the
 // function given to Catalog.Tx returns.
 type Tx struct {
-	tx        *sql.Tx
+	conn      *sql.Conn // in a transaction until end
 	c         *Catalog
 	now       time.Time
 	seq       int64 // sequence of the last change this transaction logged
@@ -375,10 +407,20 @@ type Tx struct {
 	// Only this transaction writes the log while it runs; anything else
 	// in it that writes the log or the floor resets it.
 	ownNext int64
+	// replicas says whether the replicas table has rows, once asked.
+	replicas replicaRows
 
-	stmts map[string]*sql.Stmt // prepared once per transaction; closed with it
+	stmts map[string]*sql.Stmt // prepared once per transaction; closed by end
 	keep  int                  // keep-versions, read once per transaction
 }
+
+type replicaRows int8
+
+const (
+	replicasUnknown replicaRows = iota
+	replicasNone
+	replicasSome
+)
 
 // prep returns the transaction's prepared statement for query. Preparing
 // dominates the cost of the small statements a commit runs per file.
@@ -386,7 +428,7 @@ func (tx *Tx) prep(ctx context.Context, query string) (*sql.Stmt, error) {
 	if s, ok := tx.stmts[query]; ok {
 		return s, nil
 	}
-	s, err := tx.tx.PrepareContext(ctx, query)
+	s, err := tx.conn.PrepareContext(ctx, query)
 	if err != nil {
 		return nil, err
 	}
@@ -404,8 +446,8 @@ func (tx *Tx) prep(ctx context.Context, query string) (*sql.Stmt, error) {
 // is checked before it runs, and the statement itself gets a context that
 // cannot be cancelled. The statements of a transaction are short, and the
 // driver spends a goroutine per statement on watching a cancellable
-// context, which was a tenth of a tree put's commit. Cancelling ctx still
-// rolls the transaction back (database/sql watches the context BeginTx got).
+// context. A statement that finds ctx cancelled fails, and so the
+// transaction rolls back.
 func (tx *Tx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -433,7 +475,7 @@ func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *s
 	if err != nil || ctx.Err() != nil {
 		// A *sql.Row cannot carry an error of ours; the unprepared query
 		// reports the same failure (or the cancellation) through Scan.
-		return tx.tx.QueryRowContext(ctx, query, args...)
+		return tx.conn.QueryRowContext(ctx, query, args...)
 	}
 	return s.QueryRowContext(context.WithoutCancel(ctx), args...)
 }

@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 )
@@ -26,10 +27,15 @@ type Change struct {
 func (tx *Tx) logChange(ctx context.Context, op, name string, version int64, detail string, hash []byte) (int64, error) {
 	var err error
 	if tx.ownNext > 0 {
+		// seq is the row's rowid: no RETURNING (which buffers its rows).
 		tx.originSeq = tx.ownNext
-		err = tx.QueryRowContext(ctx, `INSERT INTO changes(origin, origin_seq, at, op, name, version, detail, hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`,
-			tx.c.origin, tx.originSeq, nanos(tx.now), op, name, version, detail, hash).Scan(&tx.seq)
+		var res sql.Result
+		res, err = tx.ExecContext(ctx, `INSERT INTO changes(origin, origin_seq, at, op, name, version, detail, hash)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			tx.c.origin, tx.originSeq, nanos(tx.now), op, name, version, detail, hash)
+		if err == nil {
+			tx.seq, err = res.LastInsertId()
+		}
 	} else {
 		err = tx.QueryRowContext(ctx, `INSERT INTO changes(origin, origin_seq, at, op, name, version, detail, hash)
 			VALUES (?1, `+nextOwnSeqExpr+`, ?3, ?4, ?5, ?6, ?7, ?8)

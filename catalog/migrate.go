@@ -64,7 +64,7 @@ func (c *Catalog) migrate(ctx context.Context, createMeta map[string]string) err
 			return fmt.Errorf("%w: no loft schema in the file", ErrCorrupt)
 		}
 		for i := have; i < len(ms); i++ {
-			if _, err := tx.tx.ExecContext(ctx, ms[i]); err != nil {
+			if _, err := tx.conn.ExecContext(ctx, ms[i]); err != nil {
 				return fmt.Errorf("migration %d: %w", i+1, err)
 			}
 		}

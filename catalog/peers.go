@@ -318,6 +318,7 @@ func (c *Catalog) AddReplicas(ctx context.Context, peer string, ids []store.ID) 
 				peer, nanos(tx.now), id[:]); err != nil {
 				return fmt.Errorf("record replica: %w", err)
 			}
+			tx.replicas = replicasSome
 		}
 		return nil
 	})

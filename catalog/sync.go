@@ -745,6 +745,19 @@ func (tx *Tx) insertRemote(ctx context.Context, obj int64, rv RemoteVersion, chu
 // forgetReplicas drops what this node knew of peers' copies of a chunk
 // that was unreferenced until now: peers may have collected them since.
 func (tx *Tx) forgetReplicas(ctx context.Context, chunk int64) error {
+	if tx.replicas == replicasUnknown {
+		var any bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM replicas)`).Scan(&any); err != nil {
+			return err
+		}
+		tx.replicas = replicasNone
+		if any {
+			tx.replicas = replicasSome
+		}
+	}
+	if tx.replicas == replicasNone {
+		return nil // a node without peers: a first put of many chunks asks once
+	}
 	_, err := tx.ExecContext(ctx, `DELETE FROM replicas WHERE chunk_id = ?`, chunk)
 	return err
 }
@@ -792,16 +805,16 @@ func (tx *Tx) SetPull(ctx context.Context, peer string, seq int64, at Identity) 
 // Savepoint runs fn in a nested transaction: if fn fails, what it did is
 // undone and the enclosing transaction goes on.
 func (tx *Tx) Savepoint(ctx context.Context, fn func() error) error {
-	if _, err := tx.tx.ExecContext(ctx, `SAVEPOINT apply`); err != nil {
+	if _, err := tx.conn.ExecContext(ctx, `SAVEPOINT apply`); err != nil {
 		return err
 	}
 	if err := fn(); err != nil {
-		if _, rerr := tx.tx.ExecContext(ctx, `ROLLBACK TO apply`); rerr != nil {
+		if _, rerr := tx.conn.ExecContext(ctx, `ROLLBACK TO apply`); rerr != nil {
 			return errors.Join(err, rerr)
 		}
-		tx.tx.ExecContext(ctx, `RELEASE apply`)
+		tx.conn.ExecContext(ctx, `RELEASE apply`)
 		return err
 	}
-	_, err := tx.tx.ExecContext(ctx, `RELEASE apply`)
+	_, err := tx.conn.ExecContext(ctx, `RELEASE apply`)
 	return err
 }

@@ -167,7 +167,12 @@ func TestTxPanicReleasesWriter(t *testing.T) {
 	c, _ := newCatalog(t, Options{})
 	func() {
 		defer func() { recover() }()
-		c.Tx(context.Background(), func(tx *Tx) error { panic("boom") })
+		c.Tx(context.Background(), func(tx *Tx) error {
+			if _, err := tx.AddVersion(context.Background(), nv("before", "x", 1)); err != nil {
+				return err
+			}
+			panic("boom")
+		})
 	}()
 	// The deadline only keeps a hang from stalling the suite.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -178,5 +183,41 @@ func TestTxPanicReleasesWriter(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("write after a panicking transaction: %v", err)
+	}
+	if _, err := c.Head(ctx, names.Must("before")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the panicking transaction's write: %v, want it rolled back (ErrNotFound)", err)
+	}
+}
+
+// TestTxFailedCommit: a COMMIT that fails (here a deferred foreign key
+// that does not hold) leaves nothing of the transaction, and the writer
+// connection is not handed on inside a transaction that is still open.
+func TestTxFailedCommit(t *testing.T) {
+	ctx := context.Background()
+	c, _ := newCatalog(t, Options{})
+	err := c.Tx(ctx, func(tx *Tx) error {
+		if _, err := tx.AddVersion(ctx, nv("lost", "x", 1)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `PRAGMA defer_foreign_keys = ON`); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO version_chunks(version_id, idx, chunk_id) VALUES (999999, 0, 999999)`)
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "commit") {
+		t.Fatalf("commit of a transaction that breaks a deferred foreign key: %v, want a failed commit", err)
+	}
+	if err := c.Tx(ctx, func(tx *Tx) error {
+		_, err := tx.AddVersion(ctx, nv("kept", "y", 2))
+		return err
+	}); err != nil {
+		t.Fatalf("write after a failed commit: %v", err)
+	}
+	if _, err := c.Head(ctx, names.Must("lost")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the failed transaction's write: %v, want it rolled back (ErrNotFound)", err)
+	}
+	if _, err := c.Head(ctx, names.Must("kept")); err != nil {
+		t.Fatalf("the write after it: %v", err)
 	}
 }

@@ -538,9 +538,16 @@ func (c *Catalog) Versions(ctx context.Context, name names.Name) ([]Version, err
 const chunkPage = 512
 
 // Chunks calls fn with the chunks of v in order, starting at index from.
+//
+// Each query is short (one page): it runs under a context that cannot be
+// cancelled, after a check of ctx, so that the driver spends no goroutine
+// on watching it; a restore asks once for every file.
 func (c *Catalog) Chunks(ctx context.Context, v Version, from int64, fn func(idx int64, ref ChunkRef) error) error {
 	for {
-		rows, err := c.r.QueryContext(ctx, `SELECT vc.idx, c.hash, c.plain_size, c.stored_size
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rows, err := c.r.QueryContext(context.WithoutCancel(ctx), `SELECT vc.idx, c.hash, c.plain_size, c.stored_size
 			FROM version_chunks vc JOIN chunks c ON c.id = vc.chunk_id
 			WHERE vc.version_id = ? AND vc.idx >= ? ORDER BY vc.idx LIMIT ?`, v.id, from, chunkPage)
 		if err != nil {
@@ -550,7 +557,7 @@ func (c *Catalog) Chunks(ctx context.Context, v Version, from int64, fn func(idx
 			idx int64
 			ref ChunkRef
 		}
-		page := make([]item, 0, chunkPage)
+		var page []item // most objects have one chunk: no page-sized allocation up front
 		for rows.Next() {
 			var it item
 			var h []byte

@@ -164,7 +164,11 @@ func (s *small) get(ctx context.Context, id ID, buf []byte) ([]byte, error) {
 	if r == nil {
 		return nil, ErrNotFound
 	}
-	rows, err := s.get1.QueryContext(ctx, id[:])
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	// A lookup by key is short: no goroutine watching a cancellable context.
+	rows, err := s.get1.QueryContext(context.WithoutCancel(ctx), id[:])
 	if err != nil {
 		return nil, smallErr(err)
 	}

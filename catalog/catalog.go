@@ -113,6 +113,17 @@ func (p *preparedDB) stmt(ctx context.Context, query string) *sql.Stmt {
 	return s
 }
 
+// lookup runs a query that reads one row by key, for the lookups a put or
+// a restore makes per file or per chunk. It is short, so once ctx has been
+// checked it runs under a context that cannot be cancelled: the driver
+// then spends no goroutine on watching it.
+func (p *preparedDB) lookup(ctx context.Context, query string, args ...any) *sql.Row {
+	if s := p.stmt(ctx, query); s != nil && ctx.Err() == nil {
+		return s.QueryRowContext(context.WithoutCancel(ctx), args...)
+	}
+	return p.DB.QueryRowContext(ctx, query, args...) // reports ctx's error, or runs unprepared
+}
+
 func (p *preparedDB) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if s := p.stmt(ctx, query); s != nil {
 		return s.QueryContext(ctx, args...)

@@ -24,7 +24,7 @@ type ChunkState struct {
 func (c *Catalog) Lookup(ctx context.Context, id store.ID) (ChunkState, error) {
 	var st ChunkState
 	var zs sql.NullInt64
-	err := c.r.QueryRowContext(ctx, `SELECT refs, stored_size, zero_seq, held FROM chunks WHERE hash = ?`, id[:]).Scan(&st.Refs, &st.Stored, &zs, &st.Held)
+	err := c.r.lookup(ctx, `SELECT refs, stored_size, zero_seq, held FROM chunks WHERE hash = ?`, id[:]).Scan(&st.Refs, &st.Stored, &zs, &st.Held)
 	if errors.Is(err, sql.ErrNoRows) {
 		return ChunkState{}, nil
 	}

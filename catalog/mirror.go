@@ -61,7 +61,7 @@ type FileStat struct {
 // head, which is still the head and still live: the file need not be read
 // again. ok is false otherwise.
 func (c *Catalog) CachedFile(ctx context.Context, name names.Name, st FileStat) (v Version, ok bool, err error) {
-	row := c.r.QueryRowContext(ctx, `SELECT `+versionCols+` FROM files_cache f
+	row := c.r.lookup(ctx, `SELECT `+versionCols+` FROM files_cache f
 		JOIN objects o ON o.name = f.name AND o.head = f.num AND o.live = 1
 		JOIN versions v ON v.object_id = o.id AND v.num = o.head
 		WHERE f.name = ? AND f.size = ? AND f.mtime = ? AND f.ctime = ? AND f.ino = ? AND f.dev = ? AND v.kind = ''`,

@@ -420,6 +420,9 @@ type Tx struct {
 	ownNext int64
 	// replicas says whether the replicas table has rows, once asked.
 	replicas replicaRows
+	// absent holds names Prefetch found without an object; an insert of
+	// the object removes its name.
+	absent map[string]struct{}
 
 	stmts map[string]*sql.Stmt // prepared once per transaction; closed by end
 	keep  int                  // keep-versions, read once per transaction

@@ -279,6 +279,7 @@ func (tx *Tx) object(ctx context.Context, name string, create bool) (id, head in
 		if !create {
 			return 0, 0, fmt.Errorf("object %s: %w", name, ErrNotFound)
 		}
+		delete(tx.absent, name)
 		res, err := tx.ExecContext(ctx, `INSERT INTO objects(name, head, live) VALUES (?, 0, 0)`, name)
 		if err != nil {
 			return 0, 0, fmt.Errorf("add object %s: %w", name, err)

@@ -676,3 +676,32 @@ func TestConfig(t *testing.T) {
 		t.Fatalf("refused settings changed keep-versions to %q", v)
 	}
 }
+
+// TestPrefetch: a transaction told which names have no object adds their
+// first versions without looking them up, and later versions of the same
+// names in it, and of names that had objects, as usual.
+func TestPrefetch(t *testing.T) {
+	ctx := context.Background()
+	c, _ := newCatalog(t, Options{})
+	add(t, c, nv("a", "a1", 1))
+	err := c.Tx(ctx, func(tx *Tx) error {
+		if err := tx.Prefetch(ctx, []names.Name{names.Must("a"), names.Must("b"), names.Must("c")}); err != nil {
+			return err
+		}
+		for _, v := range []NewVersion{nv("a", "a2", 2), nv("b", "b1", 3), nv("b", "b2", 4), nv("c", "c1", 5)} {
+			if _, err := tx.AddVersion(ctx, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]int64{"a": 2, "b": 2, "c": 1} {
+		v, err := c.Head(ctx, names.Must(name))
+		if err != nil || v.Num != want {
+			t.Fatalf("head of %s: version %d, %v; want version %d", name, v.Num, err, want)
+		}
+	}
+}

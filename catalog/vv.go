@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/loftstore/loft/names"
 )
@@ -210,6 +211,7 @@ func (tx *Tx) localWrite(ctx context.Context, obj *int64, name names.Name, front
 	}
 	vv := v.String() // one sibling: the object's clock is its vector
 	if *obj == 0 {
+		delete(tx.absent, name.String())
 		res, err := tx.ExecContext(ctx, `INSERT INTO objects(name, head, live, siblings, vv) VALUES (?, ?, ?, ?, ?)`,
 			name.String(), num, !deleted, string(b), vv)
 		if err != nil {
@@ -235,6 +237,9 @@ const headCols = `o.name, coalesce(v.id, 0), coalesce(v.num, 0), coalesce(v.dele
 // objectHead is objectFront with the head version (hv.id 0 when the object
 // has none), in one query: what a local write reads before it writes.
 func (tx *Tx) objectHead(ctx context.Context, name string) (id, head int64, front []sibling, hv Version, err error) {
+	if _, ok := tx.absent[name]; ok {
+		return 0, 0, nil, Version{}, nil
+	}
 	var s string
 	row := tx.QueryRowContext(ctx, `SELECT o.id, o.head, o.siblings, `+headCols+`
 		FROM objects o LEFT JOIN versions v ON v.object_id = o.id AND v.num = o.head WHERE o.name = ?`, name)
@@ -275,4 +280,50 @@ func (tx *Tx) objectFront(ctx context.Context, name string) (id, head int64, fro
 		return 0, 0, nil, fmt.Errorf("object frontier %q: %w", s, ErrCorrupt)
 	}
 	return id, head, front, nil
+}
+
+// prefetchBatch is how many names one query of Prefetch asks about.
+const prefetchBatch = 100
+
+// Prefetch finds out in a few queries which of names have no object yet,
+// so that adding their first versions in this transaction skips a lookup
+// each: a commit of many new files (the first put of a tree) asks once per
+// hundred. Names that exist are looked up as usual.
+func (tx *Tx) Prefetch(ctx context.Context, ns []names.Name) error {
+	q := `SELECT name FROM objects WHERE name IN (?` + strings.Repeat(`, ?`, prefetchBatch-1) + `)`
+	args := make([]any, prefetchBatch)
+	for start := 0; start < len(ns); start += prefetchBatch {
+		batch := ns[start:min(start+prefetchBatch, len(ns))]
+		missing := make(map[string]struct{}, len(batch))
+		for i := range args {
+			args[i] = "" // no object has the empty name
+			if i < len(batch) {
+				args[i] = batch[i].String()
+				missing[batch[i].String()] = struct{}{}
+			}
+		}
+		rows, err := tx.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var name string
+			if err := rows.Scan(&name); err != nil {
+				rows.Close()
+				return err
+			}
+			delete(missing, name)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if tx.absent == nil {
+			tx.absent = make(map[string]struct{})
+		}
+		for name := range missing {
+			tx.absent[name] = struct{}{}
+		}
+	}
+	return nil
 }

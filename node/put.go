@@ -887,6 +887,15 @@ func (p *putter) commit(files []*fileTask) error {
 	}
 	added := make([]catalog.Added, len(files))
 	err := p.n.cat.Tx(p.ctx, func(tx *catalog.Tx) error {
+		fresh := make([]names.Name, 0, len(files))
+		for _, ft := range files {
+			if !ft.cached {
+				fresh = append(fresh, ft.nv.Name)
+			}
+		}
+		if err := tx.Prefetch(p.ctx, fresh); err != nil {
+			return err
+		}
 		for i, ft := range files {
 			if ft.cached {
 				added[i] = catalog.Added{Unchanged: true}

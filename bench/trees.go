@@ -193,7 +193,14 @@ func (b *bench) trees(ctx context.Context, sz sizes, l *limits, st *e2eState) er
 		for _, t := range tools[1:] {
 			theirs := med(t.name, fig.pick)
 			ratio := mine / theirs
-			peers = append(peers, fmt.Sprintf("%s %.2f%s (%.2fx)", t.name, theirs, fig.unit, ratio))
+			// The ratio of each round too: the tools of a round run
+			// minutes apart, the rounds further, and this machine's
+			// speed drifts in between; the verdict is on the medians.
+			var rounds []string
+			for r := range min(len(figs["loft"]), len(figs[t.name])) {
+				rounds = append(rounds, fmt.Sprintf("%.2f", fig.pick(figs["loft"][r])/fig.pick(figs[t.name][r])))
+			}
+			peers = append(peers, fmt.Sprintf("%s %.2f%s (%.2fx; rounds %s)", t.name, theirs, fig.unit, ratio, strings.Join(rounds, " ")))
 			if want, has := fig.target[t.name]; has {
 				targets = append(targets, fmt.Sprintf("<= %.1fx %s", want, t.name))
 				ok = ok && ratio <= want

@@ -411,7 +411,7 @@ func (tx *Tx) Delete(ctx context.Context, n names.Name) (Version, error) {
 // is already the newest changes nothing: it is returned with added false.
 func (tx *Tx) Restore(ctx context.Context, n names.Name, num int64) (v Version, added bool, err error) {
 	name := n.String()
-	obj, head, front, err := tx.objectFront(ctx, name)
+	obj, head, front, _, err := tx.objectHead(ctx, name)
 	if err != nil {
 		return Version{}, false, err
 	}

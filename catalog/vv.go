@@ -166,6 +166,11 @@ func (tx *Tx) frontier(ctx context.Context, obj int64) ([]sibling, error) {
 	if err := tx.QueryRowContext(ctx, `SELECT siblings FROM objects WHERE id = ?`, obj).Scan(&s); err != nil {
 		return nil, fmt.Errorf("object frontier: %w", err)
 	}
+	return parseFrontier(s)
+}
+
+// parseFrontier decodes an object's stored frontier.
+func parseFrontier(s string) ([]sibling, error) {
 	var front []sibling
 	if err := json.Unmarshal([]byte(s), &front); err != nil {
 		return nil, fmt.Errorf("object frontier %q: %w", s, ErrCorrupt)
@@ -234,8 +239,9 @@ const headCols = `o.name, coalesce(v.id, 0), coalesce(v.num, 0), coalesce(v.dele
 	coalesce(v.origin, ''), coalesce(v.restored_from, 0),
 	(SELECT count(*) FROM version_chunks vc WHERE vc.version_id = v.id), coalesce(v.kind, ''), coalesce(v.target, '')`
 
-// objectHead is objectFront with the head version (hv.id 0 when the object
-// has none), in one query: what a local write reads before it writes.
+// objectHead returns an object's row id (0 when there is none), its head
+// version number, its frontier and its head version (hv.id 0 when it has
+// none), in one query: what a local write reads before it writes.
 func (tx *Tx) objectHead(ctx context.Context, name string) (id, head int64, front []sibling, hv Version, err error) {
 	if _, ok := tx.absent[name]; ok {
 		return 0, 0, nil, Version{}, nil
@@ -247,11 +253,11 @@ func (tx *Tx) objectHead(ctx context.Context, name string) (id, head int64, fron
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, 0, nil, Version{}, nil
 	}
+	if err == nil {
+		front, err = parseFrontier(s)
+	}
 	if err != nil {
 		return 0, 0, nil, Version{}, err
-	}
-	if err := json.Unmarshal([]byte(s), &front); err != nil {
-		return 0, 0, nil, Version{}, fmt.Errorf("object frontier %q: %w", s, ErrCorrupt)
 	}
 	return id, head, front, hv, nil
 }
@@ -265,23 +271,6 @@ type withPrefix struct {
 
 func (w withPrefix) Scan(dest ...any) error { return w.s.Scan(append(w.pre, dest...)...) }
 
-// objectFront returns an object's row id (0 when there is none), its head
-// version number and its frontier, in one query.
-func (tx *Tx) objectFront(ctx context.Context, name string) (id, head int64, front []sibling, err error) {
-	var s string
-	err = tx.QueryRowContext(ctx, `SELECT id, head, siblings FROM objects WHERE name = ?`, name).Scan(&id, &head, &s)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, 0, nil, nil
-	}
-	if err != nil {
-		return 0, 0, nil, err
-	}
-	if err := json.Unmarshal([]byte(s), &front); err != nil {
-		return 0, 0, nil, fmt.Errorf("object frontier %q: %w", s, ErrCorrupt)
-	}
-	return id, head, front, nil
-}
-
 // prefetchBatch is how many names one query of Prefetch asks about.
 const prefetchBatch = 100
 
@@ -289,17 +278,24 @@ const prefetchBatch = 100
 // so that adding their first versions in this transaction skips a lookup
 // each: a commit of many new files (the first put of a tree) asks once per
 // hundred. Names that exist are looked up as usual.
-func (tx *Tx) Prefetch(ctx context.Context, ns []names.Name) error {
+func (tx *Tx) Prefetch(ctx context.Context, ns []names.Name) (err error) {
+	defer func() {
+		if err != nil {
+			tx.absent = nil // marks of an unanswered query are guesses
+		}
+	}()
 	q := `SELECT name FROM objects WHERE name IN (?` + strings.Repeat(`, ?`, prefetchBatch-1) + `)`
 	args := make([]any, prefetchBatch)
+	if tx.absent == nil {
+		tx.absent = make(map[string]struct{})
+	}
 	for start := 0; start < len(ns); start += prefetchBatch {
 		batch := ns[start:min(start+prefetchBatch, len(ns))]
-		missing := make(map[string]struct{}, len(batch))
 		for i := range args {
 			args[i] = "" // no object has the empty name
 			if i < len(batch) {
 				args[i] = batch[i].String()
-				missing[batch[i].String()] = struct{}{}
+				tx.absent[batch[i].String()] = struct{}{} // until the query finds it
 			}
 		}
 		rows, err := tx.QueryContext(ctx, q, args...)
@@ -308,21 +304,15 @@ func (tx *Tx) Prefetch(ctx context.Context, ns []names.Name) error {
 		}
 		for rows.Next() {
 			var name string
-			if err := rows.Scan(&name); err != nil {
+			if err = rows.Scan(&name); err != nil {
 				rows.Close()
 				return err
 			}
-			delete(missing, name)
+			delete(tx.absent, name)
 		}
 		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err = rows.Err(); err != nil {
 			return err
-		}
-		if tx.absent == nil {
-			tx.absent = make(map[string]struct{})
-		}
-		for name := range missing {
-			tx.absent[name] = struct{}{}
 		}
 	}
 	return nil

@@ -95,14 +95,14 @@ func NewChunker(r io.Reader, p Params) *Chunker {
 func (c *Chunker) Reset(r io.Reader, p Params) { c.ResetSize(r, p, -1) }
 
 // ResetSize is Reset for a stream expected to hold size bytes (-1:
-// unknown). A small stream gets a buffer of about its size, not the 2*Max
-// a large one needs, and a buffer far larger than the stream is given back:
+// unknown). A small stream gets a buffer of about its size, not the
+// Max+readAhead a large one needs, and a buffer far larger than the stream is given back:
 // a tree of small files then keeps little memory live, which is what sets
 // how often the collector runs. The hint never changes the chunks: a stream
 // longer than its hint grows the buffer before any cut is made.
 func (c *Chunker) ResetSize(r io.Reader, p Params, size int64) {
 	b := bits.TrailingZeros(uint(p.Avg))
-	full := 2 * p.Max
+	full := p.Max + readAhead
 	need := full
 	if size >= 0 && size < int64(full) {
 		need = min(full, int(size+1+smallBufRound-1)/smallBufRound*smallBufRound)
@@ -114,6 +114,12 @@ func (c *Chunker) ResetSize(r io.Reader, p Params, size int64) {
 }
 
 const (
+	// readAhead is what a full buffer holds beyond the Max bytes a cut may
+	// look at. Each refill moves the unread rest (up to Max) to the front,
+	// so a smaller read-ahead means more copying per byte read, a larger one
+	// more memory live per reader: 2 MiB chunked 5% slower than 4 MiB (the
+	// old 2*Max) in BenchmarkChunker, 1 MiB 13%.
+	readAhead = 2 << 20
 	// smallBufRound is the step in which buffers for small streams are sized.
 	smallBufRound = 64 << 10
 	// smallBufKeep is the capacity a chunker keeps however small its streams.
@@ -149,7 +155,7 @@ func (c *Chunker) fill() {
 		if c.end == len(c.buf) {
 			// Longer than its size hint: grow to the full window, so that
 			// cuts are where they would be without the hint.
-			c.buf = append(c.buf, make([]byte, 2*c.p.Max-len(c.buf))...)
+			c.buf = append(c.buf, make([]byte, c.p.Max+readAhead-len(c.buf))...)
 			c.buf = c.buf[:cap(c.buf)]
 		}
 		for c.end < len(c.buf) && c.err == nil {

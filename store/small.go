@@ -78,6 +78,7 @@ func smallDSN(path string, write bool) string {
 		// large batch does not keep its size on disk.
 		q.Add("_pragma", "journal_size_limit(4194304)")
 		q.Set("_txlock", "immediate")
+		q.Add("_pragma", "cache_size(-512)") // as the catalog's writer: RSS, not speed
 	} else {
 		q.Add("_pragma", "query_only(1)")
 		q.Add("_pragma", "cache_size(-256)") // lookups by key: a small cache each

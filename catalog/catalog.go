@@ -427,6 +427,8 @@ type Tx struct {
 	// absent holds names Prefetch found without an object; an insert of
 	// the object removes its name.
 	absent map[string]struct{}
+	// heads holds objects Prefetch read, each until objectHead uses it.
+	heads map[string]objectRow
 
 	stmts map[string]*sql.Stmt // prepared once per transaction; closed by end
 	keep  int                  // keep-versions, read once per transaction

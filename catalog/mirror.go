@@ -2,8 +2,6 @@ package catalog
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 
 	"github.com/loftstore/loft/names"
@@ -61,19 +59,63 @@ type FileStat struct {
 // head, which is still the head and still live: the file need not be read
 // again. ok is false otherwise.
 func (c *Catalog) CachedFile(ctx context.Context, name names.Name, st FileStat) (v Version, ok bool, err error) {
-	row := c.r.lookup(ctx, `SELECT `+versionCols+` FROM files_cache f
+	fc, err := c.CachedFiles(ctx, []names.Name{name})
+	if err != nil {
+		return Version{}, false, err
+	}
+	v, ok = fc.Hit(name, st)
+	return v, ok, nil
+}
+
+// FilesCache is what the files cache holds for some names: for each, how
+// the file looked and the version a put made of it, when that version is
+// still the live head.
+type FilesCache map[string]cachedFile
+
+type cachedFile struct {
+	st FileStat
+	v  Version
+}
+
+// Hit returns the version of name when the file looked exactly like st.
+func (fc FilesCache) Hit(name names.Name, st FileStat) (Version, bool) {
+	e, ok := fc[name.String()]
+	if !ok || e.st != st {
+		return Version{}, false
+	}
+	return e.v, true
+}
+
+// CachedFiles reads the files cache for ns, a query per hundred names: a
+// put of a tree asks for a batch of files at a time, not one query each.
+func (c *Catalog) CachedFiles(ctx context.Context, ns []names.Name) (FilesCache, error) {
+	q := `SELECT f.size, f.mtime, f.ctime, f.ino, f.dev, ` + versionCols + ` FROM files_cache f
 		JOIN objects o ON o.name = f.name AND o.head = f.num AND o.live = 1
 		JOIN versions v ON v.object_id = o.id AND v.num = o.head
-		WHERE f.name = ? AND f.size = ? AND f.mtime = ? AND f.ctime = ? AND f.ino = ? AND f.dev = ? AND v.kind = ''`,
-		name.String(), st.Size, st.MTime, st.CTime, int64(st.Ino), int64(st.Dev))
-	v, err = scanVersion(row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Version{}, false, nil
-	}
+		WHERE f.name IN ` + inNames + ` AND v.kind = ''`
+	fc := make(FilesCache, len(ns))
+	err := inBatches(ns, func(_ []names.Name, args []any) error {
+		rows, err := c.r.QueryContext(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var e cachedFile
+			var ino, dev int64
+			e.v, err = scanVersion(withPrefix{rows, []any{&e.st.Size, &e.st.MTime, &e.st.CTime, &ino, &dev}})
+			if err != nil {
+				return err
+			}
+			e.st.Ino, e.st.Dev = uint64(ino), uint64(dev)
+			fc[e.v.Name] = e
+		}
+		return rows.Err()
+	})
 	if err != nil {
-		return Version{}, false, classify(err)
+		return nil, classify(err)
 	}
-	return v, true, nil
+	return fc, nil
 }
 
 // HasCachedFiles reports whether the files cache holds anything: a put

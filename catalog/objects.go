@@ -274,6 +274,7 @@ func (tx *Tx) insertVersionChunks(ctx context.Context, vid int64, ids []int64) e
 // object returns the object's row id and head version number, creating the
 // object when create is set. A missing object is ErrNotFound.
 func (tx *Tx) object(ctx context.Context, name string, create bool) (id, head int64, err error) {
+	delete(tx.heads, name) // its caller changes it
 	err = tx.QueryRowContext(ctx, `SELECT id, head FROM objects WHERE name = ?`, name).Scan(&id, &head)
 	if errors.Is(err, sql.ErrNoRows) {
 		if !create {

@@ -684,21 +684,38 @@ func TestPrefetch(t *testing.T) {
 	ctx := context.Background()
 	c, _ := newCatalog(t, Options{})
 	add(t, c, nv("a", "a1", 1))
+	add(t, c, nv("d", "d1", 6))
+	add(t, c, nv("e", "e1", 7))
+	var unchanged Added
 	err := c.Tx(ctx, func(tx *Tx) error {
-		if err := tx.Prefetch(ctx, []names.Name{names.Must("a"), names.Must("b"), names.Must("c")}); err != nil {
+		if err := tx.Prefetch(ctx, []names.Name{names.Must("a"), names.Must("b"), names.Must("c"), names.Must("d"), names.Must("e")}); err != nil {
 			return err
 		}
-		for _, v := range []NewVersion{nv("a", "a2", 2), nv("b", "b1", 3), nv("b", "b2", 4), nv("c", "c1", 5)} {
+		// The object a prefetched serves its first change only: the second
+		// must see the version the first added, or both get number 2.
+		for _, v := range []NewVersion{nv("a", "a2", 2), nv("a", "a3", 8), nv("b", "b1", 3), nv("b", "b2", 4), nv("c", "c1", 5)} {
 			if _, err := tx.AddVersion(ctx, v); err != nil {
 				return err
 			}
 		}
-		return nil
+		if _, err := tx.Delete(ctx, names.Must("d")); err != nil {
+			return err
+		}
+		if _, err := tx.AddVersion(ctx, nv("d", "d1", 6)); err != nil {
+			return err
+		}
+		// e's head, as Prefetch read it, has this content already.
+		var err error
+		unchanged, err = tx.AddVersion(ctx, nv("e", "e1", 7))
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, want := range map[string]int64{"a": 2, "b": 2, "c": 1} {
+	if !unchanged.Unchanged || unchanged.Version.Num != 1 {
+		t.Errorf("e again: %+v, want unchanged version 1", unchanged)
+	}
+	for name, want := range map[string]int64{"a": 3, "b": 2, "c": 1, "d": 3, "e": 1} {
 		v, err := c.Head(ctx, names.Must(name))
 		if err != nil || v.Num != want {
 			t.Fatalf("head of %s: version %d, %v; want version %d", name, v.Num, err, want)

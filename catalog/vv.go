@@ -215,6 +215,7 @@ func (tx *Tx) localWrite(ctx context.Context, obj *int64, name names.Name, front
 		return "", err
 	}
 	vv := v.String() // one sibling: the object's clock is its vector
+	delete(tx.heads, name.String())
 	if *obj == 0 {
 		delete(tx.absent, name.String())
 		res, err := tx.ExecContext(ctx, `INSERT INTO objects(name, head, live, siblings, vv) VALUES (?, ?, ?, ?, ?)`,
@@ -246,20 +247,40 @@ func (tx *Tx) objectHead(ctx context.Context, name string) (id, head int64, fron
 	if _, ok := tx.absent[name]; ok {
 		return 0, 0, nil, Version{}, nil
 	}
-	var s string
-	row := tx.QueryRowContext(ctx, `SELECT o.id, o.head, o.siblings, `+headCols+`
-		FROM objects o LEFT JOIN versions v ON v.object_id = o.id AND v.num = o.head WHERE o.name = ?`, name)
-	hv, err = scanVersion(withPrefix{row, []any{&id, &head, &s}})
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, 0, nil, Version{}, nil
+	h, ok := tx.heads[name]
+	if ok {
+		delete(tx.heads, name) // read once: the caller is about to change it
+	} else {
+		row := tx.QueryRowContext(ctx, headQuery+` WHERE o.name = ?`, name)
+		h, err = scanHead(row)
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, 0, nil, Version{}, nil
+		}
+		if err != nil {
+			return 0, 0, nil, Version{}, err
+		}
 	}
-	if err == nil {
-		front, err = parseFrontier(s)
-	}
-	if err != nil {
+	if front, err = parseFrontier(h.siblings); err != nil {
 		return 0, 0, nil, Version{}, err
 	}
-	return id, head, front, hv, nil
+	return h.id, h.head, front, h.hv, nil
+}
+
+// objectRow is an object's row with its head version, as objectHead and
+// Prefetch read them.
+type objectRow struct {
+	id, head int64
+	siblings string
+	hv       Version
+}
+
+// headQuery selects objectRow's columns from objects o and the head version v.
+const headQuery = `SELECT o.id, o.head, o.siblings, ` + headCols + `
+	FROM objects o LEFT JOIN versions v ON v.object_id = o.id AND v.num = o.head`
+
+func scanHead(s scanner) (h objectRow, err error) {
+	h.hv, err = scanVersion(withPrefix{s, []any{&h.id, &h.head, &h.siblings}})
+	return h, err
 }
 
 // withPrefix scans a row's leading columns into pre, the rest into what
@@ -271,49 +292,67 @@ type withPrefix struct {
 
 func (w withPrefix) Scan(dest ...any) error { return w.s.Scan(append(w.pre, dest...)...) }
 
-// prefetchBatch is how many names one query of Prefetch asks about.
-const prefetchBatch = 100
+// nameBatch is how many names one query of Prefetch or CachedFiles asks
+// about, and inNames the parameters of its IN list.
+const nameBatch = 100
 
-// Prefetch finds out in a few queries which of names have no object yet,
-// so that adding their first versions in this transaction skips a lookup
-// each: a commit of many new files (the first put of a tree) asks once per
-// hundred. Names that exist are looked up as usual.
+var inNames = `(?` + strings.Repeat(`, ?`, nameBatch-1) + `)`
+
+// inBatches calls fn for each batch of up to nameBatch names with the
+// arguments of inNames: the names, then the empty name (which nothing has)
+// as often as needed, so that one prepared statement serves every batch.
+func inBatches(ns []names.Name, fn func(batch []names.Name, args []any) error) error {
+	args := make([]any, nameBatch)
+	for start := 0; start < len(ns); start += nameBatch {
+		batch := ns[start:min(start+nameBatch, len(ns))]
+		for i := range args {
+			args[i] = ""
+			if i < len(batch) {
+				args[i] = batch[i].String()
+			}
+		}
+		if err := fn(batch, args); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Prefetch reads the objects of names, and finds out which have none, a
+// query per hundred names, so that adding a version of each in this
+// transaction skips a lookup: a commit of many files asks once per hundred.
+// What it read serves the next AddVersion (or Delete) of each name, once;
+// the caller must not change those objects otherwise in between.
 func (tx *Tx) Prefetch(ctx context.Context, ns []names.Name) (err error) {
 	defer func() {
 		if err != nil {
-			tx.absent = nil // marks of an unanswered query are guesses
+			tx.absent, tx.heads = nil, nil // marks of an unanswered query are guesses
 		}
 	}()
-	q := `SELECT name FROM objects WHERE name IN (?` + strings.Repeat(`, ?`, prefetchBatch-1) + `)`
-	args := make([]any, prefetchBatch)
+	q := headQuery + ` WHERE o.name IN ` + inNames
 	if tx.absent == nil {
 		tx.absent = make(map[string]struct{})
 	}
-	for start := 0; start < len(ns); start += prefetchBatch {
-		batch := ns[start:min(start+prefetchBatch, len(ns))]
-		for i := range args {
-			args[i] = "" // no object has the empty name
-			if i < len(batch) {
-				args[i] = batch[i].String()
-				tx.absent[batch[i].String()] = struct{}{} // until the query finds it
-			}
+	if tx.heads == nil {
+		tx.heads = make(map[string]objectRow)
+	}
+	return inBatches(ns, func(batch []names.Name, args []any) error {
+		for _, n := range batch {
+			tx.absent[n.String()] = struct{}{} // until the query finds it
 		}
 		rows, err := tx.QueryContext(ctx, q, args...)
 		if err != nil {
 			return err
 		}
+		defer rows.Close()
 		for rows.Next() {
-			var name string
-			if err = rows.Scan(&name); err != nil {
-				rows.Close()
+			h, err := scanHead(rows)
+			if err != nil {
 				return err
 			}
-			delete(tx.absent, name)
+			delete(tx.absent, h.hv.Name)
+			tx.heads[h.hv.Name] = h
 		}
-		rows.Close()
-		if err = rows.Err(); err != nil {
-			return err
-		}
-	}
-	return nil
+		return rows.Err()
+	})
 }

@@ -275,10 +275,17 @@ func (p *putter) run(parent context.Context, paths []string) (err error) {
 
 	g, gctx := errgroup.WithContext(ctx)
 	p.ctx = gctx
-	sources := make(chan *source)
+	// The walk runs ahead of the readers; a stage between them asks the
+	// files cache about a batch of files at a time.
+	walked := make(chan *source, 2*cacheBatch)
+	sources := make(chan *source, cacheBatch)
+	g.Go(func() error {
+		defer close(sources)
+		return p.lookUpCached(gctx, walked, sources)
+	})
 	send := func(s *source) error {
 		select {
-		case sources <- s:
+		case walked <- s:
 			return nil
 		case <-gctx.Done():
 			return gctx.Err()
@@ -300,7 +307,7 @@ func (p *putter) run(parent context.Context, paths []string) (err error) {
 		p.seen = make(map[string]struct{})
 	}
 	g.Go(func() error {
-		defer close(sources)
+		defer close(walked)
 		if p.opts.Mirror {
 			return walkMirror(gctx, paths[0], prefix, func(s *source) error {
 				p.see(s)
@@ -479,6 +486,56 @@ func (p *putter) fail(f Failure) {
 	p.resMu.Unlock()
 }
 
+// cacheBatch is how many sources lookUpCached takes at most for one query.
+const cacheBatch = 100
+
+// lookUpCached passes the walk's sources on to the readers and, when the
+// files cache may vouch for files, gives the regular files among them what
+// it holds: one query for a batch of files, not one a file (the batch is
+// what the walk has ready, up to cacheBatch).
+func (p *putter) lookUpCached(ctx context.Context, in <-chan *source, out chan<- *source) error {
+	batch := make([]*source, 0, cacheBatch)
+	ns := make([]names.Name, 0, cacheBatch)
+	for s := range in {
+		batch = append(batch[:0], s)
+	more:
+		for len(batch) < cacheBatch {
+			select {
+			case s, ok := <-in:
+				if !ok {
+					break more
+				}
+				batch = append(batch, s)
+			default:
+				break more
+			}
+		}
+		ns = ns[:0]
+		for _, s := range batch {
+			if p.useCache && s.kind == catalog.KindFile && !s.stream && s.path != "-" {
+				ns = append(ns, s.name)
+			}
+		}
+		if len(ns) > 0 {
+			fc, err := p.n.cat.CachedFiles(ctx, ns)
+			if err != nil {
+				return err
+			}
+			for _, s := range batch {
+				s.cache = fc
+			}
+		}
+		for _, s := range batch {
+			select {
+			case out <- s:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return nil
+}
+
 // read chunks one source and hands the chunks to the workers and, in order,
 // to the file's assembler. It returns an error only for fatal conditions;
 // a file that cannot be read is a Failure.
@@ -523,13 +580,9 @@ func (p *putter) read(s *source, ch *store.Chunker) error {
 		return p.entry(&fileTask{src: s, nv: catalog.NewVersion{Name: s.name, Kind: s.kind, Target: s.target,
 			Mode: modeBits(s.info.Mode()), MTime: s.info.ModTime()}})
 	}
-	if p.useCache && s.info != nil && s.info.Mode().IsRegular() {
+	if s.cache != nil && s.info != nil && s.info.Mode().IsRegular() {
 		if st, ok := statOf(s.info); ok {
-			v, hit, err := p.n.cat.CachedFile(ctx, s.name, st)
-			if err != nil {
-				return err
-			}
-			if hit {
+			if v, hit := s.cache.Hit(s.name, st); hit {
 				p.prog.bytes.Add(v.Size)
 				return p.entry(&fileTask{src: s, cached: true, reused: v.Chunks, nv: catalog.NewVersion{Name: s.name, Size: v.Size}})
 			}

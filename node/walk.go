@@ -29,6 +29,9 @@ type source struct {
 	kind   catalog.Kind
 	target string
 	info   fs.FileInfo
+	// cache is what the files cache held for this file and others of its
+	// batch when the put looked (nil: not looked up).
+	cache catalog.FilesCache
 }
 
 // open opens the source. For a regular file it returns its stat too, for

@@ -81,7 +81,8 @@ func (b *bench) treeTools() []treeTool {
 type treeFigures struct {
 	first, changed, restore, again time.Duration
 	du                             int64
-	rss                            int64 // peak of every step
+	rss                            int64   // peak of every step
+	stepRSS                        []int64 // the peak of each step, in order
 	// loft's du in parts: what its chunks hold (compressed, the floor of
 	// any store of them), its catalog, and its disk-full reserve.
 	payload, catalog, reserve int64
@@ -157,6 +158,11 @@ func (b *bench) trees(ctx context.Context, sz sizes, l *limits, st *e2eState) er
 			fmt.Printf("  round %d %-6s first %6.2fs  changed %6.2fs  du %4.0f MB  restore %6.2fs  again (cold) %5.2fs  peak RSS %5.1f MiB\n",
 				r+1, t.name, f.first.Seconds(), f.changed.Seconds(), float64(f.du)/1e6, f.restore.Seconds(), f.again.Seconds(), float64(f.rss)/(1<<20))
 			if t.name == "loft" {
+				var steps []string
+				for i, rss := range f.stepRSS {
+					steps = append(steps, fmt.Sprintf("%s %.1f", []string{"first", "changed", "restore", "again"}[i], float64(rss)/(1<<20)))
+				}
+				fmt.Printf("  round %d loft's peak RSS by step (MiB): %s\n", r+1, strings.Join(steps, ", "))
 				fmt.Printf("  round %d loft's du: chunk payload %.1f MB, catalog %.1f MB, reserve %.1f MB, the rest %.1f MB\n", r+1,
 					float64(f.payload)/1e6, float64(f.catalog)/1e6, float64(f.reserve)/1e6, float64(f.du-f.payload-f.catalog-f.reserve)/1e6)
 			}
@@ -226,8 +232,12 @@ func (b *bench) trees(ctx context.Context, sz sizes, l *limits, st *e2eState) er
 		b.add(row{name: fig.name, value: fmt.Sprintf("%.2f%s", mine, fig.unit), limit: strings.Join(peers, ", "),
 			target: strings.Join(targets, ", "), verdict: v})
 	}
-	rss := med("loft", func(f treeFigures) float64 { return float64(f.rss) / (1 << 20) })
-	b.add(row{name: "tree: peak RSS of loft, any step", value: fmt.Sprintf("%.1f MiB", rss), limit: "-",
+	// The target holds for every step of every round: the highest peak.
+	var rss float64
+	for _, f := range figs["loft"] {
+		rss = max(rss, float64(f.rss)/(1<<20))
+	}
+	b.add(row{name: "tree: peak RSS of loft, any step, any round", value: fmt.Sprintf("%.1f MiB", rss), limit: "-",
 		target: "< 64 MiB", verdict: verdict(rss < 64, "< 64 MiB")})
 	return nil
 }
@@ -247,6 +257,7 @@ func (b *bench) treeRound(ctx context.Context, t treeTool, dir, t1, t2 string, r
 	step := func(d *time.Duration, cmd *exec.Cmd) error {
 		el, rss, err := runTimed(cmd)
 		*d, f.rss = el, max(f.rss, rss)
+		f.stepRSS = append(f.stepRSS, rss)
 		return err
 	}
 	// The tree is moved into place, not copied: inodes and times stay, as

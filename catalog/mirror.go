@@ -126,15 +126,34 @@ func (c *Catalog) HasCachedFiles(ctx context.Context) (bool, error) {
 	return n == 1, classify(err)
 }
 
+// CachedStat is a file's entry for the files cache: its name, how it
+// looked, and the version a put made (or found) its head.
+type CachedStat struct {
+	Name names.Name
+	Stat FileStat
+	Num  int64
+}
+
+// CacheFiles records entries in the files cache, as CacheFile does each,
+// a hundred a statement.
+func (tx *Tx) CacheFiles(ctx context.Context, es []CachedStat) error {
+	for start := 0; start < len(es); start += nameBatch {
+		var rows rowsInsert
+		for _, e := range es[start:min(start+nameBatch, len(es))] {
+			rows.add(e.Name.String(), e.Stat.Size, e.Stat.MTime, e.Stat.CTime, int64(e.Stat.Ino), int64(e.Stat.Dev), e.Num)
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO files_cache(name, size, mtime, ctime, ino, dev, num) VALUES `+rows.values()+`
+			ON CONFLICT(name) DO UPDATE SET size = excluded.size, mtime = excluded.mtime, ctime = excluded.ctime,
+				ino = excluded.ino, dev = excluded.dev, num = excluded.num`, rows.args...)
+		if err != nil {
+			return fmt.Errorf("files cache: %w", err)
+		}
+	}
+	return nil
+}
+
 // CacheFile records in the files cache that the file behind name looked
 // like st when a put made (or found) version num its head.
 func (tx *Tx) CacheFile(ctx context.Context, name names.Name, st FileStat, num int64) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO files_cache(name, size, mtime, ctime, ino, dev, num) VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT(name) DO UPDATE SET size = excluded.size, mtime = excluded.mtime, ctime = excluded.ctime,
-			ino = excluded.ino, dev = excluded.dev, num = excluded.num`,
-		name.String(), st.Size, st.MTime, st.CTime, int64(st.Ino), int64(st.Dev), num)
-	if err != nil {
-		return fmt.Errorf("files cache: %w", err)
-	}
-	return nil
+	return tx.CacheFiles(ctx, []CachedStat{{Name: name, Stat: st, Num: num}})
 }

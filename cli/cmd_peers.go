@@ -183,7 +183,7 @@ func (e *runEnv) peerTable(peers []node.PeerStatus) error {
 	return tw.Flush()
 }
 
-// serveMemoryLimit is serve's soft memory target (a command's is 48 MiB, set
+// serveMemoryLimit is serve's soft memory target (a command's is 36 MiB too, set
 // in main): with the binary's own pages it keeps serve's RSS under 64 MiB.
 const serveMemoryLimit = 36 << 20
 

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -486,6 +487,96 @@ func (p *putter) fail(f Failure) {
 	p.resMu.Unlock()
 }
 
+// newTask returns a chunk task of file ft with a buffer for n bytes, whose
+// budget the caller holds.
+func (p *putter) newTask(ft *fileTask, n int) *chunkTask {
+	buf := p.n.bufs.Get(n)
+	t := &chunkTask{file: ft, buf: buf, data: (*buf)[:n], size: int64(n), done: make(chan struct{})}
+	t.holders.Store(2)
+	return t
+}
+
+// send hands t to the workers and to its file's assembler. On an error
+// (the put is over) it has closed ft.order.
+func (p *putter) send(ctx context.Context, ft *fileTask, t *chunkTask) error {
+	p.prog.bytes.Add(t.size)
+	// To the workers first: once the assembler has a task, a worker must
+	// be bound to finish it.
+	select {
+	case p.work <- t:
+	case <-ctx.Done():
+		p.release(t)
+		close(ft.order)
+		return ctx.Err()
+	}
+	select {
+	case ft.order <- t:
+		return nil
+	case <-ctx.Done():
+		p.drop(t) // the assembler's hold
+		close(ft.order)
+		return ctx.Err()
+	}
+}
+
+// readWhole reads a file expected to hold size bytes, at most one chunk's
+// worth, into a chunk task. When the file holds that or less it returns
+// the task (nil for nothing read; a read error is ft.readErr). When it
+// holds more (it grew since its stat), it returns instead a reader of the
+// whole file, what was read first included, for the chunker. An error
+// means the put is over.
+func (p *putter) readWhole(ctx context.Context, ft *fileTask, r io.Reader, size int) (*chunkTask, io.Reader, error) {
+	if err := p.budget.Acquire(ctx, store.BufferSize(size)); err != nil {
+		return nil, nil, err
+	}
+	t := p.newTask(ft, size)
+	n, err := readFull(r, t.data)
+	if err == nil {
+		var more [1]byte
+		var m int
+		if m, err = readFull(r, more[:]); m == 1 {
+			// Grown: the chunker takes over, from the first byte.
+			head := append(append(make([]byte, 0, n+1), t.data[:n]...), more[0])
+			p.release(t)
+			return nil, io.MultiReader(bytes.NewReader(head), r), nil
+		}
+	}
+	if err == io.EOF {
+		err = nil // the end, or shrunk since its stat: what is there is the file now
+	}
+	if err != nil {
+		ft.readErr = fmt.Errorf("read %s: %w", ft.src.path, err)
+	}
+	if err != nil || n == 0 {
+		p.release(t)
+		return nil, nil, nil
+	}
+	// Shrunk: the budget goes back by what was not read.
+	p.budget.Release(store.BufferSize(size) - store.BufferSize(n))
+	t.data, t.size = t.data[:n], int64(n)
+	return t, nil, nil
+}
+
+// readFull reads into buf until it is full or the reader fails; the end
+// of the stream is io.EOF. A reader that keeps returning nothing without an
+// error fails with io.ErrNoProgress, as it does in the chunker.
+func readFull(r io.Reader, buf []byte) (int, error) {
+	n, empty := 0, 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		if m > 0 {
+			empty = 0
+		} else if empty++; empty >= 100 {
+			return n, io.ErrNoProgress
+		}
+	}
+	return n, nil
+}
+
 // cacheBatch is how many sources lookUpCached takes at most for one query.
 const cacheBatch = 100
 
@@ -614,43 +705,48 @@ func (p *putter) read(s *source, ch *store.Chunker) error {
 	if before != nil {
 		size = before.Size()
 	}
-	ch.ResetSize(r, p.n.params, size)
-	for first := true; ; first = false {
-		data, err := ch.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			ft.readErr = fmt.Errorf("read %s: %w", label, err)
-			break
-		}
-		if first {
-			ft.ctype = contentType(s.name.String(), data)
-		}
-		if err := p.budget.Acquire(ctx, store.BufferSize(len(data))); err != nil {
+	var src io.Reader = r
+	if size > 0 && size <= int64(p.n.params.Min) {
+		// No larger than the smallest chunk: the file is one chunk, so it
+		// is read straight into that chunk's buffer, without a chunker
+		// window to fill and copy out of. A file that grew since its stat
+		// goes on through the chunker with what was read so far.
+		t, rest, err := p.readWhole(ctx, ft, r, int(size))
+		switch {
+		case err != nil:
 			close(ft.order)
 			return err
+		case t != nil:
+			ft.ctype = contentType(s.name.String(), t.data)
+			if err := p.send(ctx, ft, t); err != nil {
+				return err
+			}
 		}
-		buf := p.n.bufs.Get(len(data))
-		t := &chunkTask{file: ft, buf: buf, data: (*buf)[:len(data)], size: int64(len(data)), done: make(chan struct{})}
-		t.holders.Store(2)
-		copy(t.data, data)
-		p.prog.bytes.Add(int64(len(data)))
-		// To the workers first: once the assembler has a task, a worker
-		// must be bound to finish it.
-		select {
-		case p.work <- t:
-		case <-ctx.Done():
-			p.release(t)
-			close(ft.order)
-			return ctx.Err()
-		}
-		select {
-		case ft.order <- t:
-		case <-ctx.Done():
-			p.drop(t) // the assembler's hold
-			close(ft.order)
-			return ctx.Err()
+		src = rest
+	}
+	if src != nil {
+		ch.ResetSize(src, p.n.params, size)
+		for first := true; ; first = false {
+			data, err := ch.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				ft.readErr = fmt.Errorf("read %s: %w", label, err)
+				break
+			}
+			if first {
+				ft.ctype = contentType(s.name.String(), data)
+			}
+			if err := p.budget.Acquire(ctx, store.BufferSize(len(data))); err != nil {
+				close(ft.order)
+				return err
+			}
+			t := p.newTask(ft, len(data))
+			copy(t.data, data)
+			if err := p.send(ctx, ft, t); err != nil {
+				return err
+			}
 		}
 	}
 	if ft.readErr == nil && changed(r, before) {
@@ -949,26 +1045,33 @@ func (p *putter) commit(files []*fileTask) error {
 		if err := tx.Prefetch(p.ctx, fresh); err != nil {
 			return err
 		}
+		nvs := make([]catalog.NewVersion, 0, len(fresh))
+		for _, ft := range files {
+			if !ft.cached {
+				nvs = append(nvs, ft.nv)
+			}
+		}
+		got, err := tx.AddVersions(p.ctx, nvs)
+		if err != nil {
+			return err
+		}
+		var cache []catalog.CachedStat
 		for i, ft := range files {
 			if ft.cached {
 				added[i] = catalog.Added{Unchanged: true}
 				continue
 			}
-			a, err := tx.AddVersion(p.ctx, ft.nv)
-			if err != nil {
-				return fmt.Errorf("add %s: %w", ft.nv.Name, err)
-			}
+			a := got[0]
+			got = got[1:]
 			if err := p.checkRevived(a.Revived); err != nil {
 				return fmt.Errorf("add %s: %w", ft.nv.Name, err)
 			}
 			if ft.stat != nil {
-				if err := tx.CacheFile(p.ctx, ft.nv.Name, *ft.stat, a.Version.Num); err != nil {
-					return err
-				}
+				cache = append(cache, catalog.CachedStat{Name: ft.nv.Name, Stat: *ft.stat, Num: a.Version.Num})
 			}
 			added[i] = a
 		}
-		return nil
+		return tx.CacheFiles(p.ctx, cache)
 	})
 	if err != nil {
 		return err

@@ -83,10 +83,14 @@ type Chunker struct {
 	err   error // sticky read error, io.EOF included
 }
 
-// NewChunker returns a chunker reading from r. p must be valid.
+// NewChunker returns a chunker reading from r. p must be valid. A chunker
+// made without a reader has no buffer until Reset gives it one: a put's
+// readers each keep a chunker that a tree of small files never uses.
 func NewChunker(r io.Reader, p Params) *Chunker {
-	c := &Chunker{r: r}
-	c.Reset(r, p)
+	c := &Chunker{r: r, p: p}
+	if r != nil {
+		c.Reset(r, p)
+	}
 	return c
 }
 

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 
-	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/store"
 )
 
@@ -79,13 +77,8 @@ const addBatch = 100
 // would write one by one, in the same order and with the same ids.
 func (tx *Tx) addNew(ctx context.Context, nvs []NewVersion) ([]Added, error) {
 	for _, nv := range nvs {
-		if err := checkEntry(nv.Kind, nv.Target, nv.Size, int64(len(nv.Chunks))); err != nil {
-			return nil, fault.E(fault.Invalid, "add %s: %w", nv.Name, err)
-		}
-		for _, ref := range nv.Chunks {
-			if err := ref.Check(); err != nil {
-				return nil, fmt.Errorf("add %s: %w", nv.Name, err)
-			}
+		if err := nv.check(); err != nil {
+			return nil, err
 		}
 	}
 	// The ids SQLite would choose: one above the largest (for changes,
@@ -104,8 +97,7 @@ func (tx *Tx) addNew(ctx context.Context, nvs []NewVersion) ([]Added, error) {
 	for i, nv := range nvs {
 		name := nv.Name.String()
 		seq, own, obj, vid := seq0+1+int64(i), own0+int64(i), obj0+1+int64(i), ver0+1+int64(i)
-		changes.add(seq, tx.c.origin, own, now, "put", name, 1, "",
-			contentHash("put", name, false, nv.Size, nv.Mode, nv.MTime.UnixNano(), nv.ContentType, nv.SHA256[:], now, nv.Kind, nv.Target))
+		changes.add(seq, tx.c.origin, own, now, "put", name, 1, "", nv.putHash(now))
 		// As localWrite writes a new object: one sibling, this write.
 		vv := VV{tx.c.origin: 1}
 		front, err := json.Marshal([]sibling{{Origin: tx.c.origin, Seq: own, VV: vv, Created: now}})
@@ -115,9 +107,7 @@ func (tx *Tx) addNew(ctx context.Context, nvs []NewVersion) ([]Added, error) {
 		objects.add(obj, name, 1, true, string(front), vv.String())
 		versions.add(vid, obj, 1, nv.Size, nv.Mode, nv.MTime.UnixNano(), nv.ContentType, nv.SHA256[:], now,
 			tx.c.origin, own, vv.String(), nv.Kind, nv.Target, seq)
-		added[i].Version = Version{Name: name, Num: 1, Size: nv.Size, Mode: nv.Mode, MTime: time.Unix(0, nv.MTime.UnixNano()),
-			ContentType: nv.ContentType, SHA256: nv.SHA256, Created: tx.now, Origin: tx.c.origin,
-			Chunks: int64(len(nv.Chunks)), Kind: nv.Kind, Target: nv.Target, id: vid}
+		added[i].Version = tx.added(nv, 1, vid)
 	}
 	// Changes first, then each file's chunk references, then the objects
 	// and versions: the order AddVersion writes them in, which is what

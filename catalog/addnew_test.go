@@ -33,7 +33,7 @@ func TestAddVersionsAsOneByOne(t *testing.T) {
 			nvs = append(nvs, nv("old", "o2", 1, 5))       // an existing object, amid new ones
 			nvs = append(nvs, nv("tree/f005", "again", 3)) // a name twice
 		case 150:
-			nvs = append(nvs, nv("old", "o1", 1, 2)) // unchanged at its head... of before this transaction
+			nvs = append(nvs, nv("old", "o1", 1, 2)) // back to what it held before this transaction
 		}
 	}
 	nvs = append(nvs, nv("gone", "g2", 4)) // chunk 4 lost its last reference to a purge

@@ -192,12 +192,11 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 			return Added{Version: hv, Unchanged: true}, nil
 		}
 	}
-	if err := checkEntry(nv.Kind, nv.Target, nv.Size, int64(len(nv.Chunks))); err != nil {
-		return Added{}, fault.E(fault.Invalid, "add %s: %w", name, err)
+	if err := nv.check(); err != nil {
+		return Added{}, err
 	}
 	num := head + 1
-	seq, err := tx.logChange(ctx, "put", name, num, "",
-		contentHash("put", name, false, nv.Size, nv.Mode, nv.MTime.UnixNano(), nv.ContentType, nv.SHA256[:], nanos(tx.now), nv.Kind, nv.Target))
+	seq, err := tx.logChange(ctx, "put", name, num, "", nv.putHash(nanos(tx.now)))
 	if err != nil {
 		return Added{}, err
 	}
@@ -205,9 +204,6 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 	ids := make([]int64, len(nv.Chunks))
 	seen := make(store.IDSet)
 	for i, ref := range nv.Chunks {
-		if err := ref.Check(); err != nil {
-			return Added{}, fmt.Errorf("add %s: %w", name, err)
-		}
 		var refs int64
 		err := tx.QueryRowContext(ctx, `INSERT INTO chunks(hash, refs, plain_size, stored_size)
 			VALUES (?, 1, ?, ?)
@@ -241,30 +237,46 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 	if added.Pruned, err = tx.prune(ctx, obj, num, seq); err != nil {
 		return Added{}, err
 	}
-	added.Version = Version{Name: name, Num: num, Size: nv.Size, Mode: nv.Mode, MTime: time.Unix(0, nv.MTime.UnixNano()),
+	added.Version = tx.added(nv, num, vid)
+	return added, nil
+}
+
+// check reports what makes nv no version to add: an entry its kind cannot
+// have, a chunk reference out of bounds.
+func (nv NewVersion) check() error {
+	if err := checkEntry(nv.Kind, nv.Target, nv.Size, int64(len(nv.Chunks))); err != nil {
+		return fault.E(fault.Invalid, "add %s: %w", nv.Name, err)
+	}
+	for _, ref := range nv.Chunks {
+		if err := ref.Check(); err != nil {
+			return fmt.Errorf("add %s: %w", nv.Name, err)
+		}
+	}
+	return nil
+}
+
+// putHash is the content hash of the change that adds nv, created at
+// created (Unix nanoseconds).
+func (nv NewVersion) putHash(created int64) []byte {
+	return contentHash("put", nv.Name.String(), false, nv.Size, nv.Mode, nv.MTime.UnixNano(), nv.ContentType, nv.SHA256[:], created, nv.Kind, nv.Target)
+}
+
+// added is the Version this transaction adds as number num of nv, row vid.
+func (tx *Tx) added(nv NewVersion, num, vid int64) Version {
+	return Version{Name: nv.Name.String(), Num: num, Size: nv.Size, Mode: nv.Mode, MTime: time.Unix(0, nv.MTime.UnixNano()),
 		ContentType: nv.ContentType, SHA256: nv.SHA256, Created: tx.now, Origin: tx.c.origin,
 		Chunks: int64(len(nv.Chunks)), Kind: nv.Kind, Target: nv.Target, id: vid}
-	return added, nil
 }
 
 // insertVersionChunks writes the ordered chunk list, many rows a statement.
 func (tx *Tx) insertVersionChunks(ctx context.Context, vid int64, ids []int64) error {
 	const perStmt = 200
-	var sb strings.Builder
-	args := make([]any, 0, 3*perStmt)
 	for start := 0; start < len(ids); start += perStmt {
-		end := min(start+perStmt, len(ids))
-		sb.Reset()
-		args = args[:0]
-		sb.WriteString(`INSERT INTO version_chunks(version_id, idx, chunk_id) VALUES `)
-		for i := start; i < end; i++ {
-			if i > start {
-				sb.WriteByte(',')
-			}
-			sb.WriteString("(?,?,?)")
-			args = append(args, vid, i, ids[i])
+		var rows rowsInsert
+		for i := start; i < min(start+perStmt, len(ids)); i++ {
+			rows.add(vid, i, ids[i])
 		}
-		if _, err := tx.ExecContext(ctx, sb.String(), args...); err != nil {
+		if err := rows.exec(ctx, tx, `INSERT INTO version_chunks(version_id, idx, chunk_id) VALUES `); err != nil {
 			return fmt.Errorf("add version chunks: %w", err)
 		}
 	}

@@ -99,14 +99,14 @@ func NewChunker(r io.Reader, p Params) *Chunker {
 func (c *Chunker) Reset(r io.Reader, p Params) { c.ResetSize(r, p, -1) }
 
 // ResetSize is Reset for a stream expected to hold size bytes (-1:
-// unknown). A small stream gets a buffer of about its size, not the
-// Max+readAhead a large one needs, and a buffer far larger than the stream is given back:
-// a tree of small files then keeps little memory live, which is what sets
-// how often the collector runs. The hint never changes the chunks: a stream
+// unknown). A small stream gets a buffer of about its size, not the window
+// a large one needs, and a buffer far larger than the stream is given
+// back: a tree of small files then keeps little memory live, which is what
+// sets how often the collector runs. The hint never changes the chunks: a stream
 // longer than its hint grows the buffer before any cut is made.
 func (c *Chunker) ResetSize(r io.Reader, p Params, size int64) {
 	b := bits.TrailingZeros(uint(p.Avg))
-	full := p.Max + readAhead
+	full := p.window()
 	need := full
 	if size >= 0 && size < int64(full) {
 		need = min(full, int(size+1+smallBufRound-1)/smallBufRound*smallBufRound)
@@ -129,6 +129,10 @@ const (
 	// smallBufKeep is the capacity a chunker keeps however small its streams.
 	smallBufKeep = 1 << 20
 )
+
+// window is the buffer a stream longer than its hint needs: the Max bytes
+// a cut may look at, and readAhead.
+func (p Params) window() int { return p.Max + readAhead }
 
 // topBits returns a mask of the n highest bits. The high bits of the gear
 // hash depend on the last 64 bytes; the low ones on only the last few.
@@ -159,7 +163,7 @@ func (c *Chunker) fill() {
 		if c.end == len(c.buf) {
 			// Longer than its size hint: grow to the full window, so that
 			// cuts are where they would be without the hint.
-			c.buf = append(c.buf, make([]byte, c.p.Max+readAhead-len(c.buf))...)
+			c.buf = append(c.buf, make([]byte, c.p.window()-len(c.buf))...)
 			c.buf = c.buf[:cap(c.buf)]
 		}
 		for c.end < len(c.buf) && c.err == nil {

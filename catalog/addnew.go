@@ -106,7 +106,7 @@ func (tx *Tx) addNew(ctx context.Context, nvs []NewVersion) ([]Added, error) {
 		}
 		objects.add(obj, name, 1, true, string(front), vv.String())
 		versions.add(vid, obj, 1, nv.Size, nv.Mode, nv.MTime.UnixNano(), nv.ContentType, nv.SHA256[:], now,
-			tx.c.origin, own, vv.String(), nv.Kind, nv.Target, seq)
+			tx.c.origin, own, vv.String(), nv.Kind, nv.Target, seq, nv.Meta.Encode())
 		added[i].Version = tx.added(nv, 1, vid)
 	}
 	// Changes first, then each file's chunk references, then the objects
@@ -123,7 +123,7 @@ func (tx *Tx) addNew(ctx context.Context, nvs []NewVersion) ([]Added, error) {
 		return nil, fmt.Errorf("add objects: %w", err)
 	}
 	if err := versions.exec(ctx, tx, `INSERT INTO versions(id, object_id, num, size, mode, mtime, content_type, sha256, created,
-		origin, origin_seq, vv, kind, target, seq) VALUES `); err != nil {
+		origin, origin_seq, vv, kind, target, seq, meta) VALUES `); err != nil {
 		return nil, fmt.Errorf("add versions: %w", err)
 	}
 	for i := range nvs {

@@ -45,6 +45,7 @@ func Settings() []Setting {
 		{Key: "scrub-interval", Default: "24h", Help: "how often serve re-reads every chunk it holds and repairs bad ones", check: positive},
 		{Key: "gc-interval", Default: "1h", Help: "how often serve collects garbage", check: positive},
 		{Key: "listen", Default: "0.0.0.0:7419", Help: "UDP address serve listens on"},
+		{Key: "s3-listen", Default: "", Help: "TCP address serve answers S3 requests on, HOST:PORT (empty: no S3 gateway)"},
 		{Key: "small-chunk-max", Default: strconv.Itoa(store.SmallMax), Help: "largest stored chunk kept as a row of chunks/small.db rather than a file (0: every chunk a file)", check: func(v string) error {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 || n > 1<<20 {

@@ -27,13 +27,17 @@ type Identity struct {
 // contentHash identifies what a change did: everything of its version but
 // its identity and vector. Two changes with one identity and different
 // hashes are a fork, which only a catalog that went back in time makes.
-func contentHash(op, name string, deleted bool, size int64, mode uint32, mtime int64, ctype string, sum []byte, created int64, kind Kind, target string) []byte {
+func contentHash(op, name string, deleted bool, size int64, mode uint32, mtime int64, ctype string, sum []byte, created int64, kind Kind, target, meta string) []byte {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00%t\x00%d\x00%d\x00%d\x00%s\x00%x\x00%d", op, name, deleted, size, mode, mtime, ctype, sum, created)
 	if kind != KindFile {
 		// Appended only for directories and links, so the hashes of files
 		// stay what they were before kinds existed.
 		fmt.Fprintf(h, "\x00%s\x00%s", kind, target)
+	}
+	if meta != "" {
+		// Likewise only for versions with metadata (S3's puts).
+		fmt.Fprintf(h, "\x00meta\x00%s", meta)
 	}
 	return h.Sum(nil)[:16]
 }

@@ -57,6 +57,7 @@ type Version struct {
 	Chunks       int64     `json:"chunks"`
 	Kind         Kind      `json:"kind,omitempty"`
 	Target       string    `json:"target,omitempty"` // a symbolic link's
+	Meta         Meta      `json:"meta,omitzero"`
 
 	id int64
 }
@@ -115,7 +116,7 @@ func (r ChunkRef) Check() error {
 
 const versionCols = `o.name, v.id, v.num, v.deleted, v.size, v.mode, v.mtime, v.content_type,
 	v.sha256, v.created, v.origin, coalesce(v.restored_from, 0),
-	(SELECT count(*) FROM version_chunks vc WHERE vc.version_id = v.id), v.kind, v.target`
+	(SELECT count(*) FROM version_chunks vc WHERE vc.version_id = v.id), v.kind, v.target, v.meta`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -123,14 +124,25 @@ func scanVersion(s scanner) (Version, error) {
 	var v Version
 	var mtime, created int64
 	var sum []byte
+	var meta string
 	err := s.Scan(&v.Name, &v.id, &v.Num, &v.Deleted, &v.Size, &v.Mode, &mtime, &v.ContentType,
-		&sum, &created, &v.Origin, &v.RestoredFrom, &v.Chunks, &v.Kind, &v.Target)
+		&sum, &created, &v.Origin, &v.RestoredFrom, &v.Chunks, &v.Kind, &v.Target, &meta)
 	if err != nil {
 		return v, err
 	}
+	return v, v.finish(mtime, created, sum, meta)
+}
+
+// finish fills in the fields of a scanned version that are stored in
+// another form.
+func (v *Version) finish(mtime, created int64, sum []byte, meta string) error {
 	copy(v.SHA256[:], sum)
 	v.MTime, v.Created = mtimeFrom(mtime, v.Deleted), fromNanos(created)
-	return v, nil
+	var err error
+	if v.Meta, err = ParseMeta(meta); err != nil {
+		return fmt.Errorf("%w: %s version %d: %w", ErrCorrupt, v.Name, v.Num, err)
+	}
+	return nil
 }
 
 // mtimeFrom reads a stored mtime. Modification times are kept as exact
@@ -154,6 +166,7 @@ type NewVersion struct {
 	Chunks      []ChunkRef
 	Kind        Kind
 	Target      string // a symbolic link's
+	Meta        Meta
 }
 
 // Added reports what AddVersion did.
@@ -188,7 +201,7 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 		}
 		if !hv.Deleted && hv.SHA256 == nv.SHA256 && hv.Size == nv.Size && hv.Mode == nv.Mode &&
 			hv.MTime.UnixNano() == nv.MTime.UnixNano() && hv.ContentType == nv.ContentType &&
-			hv.Kind == nv.Kind && hv.Target == nv.Target {
+			hv.Kind == nv.Kind && hv.Target == nv.Target && hv.Meta.Encode() == nv.Meta.Encode() {
 			return Added{Version: hv, Unchanged: true}, nil
 		}
 	}
@@ -224,9 +237,9 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 	if err != nil {
 		return Added{}, err
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, size, mode, mtime, content_type, sha256, created, origin, origin_seq, vv, kind, target, seq)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		obj, num, nv.Size, nv.Mode, nv.MTime.UnixNano(), nv.ContentType, nv.SHA256[:], nanos(tx.now), tx.c.origin, tx.originSeq, vv, nv.Kind, nv.Target, seq)
+	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, size, mode, mtime, content_type, sha256, created, origin, origin_seq, vv, kind, target, seq, meta)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		obj, num, nv.Size, nv.Mode, nv.MTime.UnixNano(), nv.ContentType, nv.SHA256[:], nanos(tx.now), tx.c.origin, tx.originSeq, vv, nv.Kind, nv.Target, seq, nv.Meta.Encode())
 	if err != nil {
 		return Added{}, fmt.Errorf("add version: %w", err)
 	}
@@ -247,6 +260,9 @@ func (nv NewVersion) check() error {
 	if err := checkEntry(nv.Kind, nv.Target, nv.Size, int64(len(nv.Chunks))); err != nil {
 		return fault.E(fault.Invalid, "add %s: %w", nv.Name, err)
 	}
+	if err := nv.Meta.Check(); err != nil {
+		return fmt.Errorf("add %s: %w", nv.Name, err)
+	}
 	for _, ref := range nv.Chunks {
 		if err := ref.Check(); err != nil {
 			return fmt.Errorf("add %s: %w", nv.Name, err)
@@ -258,14 +274,14 @@ func (nv NewVersion) check() error {
 // putHash is the content hash of the change that adds nv, created at
 // created (Unix nanoseconds).
 func (nv NewVersion) putHash(created int64) []byte {
-	return contentHash("put", nv.Name.String(), false, nv.Size, nv.Mode, nv.MTime.UnixNano(), nv.ContentType, nv.SHA256[:], created, nv.Kind, nv.Target)
+	return contentHash("put", nv.Name.String(), false, nv.Size, nv.Mode, nv.MTime.UnixNano(), nv.ContentType, nv.SHA256[:], created, nv.Kind, nv.Target, nv.Meta.Encode())
 }
 
 // added is the Version this transaction adds as number num of nv, row vid.
 func (tx *Tx) added(nv NewVersion, num, vid int64) Version {
 	return Version{Name: nv.Name.String(), Num: num, Size: nv.Size, Mode: nv.Mode, MTime: time.Unix(0, nv.MTime.UnixNano()),
 		ContentType: nv.ContentType, SHA256: nv.SHA256, Created: tx.now, Origin: tx.c.origin,
-		Chunks: int64(len(nv.Chunks)), Kind: nv.Kind, Target: nv.Target, id: vid}
+		Chunks: int64(len(nv.Chunks)), Kind: nv.Kind, Target: nv.Target, Meta: nv.Meta, id: vid}
 }
 
 // insertVersionChunks writes the ordered chunk list, many rows a statement.
@@ -400,7 +416,7 @@ func (tx *Tx) Delete(ctx context.Context, n names.Name) (Version, error) {
 		return Version{}, fmt.Errorf("object %s: %w", name, ErrDeleted)
 	}
 	num := head + 1
-	seq, err := tx.logChange(ctx, "delete", name, num, "", contentHash("delete", name, true, 0, 0, 0, "", nil, nanos(tx.now), "", ""))
+	seq, err := tx.logChange(ctx, "delete", name, num, "", contentHash("delete", name, true, 0, 0, 0, "", nil, nanos(tx.now), "", "", ""))
 	if err != nil {
 		return Version{}, err
 	}
@@ -449,7 +465,7 @@ func (tx *Tx) Restore(ctx context.Context, n names.Name, num int64) (v Version, 
 	}
 	newNum := head + 1
 	seq, err := tx.logChange(ctx, "restore", name, newNum, fmt.Sprintf(`{"from":%d}`, num),
-		contentHash("restore", name, false, src.Size, src.Mode, src.MTime.UnixNano(), src.ContentType, src.SHA256[:], nanos(tx.now), src.Kind, src.Target))
+		contentHash("restore", name, false, src.Size, src.Mode, src.MTime.UnixNano(), src.ContentType, src.SHA256[:], nanos(tx.now), src.Kind, src.Target, src.Meta.Encode()))
 	if err != nil {
 		return Version{}, false, err
 	}
@@ -457,8 +473,8 @@ func (tx *Tx) Restore(ctx context.Context, n names.Name, num int64) (v Version, 
 	if err != nil {
 		return Version{}, false, err
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, size, mode, mtime, content_type, sha256, created, origin, restored_from, origin_seq, vv, kind, target)
-		SELECT object_id, ?, size, mode, mtime, content_type, sha256, ?, ?, num, ?, ?, kind, target FROM versions WHERE id = ?`,
+	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, size, mode, mtime, content_type, sha256, created, origin, restored_from, origin_seq, vv, kind, target, meta)
+		SELECT object_id, ?, size, mode, mtime, content_type, sha256, ?, ?, num, ?, ?, kind, target, meta FROM versions WHERE id = ?`,
 		newNum, nanos(tx.now), tx.c.origin, tx.originSeq, vv, src.id)
 	if err != nil {
 		return Version{}, false, fmt.Errorf("restore version: %w", err)
@@ -664,14 +680,16 @@ func (c *Catalog) List(ctx context.Context, prefix names.Prefix, opts ListOption
 			var v Version
 			var mtime, created int64
 			var sum []byte
+			var meta string
 			err := rows.Scan(&v.Name, &v.id, &v.Num, &v.Deleted, &v.Size, &v.Mode, &mtime, &v.ContentType,
-				&sum, &created, &v.Origin, &v.RestoredFrom, &v.Chunks, &v.Kind, &v.Target, &e.Versions)
+				&sum, &created, &v.Origin, &v.RestoredFrom, &v.Chunks, &v.Kind, &v.Target, &meta, &e.Versions)
+			if err == nil {
+				err = v.finish(mtime, created, sum, meta)
+			}
 			if err != nil {
 				rows.Close()
 				return classify(err)
 			}
-			copy(v.SHA256[:], sum)
-			v.MTime, v.Created = mtimeFrom(mtime, v.Deleted), fromNanos(created)
 			e.Name, e.Head = v.Name, v
 			batch = append(batch, e)
 		}

@@ -47,7 +47,7 @@ func (tx *Tx) Purge(ctx context.Context, n names.Name) (int64, error) {
 		return 0, err
 	}
 	detail, _ := json.Marshal(dropDetail{VV: vv})
-	seq, err := tx.logChange(ctx, "purge", name, 0, string(detail), contentHash("purge", name, true, 0, 0, 0, vv.String(), nil, nanos(tx.now), "", ""))
+	seq, err := tx.logChange(ctx, "purge", name, 0, string(detail), contentHash("purge", name, true, 0, 0, 0, vv.String(), nil, nanos(tx.now), "", "", ""))
 	if err != nil {
 		return 0, err
 	}
@@ -341,7 +341,7 @@ func (tx *Tx) forgetVersions(ctx context.Context, obj int64, name string, policy
 		if len(d.Drop) > 0 {
 			detail, _ := json.Marshal(d)
 			var err error
-			seq, err = tx.logChange(ctx, "forget", name, 0, string(detail), contentHash("forget", name, true, 0, 0, 0, string(detail), nil, nanos(tx.now), "", ""))
+			seq, err = tx.logChange(ctx, "forget", name, 0, string(detail), contentHash("forget", name, true, 0, 0, 0, string(detail), nil, nanos(tx.now), "", "", ""))
 			if err != nil {
 				return err
 			}

@@ -36,6 +36,7 @@ type RemoteVersion struct {
 	Chunks      int64     `json:"chunks"`
 	Kind        Kind      `json:"kind,omitempty"`
 	Target      string    `json:"target,omitempty"`
+	Meta        string    `json:"meta,omitempty"` // Meta.Encode's form
 	// Gone is set when the version no longer exists where it was read
 	// (pruned or collected): only its identity travels.
 	Gone bool `json:"gone,omitempty"`
@@ -114,8 +115,13 @@ func (rv RemoteVersion) check() error {
 		return bad("version vector too large")
 	case rv.Size < 0 || rv.Chunks < 0:
 		return bad("negative size")
-	case rv.Deleted && (rv.Chunks != 0 || rv.Size != 0 || rv.Kind != KindFile || rv.Target != ""):
+	case rv.Deleted && (rv.Chunks != 0 || rv.Size != 0 || rv.Kind != KindFile || rv.Target != "" || rv.Meta != ""):
 		return bad("a deletion with content")
+	}
+	if m, err := ParseMeta(rv.Meta); err != nil {
+		return bad("%v", err)
+	} else if m.Encode() != rv.Meta {
+		return bad("object metadata not in its canonical form")
 	}
 	if err := checkEntry(rv.Kind, rv.Target, rv.Size, rv.Chunks); err != nil {
 		return bad("%v", err)
@@ -249,7 +255,7 @@ func (c *Catalog) fillExported(ctx context.Context, rv *RemoteVersion) error {
 	default:
 		rv.Deleted, rv.Size, rv.Mode, rv.MTime = v.Deleted, v.Size, v.Mode, v.MTime
 		rv.ContentType, rv.SHA256, rv.Created, rv.VV, rv.Chunks = v.ContentType, v.SHA256, v.Created, vv, v.Chunks
-		rv.Kind, rv.Target = v.Kind, v.Target
+		rv.Kind, rv.Target, rv.Meta = v.Kind, v.Target, v.Meta.Encode()
 	}
 	return nil
 }
@@ -282,13 +288,15 @@ func (c *Catalog) versionByIdentity(ctx context.Context, q querier, origin strin
 	var v Version
 	var mtime, created int64
 	var sum []byte
+	var meta string
 	err := row.Scan(&v.Name, &v.id, &v.Num, &v.Deleted, &v.Size, &v.Mode, &mtime, &v.ContentType,
-		&sum, &created, &v.Origin, &v.RestoredFrom, &v.Chunks, &v.Kind, &v.Target, &vvs)
+		&sum, &created, &v.Origin, &v.RestoredFrom, &v.Chunks, &v.Kind, &v.Target, &meta, &vvs)
+	if err == nil {
+		err = v.finish(mtime, created, sum, meta)
+	}
 	if err != nil {
 		return v, nil, err
 	}
-	copy(v.SHA256[:], sum)
-	v.MTime, v.Created = mtimeFrom(mtime, v.Deleted), fromNanos(created)
 	vv, err := ParseVV(vvs)
 	return v, vv, err
 }
@@ -706,9 +714,9 @@ func (tx *Tx) insertRemote(ctx context.Context, obj int64, rv RemoteVersion, chu
 			return fmt.Errorf("version %s/%d: %w", rv.Origin, rv.OriginSeq, err)
 		}
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, deleted, size, mode, mtime, content_type, sha256, created, origin, origin_seq, vv, kind, target)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		obj, num, rv.Deleted, rv.Size, rv.Mode, rv.MTime.UnixNano(), rv.ContentType, sum, nanos(rv.Created), rv.Origin, rv.OriginSeq, rv.VV.String(), rv.Kind, rv.Target)
+	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, deleted, size, mode, mtime, content_type, sha256, created, origin, origin_seq, vv, kind, target, meta)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		obj, num, rv.Deleted, rv.Size, rv.Mode, rv.MTime.UnixNano(), rv.ContentType, sum, nanos(rv.Created), rv.Origin, rv.OriginSeq, rv.VV.String(), rv.Kind, rv.Target, rv.Meta)
 	if err != nil {
 		return fmt.Errorf("add version: %w", err)
 	}
@@ -770,8 +778,8 @@ func (tx *Tx) copyVersion(ctx context.Context, v Version, obj int64) error {
 		return err
 	}
 	num := head + 1
-	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, deleted, size, mode, mtime, content_type, sha256, created, origin, origin_seq, vv, kind, target)
-		SELECT ?, ?, deleted, size, mode, mtime, content_type, sha256, created, origin, origin_seq, vv, kind, target FROM versions WHERE id = ?`,
+	res, err := tx.ExecContext(ctx, `INSERT INTO versions(object_id, num, deleted, size, mode, mtime, content_type, sha256, created, origin, origin_seq, vv, kind, target, meta)
+		SELECT ?, ?, deleted, size, mode, mtime, content_type, sha256, created, origin, origin_seq, vv, kind, target, meta FROM versions WHERE id = ?`,
 		obj, num, v.id)
 	if err != nil {
 		return fmt.Errorf("copy version: %w", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -1111,6 +1112,11 @@ func TestApplyRemoteRefusals(t *testing.T) {
 		{"NUL in name", func(rv *RemoteVersion) { rv.Name = "a\x00b" }, goodChunks, ""},
 		{"unknown op", func(rv *RemoteVersion) { rv.Op = "rename" }, goodChunks, ""},
 		{"empty op", func(rv *RemoteVersion) { rv.Op = "" }, goodChunks, ""},
+		{"metadata not JSON", func(rv *RemoteVersion) { rv.Meta = "{" }, goodChunks, ""},
+		{"metadata not canonical", func(rv *RemoteVersion) { rv.Meta = `{ "etag":"x"}` }, goodChunks, ""},
+		{"metadata with a control character", func(rv *RemoteVersion) { rv.Meta = `{"user":{"a":"b\r\nc"}}` }, goodChunks, ""},
+		{"metadata with an upper-case name", func(rv *RemoteVersion) { rv.Meta = `{"user":{"A":"b"}}` }, goodChunks, ""},
+		{"metadata too large", func(rv *RemoteVersion) { rv.Meta = `{"etag":"` + strings.Repeat("e", MaxMeta) + `"}` }, goodChunks, ""},
 		{"too few chunks", func(rv *RemoteVersion) {}, refs(1), ""},
 		{"too many chunks", func(rv *RemoteVersion) {}, refs(1, 1, 2), ""},
 		{"no chunks", func(rv *RemoteVersion) {}, nil, ""},
@@ -1329,5 +1335,48 @@ func TestApplyRemoteOriginSpelling(t *testing.T) {
 	}
 	if hs := heads(t, b.c); len(hs) != 1 {
 		t.Errorf("B has objects:\n%s", describe(hs))
+	}
+}
+
+// TestSyncMetaTravels: an S3 object's metadata reaches a peer with its
+// version, survives a restore and a copy, and is part of the change's
+// hash (a version that differs only in metadata is another change).
+func TestSyncMetaTravels(t *testing.T) {
+	ctx := context.Background()
+	nodes := newCluster(t, 2)
+	a, b := nodes[0], nodes[1]
+	meta := Meta{ETag: "0123abcd", CacheControl: "max-age=5", User: map[string]string{"camera": "x100", "lens": "23mm"}, Parts: []int64{5, 3}}
+	v := nv("bucket/key", "one", 1, 2)
+	v.Meta = meta
+	got := add(t, a.c, v).Version
+	if !reflect.DeepEqual(got.Meta, meta) {
+		t.Fatalf("AddVersion returned meta %+v", got.Meta)
+	}
+	if h := mustHead(t, a, "bucket/key"); !reflect.DeepEqual(h.Meta, meta) {
+		t.Fatalf("head on A has meta %+v", h.Meta)
+	}
+	syncOnce(t, a.c, b.c)
+	if h := mustHead(t, b, "bucket/key"); !reflect.DeepEqual(h.Meta, meta) {
+		t.Fatalf("head on B has meta %+v, want %+v", h.Meta, meta)
+	}
+	// The same content with other metadata is a new version.
+	v.Meta = Meta{ETag: "0123abcd"}
+	if a2 := add(t, a.c, v); a2.Unchanged || a2.Version.Num != 2 {
+		t.Fatalf("other metadata: %+v", a2)
+	}
+	err := a.c.Tx(ctx, func(tx *Tx) error {
+		if _, _, err := tx.Restore(ctx, names.Must("bucket/key"), 1); err != nil {
+			return err
+		}
+		_, err := tx.CopyVersion(ctx, names.Must("bucket/key"), 0, names.Must("bucket/copy"), false, "", Meta{})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"bucket/key", "bucket/copy"} {
+		if h := mustHead(t, a, name); !reflect.DeepEqual(h.Meta, meta) || h.Size != mustHead(t, a, "bucket/key").Size {
+			t.Fatalf("%s after restore and copy has meta %+v", name, h.Meta)
+		}
 	}
 }

@@ -238,7 +238,8 @@ func (tx *Tx) localWrite(ctx context.Context, obj *int64, name names.Name, front
 const headCols = `o.name, coalesce(v.id, 0), coalesce(v.num, 0), coalesce(v.deleted, 0), coalesce(v.size, 0),
 	coalesce(v.mode, 0), coalesce(v.mtime, 0), coalesce(v.content_type, ''), v.sha256, coalesce(v.created, 0),
 	coalesce(v.origin, ''), coalesce(v.restored_from, 0),
-	(SELECT count(*) FROM version_chunks vc WHERE vc.version_id = v.id), coalesce(v.kind, ''), coalesce(v.target, '')`
+	(SELECT count(*) FROM version_chunks vc WHERE vc.version_id = v.id), coalesce(v.kind, ''), coalesce(v.target, ''),
+	coalesce(v.meta, '')`
 
 // objectHead returns an object's row id (0 when there is none), its head
 // version number, its frontier and its head version (hv.id 0 when it has

@@ -225,7 +225,7 @@ func (g *getter) one(ctx context.Context, v catalog.Version, dest string) error 
 		if g.opts.Stdout == nil {
 			return fmt.Errorf("get %s: no standard output", v.Name)
 		}
-		sum, err := g.copyVersion(ctx, v, g.opts.Stdout)
+		sum, err := g.copyVersion(ctx, v, whole, g.opts.Stdout)
 		if err == nil {
 			err = checkWhole(v, sum)
 		}
@@ -442,7 +442,7 @@ func (g *getter) writeFile(ctx context.Context, v catalog.Version, d *destdir.Di
 		return fmt.Errorf("get %s: %w", v.Name, err)
 	}
 	defer f.Abort()
-	sum, err := g.copyVersion(ctx, v, f)
+	sum, err := g.copyVersion(ctx, v, whole, f)
 	if err == nil {
 		err = checkWhole(v, sum)
 	}
@@ -501,15 +501,34 @@ const readBudget = 16 << 20
 
 type fetch struct {
 	ref  catalog.ChunkRef
+	pos  int64 // of the chunk's first byte in the version
 	buf  *[]byte
 	data []byte
 	err  error
 	done chan struct{}
 }
 
-// copyVersion writes the chunks of v to w in order, fetching and verifying
-// several at once, and returns the size and SHA-256 of what it wrote.
-func (g *getter) copyVersion(ctx context.Context, v catalog.Version, w io.Writer) (wholeSum, error) {
+// span is a byte range of a version: from off, n bytes (n < 0: to the end).
+type span struct{ off, n int64 }
+
+// whole is the span of all of a version.
+var whole = span{0, -1}
+
+// end returns the offset after the span in a version of size bytes.
+func (s span) end(size int64) int64 {
+	if s.n < 0 || s.off+s.n > size {
+		return size
+	}
+	return s.off + s.n
+}
+
+// errEnough ends a walk of a version's chunks past the span it reads.
+var errEnough = errors.New("span read")
+
+// copyVersion writes the bytes of span sp of v to w in order, fetching and
+// verifying several chunks at once (and none outside the span), and
+// returns the size and SHA-256 of what it wrote.
+func (g *getter) copyVersion(ctx context.Context, v catalog.Version, sp span, w io.Writer) (wholeSum, error) {
 	var out wholeSum
 	window := readAhead()
 	budget := g.budget
@@ -523,11 +542,21 @@ func (g *getter) copyVersion(ctx context.Context, v catalog.Version, w io.Writer
 	eg.Go(func() error {
 		defer close(jobs)
 		defer close(order)
-		return g.src.Chunks(ectx, v, 0, func(_ int64, ref catalog.ChunkRef) error {
+		end := sp.end(v.Size)
+		var pos int64
+		err := g.src.Chunks(ectx, v, 0, func(_ int64, ref catalog.ChunkRef) error {
 			if err := ref.Check(); err != nil {
 				return fault.E(fault.Integrity, "get %s: %w", v.Name, err)
 			}
-			f := &fetch{ref: ref, done: make(chan struct{})}
+			at := pos
+			pos += ref.Plain
+			if sp != whole && at >= end {
+				return errEnough
+			}
+			if sp != whole && pos <= sp.off {
+				return nil // before the span
+			}
+			f := &fetch{ref: ref, pos: at, done: make(chan struct{})}
 			if err := budget.Acquire(ectx, store.BufferSize(int(ref.Stored))); err != nil {
 				return err
 			}
@@ -544,6 +573,10 @@ func (g *getter) copyVersion(ctx context.Context, v catalog.Version, w io.Writer
 				return ectx.Err()
 			}
 		})
+		if errors.Is(err, errEnough) {
+			return nil
+		}
+		return err
 	})
 	for range window {
 		eg.Go(func() error {
@@ -566,12 +599,20 @@ func (g *getter) copyVersion(ctx context.Context, v catalog.Version, w io.Writer
 			if f.err != nil {
 				return chunkError(v, f.ref.ID, f.err)
 			}
-			h.Write(f.data)
-			if _, err := w.Write(f.data); err != nil {
+			if int64(len(f.data)) != f.ref.Plain {
+				return &store.IntegrityError{ID: f.ref.ID, Object: v.Name, Reason: fmt.Sprintf(
+					"chunk holds %d bytes, the catalog says %d", len(f.data), f.ref.Plain)}
+			}
+			data := f.data
+			if sp != whole {
+				data = data[max(0, sp.off-f.pos):min(int64(len(data)), sp.end(v.Size)-f.pos)]
+			}
+			h.Write(data)
+			if _, err := w.Write(data); err != nil {
 				return fmt.Errorf("get %s: %w", v.Name, err)
 			}
-			out.size += int64(len(f.data))
-			g.bytes.Add(int64(len(f.data)))
+			out.size += int64(len(data))
+			g.bytes.Add(int64(len(data)))
 			g.n.bufs.Put(f.buf)
 			budget.Release(store.BufferSize(int(f.ref.Stored)))
 			held.Add(-store.BufferSize(int(f.ref.Stored)))

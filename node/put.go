@@ -59,6 +59,13 @@ type PutOptions struct {
 	As names.Name
 	// Stdin is read for the path "-".
 	Stdin io.Reader
+	// ContentType, when set, is the content type of what the path "-"
+	// stores, instead of one detected from its name and first bytes.
+	ContentType string
+	// Meta, when set, is called once the path "-" was read to its end,
+	// before its version is committed, for the metadata the version keeps
+	// (an S3 gateway's ETag is the MD5 of what was read).
+	Meta func() catalog.Meta
 	// Progress, when set, is called from one goroutine every 100ms and once
 	// at the end.
 	Progress func(PutProgress)
@@ -93,6 +100,8 @@ type PutResult struct {
 	Pruned       int64 `json:"pruned_versions"`
 	Removed      int64 `json:"removed"`    // deleted by a mirror put: gone from the tree
 	Read         int64 `json:"files_read"` // files opened and read (not vouched for by the files cache)
+	// Version is the version that the path "-" added (or found unchanged).
+	Version *catalog.Version `json:"-"`
 	// Snapshot is what a mirror put recorded.
 	Snapshot *catalog.Snapshot `json:"snapshot,omitempty"`
 	Skipped  []Skip            `json:"skipped"`
@@ -811,6 +820,14 @@ func (p *putter) assemble(ft *fileTask, label string) {
 	ft.nv.Size = size
 	ft.nv.Mode = modeBits(ft.src.mode)
 	ft.nv.ContentType = ft.ctype
+	if ft.src.path == "-" {
+		if p.opts.ContentType != "" {
+			ft.nv.ContentType = p.opts.ContentType
+		}
+		if p.opts.Meta != nil {
+			ft.nv.Meta = p.opts.Meta()
+		}
+	}
 	ft.nv.SHA256 = catalog.Digest(sumOf(h))
 	ft.nv.Chunks = refs
 	if ft.changed {
@@ -1068,6 +1085,11 @@ func (p *putter) commit(files []*fileTask) error {
 			}
 			if ft.stat != nil {
 				cache = append(cache, catalog.CachedStat{Name: ft.nv.Name, Stat: *ft.stat, Num: a.Version.Num})
+			}
+			if ft.src.path == "-" {
+				p.resMu.Lock()
+				p.res.Version = &a.Version
+				p.resMu.Unlock()
 			}
 			added[i] = a
 		}

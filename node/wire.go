@@ -15,13 +15,16 @@ import (
 func wireVersion(v catalog.Version) transfer.Version {
 	return transfer.Version{Origin: v.Origin, Name: v.Name, Num: v.Num, Deleted: v.Deleted, Size: v.Size, Mode: v.Mode,
 		MTime: v.MTime, ContentType: v.ContentType, SHA256: v.SHA256, Created: v.Created, Chunks: v.Chunks,
-		Restored: v.RestoredFrom, Kind: string(v.Kind), Target: v.Target}
+		Restored: v.RestoredFrom, Kind: string(v.Kind), Target: v.Target, Meta: v.Meta.Encode()}
 }
 
 func versionOf(v transfer.Version) catalog.Version {
+	// A peer's metadata that does not parse is shown as none: this is a
+	// listing for display, and the version itself is what it is.
+	meta, _ := catalog.ParseMeta(v.Meta)
 	return catalog.Version{Origin: v.Origin, Name: v.Name, Num: v.Num, Deleted: v.Deleted, Size: v.Size, Mode: v.Mode,
 		MTime: v.MTime, ContentType: v.ContentType, SHA256: v.SHA256, Created: v.Created, Chunks: v.Chunks,
-		RestoredFrom: v.Restored, Kind: catalog.Kind(v.Kind), Target: v.Target}
+		RestoredFrom: v.Restored, Kind: catalog.Kind(v.Kind), Target: v.Target, Meta: meta}
 }
 
 func wireVersions(vs []catalog.Version) []transfer.Version {

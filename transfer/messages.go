@@ -154,7 +154,11 @@ type Version struct {
 	Kind        string           `json:"kind,omitempty"`   // "", "dir" or "symlink" (catalog.Kind)
 	Target      string           `json:"target,omitempty"` // a symbolic link's
 	Drop        []VersionID      `json:"drop,omitempty"`   // the versions a "forget" dropped
+	Meta        string           `json:"meta,omitempty"`   // an S3 object's headers (catalog.Meta's encoded form)
 }
+
+// MaxMetaLen bounds a version's encoded metadata (catalog.MaxMeta).
+const MaxMetaLen = 64 << 10
 
 // VersionID names a version across nodes: the change that made it.
 type VersionID struct {
@@ -174,6 +178,9 @@ func (v *Version) Validate() error {
 	}
 	if len(v.Drop) > MaxDrop {
 		return fmt.Errorf("a change that drops %d versions, over %d", len(v.Drop), MaxDrop)
+	}
+	if len(v.Meta) > MaxMetaLen {
+		return fmt.Errorf("version with %d bytes of metadata, over %d", len(v.Meta), MaxMetaLen)
 	}
 	return nil
 }

@@ -1,0 +1,109 @@
+package catalog
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/loftstore/loft/fault"
+)
+
+// Meta is what a version keeps of the headers an S3 client gave its
+// object; the command line's puts leave it empty. It travels with the
+// version to peers, so it is bounded and checked like the rest of one.
+type Meta struct {
+	// ETag is S3's entity tag without quotes: the hex MD5 of the content
+	// for a single put, "<hex>-<parts>" for a multipart upload.
+	ETag               string `json:"etag,omitempty"`
+	ContentEncoding    string `json:"content_encoding,omitempty"`
+	ContentDisposition string `json:"content_disposition,omitempty"`
+	ContentLanguage    string `json:"content_language,omitempty"`
+	CacheControl       string `json:"cache_control,omitempty"`
+	Expires            string `json:"expires,omitempty"`
+	// User holds the x-amz-meta-* headers, keyed by the lower-case name
+	// after the prefix.
+	User map[string]string `json:"user,omitempty"`
+	// Parts are the sizes of a multipart upload's parts, in order, for
+	// GetObject's partNumber.
+	Parts []int64 `json:"parts,omitempty"`
+}
+
+// MaxMeta bounds a version's encoded Meta (S3 allows 2 KB of user
+// metadata; the rest are a few short headers and the part sizes).
+const MaxMeta = 64 << 10
+
+// IsZero reports whether m holds nothing.
+func (m Meta) IsZero() bool {
+	return m.ETag == "" && m.ContentEncoding == "" && m.ContentDisposition == "" && m.ContentLanguage == "" &&
+		m.CacheControl == "" && m.Expires == "" && len(m.User) == 0 && len(m.Parts) == 0
+}
+
+// Encode returns m's stored and wire form: "" for the zero Meta, else JSON
+// (map keys sorted, so equal metadata encode equally).
+func (m Meta) Encode() string {
+	if m.IsZero() {
+		return ""
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return "" // strings, a map of strings and integers always marshal
+	}
+	return string(b)
+}
+
+// ParseMeta decodes and checks an encoded Meta, as read from the catalog
+// or received from a peer.
+func ParseMeta(s string) (Meta, error) {
+	var m Meta
+	if s == "" {
+		return m, nil
+	}
+	if len(s) > MaxMeta {
+		return m, fault.E(fault.Invalid, "object metadata of %d bytes: over %d", len(s), MaxMeta)
+	}
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		return m, fault.E(fault.Invalid, "object metadata: %v", err)
+	}
+	return m, m.Check()
+}
+
+// Check refuses metadata that no HTTP header could carry back: values
+// with control characters or invalid UTF-8, empty or odd user names,
+// negative part sizes, and anything over MaxMeta.
+func (m Meta) Check() error {
+	if len(m.Encode()) > MaxMeta {
+		return fault.E(fault.Invalid, "object metadata over %d bytes", MaxMeta)
+	}
+	for _, v := range []string{m.ETag, m.ContentEncoding, m.ContentDisposition, m.ContentLanguage, m.CacheControl, m.Expires} {
+		if err := headerValue(v); err != nil {
+			return err
+		}
+	}
+	for k, v := range m.User {
+		if k == "" || k != strings.ToLower(k) || strings.ContainsAny(k, " \t\r\n:") {
+			return fault.E(fault.Invalid, "object metadata name %q: not a lower-case header name", k)
+		}
+		if err := headerValue(v); err != nil {
+			return fmt.Errorf("object metadata %q: %w", k, err)
+		}
+	}
+	for _, p := range m.Parts {
+		if p < 0 {
+			return fault.E(fault.Invalid, "object metadata: part of %d bytes", p)
+		}
+	}
+	return nil
+}
+
+func headerValue(v string) error {
+	if !utf8.ValidString(v) {
+		return fault.E(fault.Invalid, "object metadata value is not UTF-8")
+	}
+	for _, r := range v {
+		if r < 0x20 && r != '\t' || r == 0x7f {
+			return fault.E(fault.Invalid, "object metadata value %q has a control character", v)
+		}
+	}
+	return nil
+}

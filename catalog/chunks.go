@@ -316,11 +316,16 @@ type Drift struct {
 	Actual int64    `json:"actual"`
 }
 
+// refRows counts, per chunk, the rows that hold a reference on it: a
+// version's chunk list, and a multipart upload's parts.
+const refRows = `(SELECT chunk_id, count(*) AS n FROM (
+		SELECT chunk_id FROM version_chunks UNION ALL SELECT chunk_id FROM upload_chunks) GROUP BY chunk_id)`
+
 // RefDrift returns every chunk whose refs differs from the number of
-// version_chunks rows that name it.
+// rows that reference it (version_chunks and upload_chunks).
 func (c *Catalog) RefDrift(ctx context.Context) ([]Drift, error) {
 	rows, err := c.r.QueryContext(ctx, `SELECT c.hash, c.refs, coalesce(v.n, 0)
-		FROM chunks c LEFT JOIN (SELECT chunk_id, count(*) AS n FROM version_chunks GROUP BY chunk_id) v
+		FROM chunks c LEFT JOIN `+refRows+` v
 		ON v.chunk_id = c.id WHERE c.refs != coalesce(v.n, 0)`)
 	if err != nil {
 		return nil, classify(err)
@@ -339,7 +344,8 @@ func (c *Catalog) RefDrift(ctx context.Context) ([]Drift, error) {
 	return out, classify(rows.Err())
 }
 
-// RebuildRefs sets every chunk's refs from the version->chunk lists and
+// RebuildRefs sets every chunk's refs from the version->chunk lists (and
+// the parts of multipart uploads) and
 // returns how many rows it changed. Chunks that lose their last reference
 // are stamped as garbage now.
 func (tx *Tx) RebuildRefs(ctx context.Context) (int64, error) {
@@ -348,7 +354,8 @@ func (tx *Tx) RebuildRefs(ctx context.Context) (int64, error) {
 		return 0, err
 	}
 	res, err := tx.ExecContext(ctx, `WITH actual AS (
-			SELECT c.id, coalesce((SELECT count(*) FROM version_chunks vc WHERE vc.chunk_id = c.id), 0) AS n
+			SELECT c.id, coalesce((SELECT count(*) FROM version_chunks vc WHERE vc.chunk_id = c.id), 0) +
+				coalesce((SELECT count(*) FROM upload_chunks uc WHERE uc.chunk_id = c.id), 0) AS n
 			FROM chunks c)
 		UPDATE chunks SET
 			refs = actual.n,

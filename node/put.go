@@ -66,6 +66,12 @@ type PutOptions struct {
 	// before its version is committed, for the metadata the version keeps
 	// (an S3 gateway's ETag is the MD5 of what was read).
 	Meta func() catalog.Meta
+	// Commit, when set, commits what the path "-" read in place of adding
+	// a version: it is given the version that would be added, inside the
+	// transaction, after its chunks were made durable (a multipart
+	// upload's part is stored this way). What it reports as Revived is
+	// checked as a version's would be.
+	Commit func(ctx context.Context, tx *catalog.Tx, nv catalog.NewVersion) (catalog.Added, error)
 	// Progress, when set, is called from one goroutine every 100ms and once
 	// at the end.
 	Progress func(PutProgress)
@@ -1055,7 +1061,7 @@ func (p *putter) commit(files []*fileTask) error {
 	err := p.n.cat.Tx(p.ctx, func(tx *catalog.Tx) error {
 		fresh := make([]names.Name, 0, len(files))
 		for _, ft := range files {
-			if !ft.cached {
+			if !ft.cached && !p.hooked(ft) {
 				fresh = append(fresh, ft.nv.Name)
 			}
 		}
@@ -1064,7 +1070,7 @@ func (p *putter) commit(files []*fileTask) error {
 		}
 		nvs := make([]catalog.NewVersion, 0, len(fresh))
 		for _, ft := range files {
-			if !ft.cached {
+			if !ft.cached && !p.hooked(ft) {
 				nvs = append(nvs, ft.nv)
 			}
 		}
@@ -1078,8 +1084,15 @@ func (p *putter) commit(files []*fileTask) error {
 				added[i] = catalog.Added{Unchanged: true}
 				continue
 			}
-			a := got[0]
-			got = got[1:]
+			var a catalog.Added
+			if p.hooked(ft) {
+				if a, err = p.opts.Commit(p.ctx, tx, ft.nv); err != nil {
+					return err
+				}
+			} else {
+				a = got[0]
+				got = got[1:]
+			}
 			if err := p.checkRevived(a.Revived); err != nil {
 				return fmt.Errorf("add %s: %w", ft.nv.Name, err)
 			}
@@ -1122,6 +1135,9 @@ func (p *putter) commit(files []*fileTask) error {
 	}
 	return nil
 }
+
+// hooked reports whether the file is committed by opts.Commit.
+func (p *putter) hooked(ft *fileTask) bool { return p.opts.Commit != nil && ft.src.path == "-" }
 
 // checkRevived makes sure that every chunk the transaction gave its first
 // reference, and that this put did not write itself, still has its file:

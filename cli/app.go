@@ -83,6 +83,7 @@ func (e *runEnv) app() *ucli.App {
 			e.rmCommand(), e.restoreCommand(), e.statCommand(), e.gcCommand(), e.checkCommand(),
 			e.configCommand(), e.versionCommand(), e.idCommand(), e.inviteCommand(), e.joinCommand(),
 			e.peerCommand(), e.serveCommand(), e.statusCommand(), e.tuiCommand(), e.snapshotsCommand(), e.forgetCommand(),
+			e.keyCommand(), e.bucketCommand(),
 		},
 		HideVersion:          true,
 		EnableBashCompletion: false,

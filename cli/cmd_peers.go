@@ -9,9 +9,11 @@ import (
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/loftstore/loft/catalog"
 	"github.com/loftstore/loft/node"
+	"github.com/loftstore/loft/s3"
 )
 
 func (e *runEnv) idCommand() *ucli.Command {
@@ -196,6 +198,9 @@ func (e *runEnv) serveCommand() *ucli.Command {
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "listen", Usage: "UDP address to listen on (default: the listen setting)"},
 			&ucli.StringSliceFlag{Name: "advertise", Usage: "address peers should dial, HOST:PORT (repeatable)"},
+			&ucli.StringFlag{Name: "s3", Usage: "serve S3 on TCP `ADDR` too, HOST:PORT (default: the s3-listen setting; empty: off)"},
+			&ucli.StringFlag{Name: "s3-cert", Usage: "serve S3 over HTTPS with this certificate `FILE` (PEM)"},
+			&ucli.StringFlag{Name: "s3-key", Usage: "the private key `FILE` of --s3-cert (PEM)"},
 		},
 		Action: func(c *ucli.Context) error {
 			// A serving node runs for months beside other programs: its soft
@@ -208,8 +213,25 @@ func (e *runEnv) serveCommand() *ucli.Command {
 				return err
 			}
 			defer n.Close()
-			err = n.Serve(c.Context, node.ServeOptions{Listen: c.String("listen"), Advertise: c.StringSlice("advertise"),
-				Ready: func(addr string) { fmt.Fprintf(e.Stdout, "serving %s on %s\n", n.ID(), addr) }})
+			s3addr := c.String("s3")
+			if !c.IsSet("s3") {
+				if s3addr, err = n.ConfigGet(c.Context, "s3-listen"); err != nil {
+					return err
+				}
+			}
+			g, ctx := errgroup.WithContext(c.Context)
+			g.Go(func() error {
+				return n.Serve(ctx, node.ServeOptions{Listen: c.String("listen"), Advertise: c.StringSlice("advertise"),
+					Ready: func(addr string) { fmt.Fprintf(e.Stdout, "serving %s on %s\n", n.ID(), addr) }})
+			})
+			if s3addr != "" {
+				gw := s3.New(n, s3.Options{Log: e.log})
+				g.Go(func() error {
+					return gw.Serve(ctx, s3.ServeOptions{Addr: s3addr, CertFile: c.String("s3-cert"), KeyFile: c.String("s3-key"),
+						Ready: func(addr string) { fmt.Fprintf(e.Stdout, "serving S3 on %s\n", addr) }})
+				})
+			}
+			err = g.Wait()
 			if err == nil && c.Context.Err() != nil {
 				return c.Context.Err()
 			}

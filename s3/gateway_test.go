@@ -1,0 +1,387 @@
+package s3_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/loftstore/loft/catalog"
+	"github.com/loftstore/loft/gc"
+	"github.com/loftstore/loft/names"
+	"github.com/loftstore/loft/node"
+	"github.com/loftstore/loft/s3"
+)
+
+// env is a gateway on a real repository, served on 127.0.0.1.
+type env struct {
+	n     *node.Node
+	srv   *httptest.Server
+	admin catalog.AccessKey
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	ctx := context.Background()
+	n, err := node.Init(ctx, t.TempDir(), node.InitOptions{}, node.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	e := &env{n: n}
+	e.admin = e.key(t, "admin", catalog.Grant{Bucket: "*", Access: catalog.AccessAdmin})
+	e.srv = httptest.NewServer(s3.New(n, s3.Options{}))
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+func (e *env) key(t *testing.T, name string, grants ...catalog.Grant) catalog.AccessKey {
+	t.Helper()
+	k := s3.NewKey(name, grants, time.Now())
+	if err := e.n.Catalog().AddKey(context.Background(), k); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func (e *env) client(k catalog.AccessKey) *awss3.Client {
+	return awss3.New(awss3.Options{
+		BaseEndpoint: aws.String(e.srv.URL),
+		UsePathStyle: true,
+		Region:       "us-east-1",
+		Credentials:  credentials.NewStaticCredentialsProvider(k.ID, k.Secret, ""),
+		Retryer:      aws.NopRetryer{},
+	})
+}
+
+// code returns the S3 error code of err ("" for none).
+func code(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	if err != nil {
+		return "not an API error: " + err.Error()
+	}
+	return ""
+}
+
+func wantCode(t *testing.T, what string, err error, want string) {
+	t.Helper()
+	if got := code(err); got != want {
+		t.Fatalf("%s: error code %q, want %q (%v)", what, got, want, err)
+	}
+}
+
+func get(t *testing.T, c *awss3.Client, bucket, key string) ([]byte, *awss3.GetObjectOutput) {
+	t.Helper()
+	out, err := c.GetObject(context.Background(), &awss3.GetObjectInput{Bucket: &bucket, Key: &key})
+	if err != nil {
+		t.Fatalf("get %s/%s: %v", bucket, key, err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, out
+}
+
+func TestObjectsRoundTrip(t *testing.T) {
+	e := newEnv(t)
+	c := e.client(e.admin)
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("photos")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("photos")})
+	wantCode(t, "create twice", err, "BucketAlreadyOwnedByYou")
+	_, err = c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("Bad_Name")})
+	wantCode(t, "bad bucket name", err, "InvalidBucketName")
+
+	data := bytes.Repeat([]byte("loft s3 "), 200_000) // 1.6 MB: several chunks
+	sum := md5.Sum(data)
+	put, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("photos"), Key: aws.String("2026/a b+c.txt"),
+		Body: bytes.NewReader(data), ContentType: aws.String("text/plain"),
+		Metadata: map[string]string{"Camera": "x100"}, CacheControl: aws.String("max-age=60")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"` + hex.EncodeToString(sum[:]) + `"`; aws.ToString(put.ETag) != want {
+		t.Fatalf("put ETag %s, want %s", aws.ToString(put.ETag), want)
+	}
+	got, out := get(t, c, "photos", "2026/a b+c.txt")
+	if !bytes.Equal(got, data) {
+		t.Fatalf("get returned %d bytes, not the %d put", len(got), len(data))
+	}
+	if aws.ToString(out.ContentType) != "text/plain" || out.Metadata["camera"] != "x100" || aws.ToString(out.CacheControl) != "max-age=60" {
+		t.Fatalf("get headers: type %q, meta %v, cache %q", aws.ToString(out.ContentType), out.Metadata, aws.ToString(out.CacheControl))
+	}
+
+	// The object is the catalog's photos/2026/a b+c.txt, as the CLI sees it.
+	v, err := e.n.Catalog().Head(ctx, names.Must("photos/2026/a b+c.txt"))
+	if err != nil || v.Size != int64(len(data)) {
+		t.Fatalf("catalog head: %+v, %v", v, err)
+	}
+
+	// Ranges.
+	for _, tc := range []struct {
+		rng      string
+		from, to int
+	}{{"bytes=0-9", 0, 10}, {"bytes=1000000-", 1000000, len(data)}, {"bytes=-5", len(data) - 5, len(data)},
+		{"bytes=1599990-1700000", 1599990, len(data)}} {
+		out, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("photos"), Key: aws.String("2026/a b+c.txt"), Range: aws.String(tc.rng)})
+		if err != nil {
+			t.Fatalf("range %s: %v", tc.rng, err)
+		}
+		b, _ := io.ReadAll(out.Body)
+		out.Body.Close()
+		if !bytes.Equal(b, data[tc.from:tc.to]) {
+			t.Fatalf("range %s: %d bytes, want %d from %d", tc.rng, len(b), tc.to-tc.from, tc.from)
+		}
+	}
+	_, err = c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("photos"), Key: aws.String("2026/a b+c.txt"), Range: aws.String("bytes=2000000-")})
+	wantCode(t, "range past the end", err, "InvalidRange")
+
+	// Conditions.
+	_, err = c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("photos"), Key: aws.String("2026/a b+c.txt"), IfMatch: aws.String(`"nope"`)})
+	wantCode(t, "If-Match", err, "PreconditionFailed")
+	_, err = c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("photos"), Key: aws.String("2026/a b+c.txt"), IfNoneMatch: put.ETag})
+	if code(err) != "NotModified" && !strings.Contains(fmt.Sprint(err), "304") {
+		t.Fatalf("If-None-Match with the ETag: %v, want 304", err)
+	}
+
+	// Copy shares the chunks and keeps the metadata.
+	if _, err := c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: aws.String("photos"), Key: aws.String("copy.txt"),
+		CopySource: aws.String("photos/2026/a%20b%2Bc.txt")}); err != nil {
+		t.Fatal(err)
+	}
+	got, out = get(t, c, "photos", "copy.txt")
+	if !bytes.Equal(got, data) || out.Metadata["camera"] != "x100" {
+		t.Fatalf("copy: %d bytes, meta %v", len(got), out.Metadata)
+	}
+
+	// Missing things.
+	_, err = c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("photos"), Key: aws.String("nothing")})
+	wantCode(t, "missing key", err, "NoSuchKey")
+	_, err = c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("nobucket"), Key: aws.String("x")})
+	wantCode(t, "missing bucket", err, "NoSuchBucket")
+
+	// Keys loft cannot store.
+	for key, want := range map[string]string{"a/../b": "InvalidArgument", "a//b": "InvalidArgument", strings.Repeat("k", 1025): "KeyTooLongError"} {
+		_, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("photos"), Key: aws.String(key), Body: strings.NewReader("x")})
+		wantCode(t, "put "+clipKey(key), err, want)
+	}
+
+	// Delete: a delete marker, then the bucket empties.
+	_, err = c.DeleteBucket(ctx, &awss3.DeleteBucketInput{Bucket: aws.String("photos")})
+	wantCode(t, "delete a bucket with objects", err, "BucketNotEmpty")
+	if _, err := c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("photos"), Key: aws.String("copy.txt")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("photos"), Key: aws.String("copy.txt")})
+	wantCode(t, "get deleted", err, "NoSuchKey")
+	del, err := c.DeleteObjects(ctx, &awss3.DeleteObjectsInput{Bucket: aws.String("photos"), Delete: &types.Delete{
+		Objects: []types.ObjectIdentifier{{Key: aws.String("2026/a b+c.txt")}, {Key: aws.String("never")}, {Key: aws.String("x/../y")}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(del.Deleted) != 2 || len(del.Errors) != 1 || aws.ToString(del.Errors[0].Code) != "InvalidArgument" {
+		t.Fatalf("delete objects: %d deleted, errors %+v", len(del.Deleted), del.Errors)
+	}
+	vs, err := c.ListObjectVersions(ctx, &awss3.ListObjectVersionsInput{Bucket: aws.String("photos")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs.Versions) != 2 || len(vs.DeleteMarkers) != 2 {
+		t.Fatalf("versions: %d versions, %d delete markers, want 2 and 2", len(vs.Versions), len(vs.DeleteMarkers))
+	}
+	// An old version reads back by its ID.
+	old := vs.Versions[0]
+	out2, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("photos"), Key: old.Key, VersionId: old.VersionId})
+	if err != nil {
+		t.Fatalf("get version %s of %s: %v", aws.ToString(old.VersionId), aws.ToString(old.Key), err)
+	}
+	b, _ := io.ReadAll(out2.Body)
+	out2.Body.Close()
+	if !bytes.Equal(b, data) {
+		t.Fatalf("old version: %d bytes", len(b))
+	}
+	if _, err := c.DeleteBucket(ctx, &awss3.DeleteBucketInput{Bucket: aws.String("photos")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.HeadBucket(ctx, &awss3.HeadBucketInput{Bucket: aws.String("photos")})
+	if err == nil {
+		t.Fatal("head of a deleted bucket succeeded")
+	}
+	rep, err := e.n.Check(ctx, gc.CheckOptions{ReadData: true})
+	if err != nil || rep.Unrepaired() > 0 {
+		t.Fatalf("check after the S3 session: %+v, %v", rep.Findings, err)
+	}
+}
+
+func clipKey(k string) string {
+	if len(k) > 20 {
+		return k[:20] + "…"
+	}
+	return k
+}
+
+func TestListing(t *testing.T) {
+	e := newEnv(t)
+	c := e.client(e.admin)
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("docs")}); err != nil {
+		t.Fatal(err)
+	}
+	keys := []string{"a.txt", "b/1", "b/2", "b/c/3", "b.txt", "c+d", "dir/", "dir/x", "e f"}
+	for _, k := range keys {
+		if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("docs"), Key: aws.String(k), Body: strings.NewReader("")}); err != nil {
+			t.Fatalf("put %q: %v", k, err)
+		}
+	}
+	// Page through everything, two keys a page.
+	var all []string
+	var token *string
+	for range 20 {
+		out, err := c.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: aws.String("docs"), MaxKeys: aws.Int32(2), ContinuationToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range out.Contents {
+			all = append(all, aws.ToString(o.Key))
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			break
+		}
+		token = out.NextContinuationToken
+	}
+	if got, want := strings.Join(all, ","), "a.txt,b.txt,b/1,b/2,b/c/3,c+d,dir/,dir/x,e f"; got != want {
+		t.Fatalf("paged listing:\n got %s\nwant %s", got, want)
+	}
+	// One level, with common prefixes.
+	out, err := c.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: aws.String("docs"), Delimiter: aws.String("/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var level []string
+	for _, o := range out.Contents {
+		level = append(level, aws.ToString(o.Key))
+	}
+	for _, p := range out.CommonPrefixes {
+		level = append(level, aws.ToString(p.Prefix))
+	}
+	if got, want := strings.Join(level, ","), "a.txt,b.txt,c+d,e f,b/,dir/"; got != want {
+		t.Fatalf("delimited listing:\n got %s\nwant %s", got, want)
+	}
+	// A prefix inside a segment.
+	v1, err := c.ListObjects(ctx, &awss3.ListObjectsInput{Bucket: aws.String("docs"), Prefix: aws.String("b"), Delimiter: aws.String("/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v1.Contents) != 1 || aws.ToString(v1.Contents[0].Key) != "b.txt" || len(v1.CommonPrefixes) != 1 || aws.ToString(v1.CommonPrefixes[0].Prefix) != "b/" {
+		t.Fatalf("prefix b: %d keys, %d prefixes", len(v1.Contents), len(v1.CommonPrefixes))
+	}
+	// What the command line puts is in the bucket too.
+	if _, err := e.n.Put(ctx, []string{"-"}, node.PutOptions{As: names.Must("docs/from-cli"), Stdin: strings.NewReader("cli")}); err != nil {
+		t.Fatal(err)
+	}
+	b, o := get(t, c, "docs", "from-cli")
+	if string(b) != "cli" || !strings.HasSuffix(aws.ToString(o.ETag), `-1"`) {
+		t.Fatalf("a CLI object over S3: %q, ETag %s", b, aws.ToString(o.ETag))
+	}
+}
+
+func TestAccess(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	admin := e.client(e.admin)
+	for _, b := range []string{"open", "closed"} {
+		if _, err := admin.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String(b)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String(b), Key: aws.String("k"), Body: strings.NewReader(b)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reader := e.client(e.key(t, "reader", catalog.Grant{Bucket: "open", Access: catalog.AccessRead}))
+	get(t, reader, "open", "k")
+	_, err := reader.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("closed"), Key: aws.String("k")})
+	wantCode(t, "read without a grant", err, "AccessDenied")
+	_, err = reader.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("open"), Key: aws.String("k2"), Body: strings.NewReader("x")})
+	wantCode(t, "write with a read grant", err, "AccessDenied")
+	lb, err := reader.ListBuckets(ctx, &awss3.ListBucketsInput{})
+	if err != nil || len(lb.Buckets) != 1 || aws.ToString(lb.Buckets[0].Name) != "open" {
+		t.Fatalf("a reader's buckets: %+v, %v", lb, err)
+	}
+
+	wrong := e.admin
+	wrong.Secret = strings.Repeat("x", 40)
+	_, err = e.client(wrong).ListBuckets(ctx, &awss3.ListBucketsInput{})
+	wantCode(t, "wrong secret", err, "SignatureDoesNotMatch")
+	unknown := e.admin
+	unknown.ID = "LKNOSUCHKEY0000000000"
+	_, err = e.client(unknown).ListBuckets(ctx, &awss3.ListBucketsInput{})
+	wantCode(t, "unknown key", err, "InvalidAccessKeyId")
+
+	// Anonymous: refused, until the bucket is public-read.
+	anon := func(path string) int {
+		resp, err := http.Get(e.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if s := anon("/open/k"); s != http.StatusForbidden {
+		t.Fatalf("anonymous get of a private bucket: %d", s)
+	}
+	if err := e.n.Catalog().SetBucket(ctx, catalog.BucketSettings{Name: "open", Policy: catalog.PolicyPublicRead}); err != nil {
+		t.Fatal(err)
+	}
+	if s := anon("/open/k"); s != http.StatusOK {
+		t.Fatalf("anonymous get of a public-read bucket: %d", s)
+	}
+	if s := anon("/closed/k"); s != http.StatusForbidden {
+		t.Fatalf("anonymous get of the other bucket: %d", s)
+	}
+
+	// A presigned GET works until it expires.
+	ps := awss3.NewPresignClient(admin)
+	req, err := ps.PresignGetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("closed"), Key: aws.String("k")},
+		awss3.WithPresignExpires(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get(req.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != "closed" {
+		t.Fatalf("presigned get: %d %q", resp.StatusCode, body)
+	}
+	resp, err = http.Get(strings.Replace(req.URL, "/closed/k", "/closed/k2", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("presigned URL for another key: %d", resp.StatusCode)
+	}
+}

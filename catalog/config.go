@@ -46,6 +46,7 @@ func Settings() []Setting {
 		{Key: "gc-interval", Default: "1h", Help: "how often serve collects garbage", check: positive},
 		{Key: "listen", Default: "0.0.0.0:7419", Help: "UDP address serve listens on"},
 		{Key: "s3-listen", Default: "", Help: "TCP address serve answers S3 requests on, HOST:PORT (empty: no S3 gateway)"},
+		{Key: "multipart-expiry", Default: "24h", Help: "how long an S3 multipart upload may receive no part before serve aborts it", check: positive},
 		{Key: "small-chunk-max", Default: strconv.Itoa(store.SmallMax), Help: "largest stored chunk kept as a row of chunks/small.db rather than a file (0: every chunk a file)", check: func(v string) error {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 || n > 1<<20 {

@@ -385,3 +385,121 @@ func TestAccess(t *testing.T) {
 		t.Fatalf("presigned URL for another key: %d", resp.StatusCode)
 	}
 }
+
+// TestMultipart: parts arrive in any order and survive a restart of the
+// node (the upload resumes with the parts already there); completion
+// makes one object with S3's multipart ETag whose parts read back by
+// number; an idle upload is aborted and gc takes its data.
+func TestMultipart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	n, err := node.Init(ctx, dir, node.InitOptions{}, node.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{n: n}
+	e.admin = e.key(t, "admin", catalog.Grant{Bucket: "*", Access: catalog.AccessAdmin})
+	e.srv = httptest.NewServer(s3.New(n, s3.Options{}))
+	c := e.client(e.admin)
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("big")}); err != nil {
+		t.Fatal(err)
+	}
+	parts := [][]byte{bytes.Repeat([]byte("1"), 5<<20), bytes.Repeat([]byte("two"), 2<<20), []byte("three")}
+	up, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: aws.String("big"), Key: aws.String("obj"),
+		ContentType: aws.String("video/x"), Metadata: map[string]string{"take": "2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags := make([]string, len(parts))
+	putPart := func(c *awss3.Client, i int) {
+		t.Helper()
+		out, err := c.UploadPart(ctx, &awss3.UploadPartInput{Bucket: aws.String("big"), Key: aws.String("obj"), UploadId: up.UploadId,
+			PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(parts[i])})
+		if err != nil {
+			t.Fatalf("part %d: %v", i+1, err)
+		}
+		tags[i] = aws.ToString(out.ETag)
+	}
+	putPart(c, 2)
+	putPart(c, 0)
+	// The node stops and starts again: the parts are still there.
+	e.srv.Close()
+	n.Close()
+	if n, err = node.Open(ctx, dir, node.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	e.n = n
+	e.srv = httptest.NewServer(s3.New(n, s3.Options{}))
+	t.Cleanup(e.srv.Close)
+	c = e.client(e.admin)
+	lp, err := c.ListParts(ctx, &awss3.ListPartsInput{Bucket: aws.String("big"), Key: aws.String("obj"), UploadId: up.UploadId})
+	if err != nil || len(lp.Parts) != 2 || aws.ToInt32(lp.Parts[0].PartNumber) != 1 {
+		t.Fatalf("parts after a restart: %+v, %v", lp, err)
+	}
+	putPart(c, 1)
+	lu, err := c.ListMultipartUploads(ctx, &awss3.ListMultipartUploadsInput{Bucket: aws.String("big")})
+	if err != nil || len(lu.Uploads) != 1 || aws.ToString(lu.Uploads[0].UploadId) != aws.ToString(up.UploadId) {
+		t.Fatalf("uploads: %+v, %v", lu, err)
+	}
+	var completed []types.CompletedPart
+	for i := range parts {
+		completed = append(completed, types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: aws.String(tags[i])})
+	}
+	done, err := c.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: aws.String("big"), Key: aws.String("obj"),
+		UploadId: up.UploadId, MultipartUpload: &types.CompletedMultipartUpload{Parts: completed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := md5.New()
+	for _, p := range parts {
+		s := md5.Sum(p)
+		h.Write(s[:])
+	}
+	if want := fmt.Sprintf(`"%x-3"`, h.Sum(nil)); aws.ToString(done.ETag) != want {
+		t.Fatalf("ETag %s, want %s", aws.ToString(done.ETag), want)
+	}
+	whole := bytes.Join(parts, nil)
+	got, out := get(t, c, "big", "obj")
+	if !bytes.Equal(got, whole) || aws.ToString(out.ContentType) != "video/x" || out.Metadata["take"] != "2" {
+		t.Fatalf("completed object: %d bytes (want %d), type %q, meta %v", len(got), len(whole), aws.ToString(out.ContentType), out.Metadata)
+	}
+	p2, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("big"), Key: aws.String("obj"), PartNumber: aws.Int32(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(p2.Body)
+	p2.Body.Close()
+	if !bytes.Equal(b, parts[1]) || aws.ToInt32(p2.PartsCount) != 3 {
+		t.Fatalf("part 2: %d bytes, parts count %d", len(b), aws.ToInt32(p2.PartsCount))
+	}
+
+	// An upload left idle past multipart-expiry is aborted; gc takes its data.
+	idle, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: aws.String("big"), Key: aws.String("idle")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UploadPart(ctx, &awss3.UploadPartInput{Bucket: aws.String("big"), Key: aws.String("idle"), UploadId: idle.UploadId,
+		PartNumber: aws.Int32(1), Body: bytes.NewReader(bytes.Repeat([]byte("idle data "), 100_000))}); err != nil {
+		t.Fatal(err)
+	}
+	later := s3.New(n, s3.Options{Now: func() time.Time { return time.Now().Add(25 * time.Hour) }})
+	if err := later.ExpireUploads(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.UploadPart(ctx, &awss3.UploadPartInput{Bucket: aws.String("big"), Key: aws.String("idle"), UploadId: idle.UploadId,
+		PartNumber: aws.Int32(2), Body: strings.NewReader("more")})
+	wantCode(t, "a part of an expired upload", err, "NoSuchUpload")
+	res, err := n.GC(ctx, node.GCOptions{Grace: 0})
+	if err != nil || res.Chunks == 0 {
+		t.Fatalf("gc after the expiry collected %d chunks, %v", res.Chunks, err)
+	}
+	got, _ = get(t, c, "big", "obj")
+	if !bytes.Equal(got, whole) {
+		t.Fatal("the completed object changed after gc")
+	}
+	rep, err := n.Check(ctx, gc.CheckOptions{ReadData: true})
+	if err != nil || rep.Unrepaired() > 0 {
+		t.Fatalf("check: %+v, %v", rep.Findings, err)
+	}
+}

@@ -141,6 +141,11 @@ func (g *Gateway) putObject(w http.ResponseWriter, req *request) error {
 func (g *Gateway) store(req *request, name names.Name, body io.Reader, opts node.PutOptions) (catalog.Version, error) {
 	opts.As, opts.Stdin = name, body
 	res, err := g.n.Put(req.Context(), []string{"-"}, opts)
+	if err != nil && req.Context().Err() != nil {
+		// The server cancels a request whose client stopped sending (the
+		// body's read deadline) or went away.
+		return catalog.Version{}, s3err.Wrap(s3err.IncompleteBody, err, "the client stopped sending the body")
+	}
 	if err != nil {
 		return catalog.Version{}, err
 	}

@@ -54,6 +54,9 @@ func (g *Gateway) Serve(ctx context.Context, opts ServeOptions) error {
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
+	expired := make(chan struct{})
+	go func() { defer close(expired); g.expireLoop(ctx) }()
+	defer func() { <-expired }()
 	select {
 	case err := <-done:
 		return fmt.Errorf("s3: %w", err)
@@ -66,4 +69,38 @@ func (g *Gateway) Serve(ctx context.Context, opts ServeOptions) error {
 	}
 	<-done
 	return nil
+}
+
+// expireEvery is how often serve looks for idle multipart uploads.
+const expireEvery = 10 * time.Minute
+
+// expireLoop aborts the multipart uploads that received no part for the
+// multipart-expiry setting, until ctx ends; gc collects their chunks.
+func (g *Gateway) expireLoop(ctx context.Context) {
+	t := time.NewTicker(expireEvery)
+	defer t.Stop()
+	for {
+		if err := g.ExpireUploads(ctx); err != nil && ctx.Err() == nil {
+			g.opts.Log.Warn("s3: expiring multipart uploads failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ExpireUploads aborts the multipart uploads idle for longer than the
+// multipart-expiry setting.
+func (g *Gateway) ExpireUploads(ctx context.Context) error {
+	d, err := g.cat.Duration(ctx, "multipart-expiry")
+	if err != nil {
+		return err
+	}
+	n, err := g.cat.ExpireUploads(ctx, g.opts.Now().Add(-d))
+	if n > 0 {
+		g.opts.Log.Info("s3: aborted idle multipart uploads", "uploads", n, "idle", d)
+	}
+	return err
 }

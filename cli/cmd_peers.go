@@ -228,7 +228,15 @@ func (e *runEnv) serveCommand() *ucli.Command {
 				gw := s3.New(n, s3.Options{Log: e.log})
 				g.Go(func() error {
 					return gw.Serve(ctx, s3.ServeOptions{Addr: s3addr, CertFile: c.String("s3-cert"), KeyFile: c.String("s3-key"),
-						Ready: func(addr string) { fmt.Fprintf(e.Stdout, "serving S3 on %s\n", addr) }})
+						Ready: func(addr string) {
+							since := time.Now()
+							n.ReportService("s3", func() node.ServiceStatus {
+								st := gw.Stats()
+								return node.ServiceStatus{Name: "s3", Addr: addr, Since: since, Requests: st.Requests,
+									Failed: st.Failed, BytesIn: st.BytesIn, BytesOut: st.BytesOut}
+							})
+							fmt.Fprintf(e.Stdout, "serving S3 on %s\n", addr)
+						}})
 				})
 			}
 			err = g.Wait()
@@ -308,6 +316,10 @@ func (e *runEnv) statusCommand() *ucli.Command {
 				fmt.Fprintf(e.Stdout, "transfer (serve, %s): sending %s/s, receiving %s/s; since start pushed %s, received %s, fetched %s, served %s\n",
 					when(t.At), bytes(int64(t.SendRate)), bytes(int64(t.RecvRate)), bytes(t.PushedBytes), bytes(t.ReceivedBytes),
 					bytes(t.FetchedBytes), bytes(t.ServedBytes))
+			}
+			for _, sv := range st.Services {
+				fmt.Fprintf(e.Stdout, "%s on %s (since %s): %s (%d failed), %s in, %s out\n", sv.Name, sv.Addr, when(sv.Since),
+					plural(sv.Requests, "request", "requests"), sv.Failed, bytes(sv.BytesIn), bytes(sv.BytesOut))
 			}
 			fmt.Fprintf(e.Stdout, "gc pending: %s, %s\n", plural(st.GC.Chunks, "chunk", "chunks"), bytes(st.GC.Bytes))
 			e.historyLines(st.History)

@@ -78,7 +78,8 @@ type Node struct {
 	filterErr  error
 
 	bufs store.Buffers
-	hub  hub // a serving node's event stream
+	hub  hub      // a serving node's event stream
+	svcs services // the surfaces the serving process runs beside it
 
 	keyErr error // see Options.AllowBadKey
 

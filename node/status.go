@@ -19,6 +19,7 @@ type Status struct {
 	GC          catalog.GarbageTotals         `json:"gc_pending"`
 	Loops       map[string]cluster.LoopRecord `json:"loops,omitempty"`
 	History     HistoryStatus                 `json:"history"`
+	Services    []ServiceStatus               `json:"services,omitempty"` // in the serving process
 }
 
 // HistoryStatus says what this node refused from its peers, and what
@@ -116,6 +117,7 @@ func (n *Node) status(ctx context.Context) (Status, error) {
 	st.Transfer = n.cl.LastTransfer(ctx)
 	st.InFlight = n.cl.InFlight()
 	st.Loops = n.cl.LoopRecords(ctx)
+	st.Services = n.serviceStatuses()
 	st.History, err = n.History(ctx)
 	return st, err
 }

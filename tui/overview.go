@@ -105,6 +105,10 @@ func (m Model) overviewView(height int) string {
 	} else {
 		b.WriteString(m.st.dim.Render("none: no node is serving this repository") + "\n")
 	}
+	for _, sv := range m.status.Services {
+		fmt.Fprintf(&b, "%s  %s on %s: %s, %s failed, %s in, %s out\n", m.st.title.Render("Gateway"), sv.Name, sv.Addr,
+			plural(sv.Requests, "request"), fmt.Sprint(sv.Failed), size(sv.BytesIn), size(sv.BytesOut))
+	}
 	b.WriteString("\n" + m.st.title.Render("Last GC") + "     ")
 	if len(m.gcScreen.runs) > 0 {
 		r := m.gcScreen.runs[0]

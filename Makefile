@@ -9,7 +9,7 @@ PKGS     := ./...
 
 BENCHDIR ?= .bench
 
-.PHONY: all build test vet fuzz bench bench-tools clean
+.PHONY: all build test vet fuzz bench bench-tools s3-clients clean
 
 all: build
 
@@ -25,8 +25,8 @@ vet:
 # then each fuzz target briefly. The timeout only stops a hang: the
 # testscripts package (crash tests of the real binary) takes about 22
 # minutes on 2 cores, and this machine's disk speed drifts.
-test: vet
-	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 60m $(PKGS)
+test: vet s3-clients
+	LOFT_S3_CLIENTS=require CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 60m $(PKGS)
 	$(MAKE) fuzz
 
 # Runs every Fuzz* target of every package for FUZZTIME each. The budget is
@@ -54,6 +54,14 @@ bench: build bench-tools
 bench-tools:
 	@command -v restic >/dev/null && command -v borg >/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic borgbackup; }
+
+# The S3 clients the gateway's tests run (testscripts/s3clients_test.go),
+# from Debian's packages; LOFT_S3_CLIENTS=require above makes a missing one
+# a failure rather than a skip.
+s3-clients:
+	@test -x /usr/bin/aws -a -x /usr/bin/s3cmd -a -x /usr/bin/rclone -a -x /usr/bin/restic && \
+		/usr/bin/python3 -c 'import boto3' 2>/dev/null || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli s3cmd rclone restic python3-boto3; }
 
 clean:
 	rm -rf bin $(BENCHDIR) $(FUZZLOG)

@@ -291,11 +291,14 @@ func (tx *Tx) CompleteUpload(ctx context.Context, id string, list []CompletePart
 	meta.Parts = nil
 	var size int64
 	var refs []ChunkRef
+	for i := 1; i < len(list); i++ {
+		if list[i].Num <= list[i-1].Num {
+			return Added{}, fmt.Errorf("%w: part %d after part %d: parts must be in ascending order", ErrBadPart, list[i].Num, list[i-1].Num)
+		}
+	}
 	for i, cp := range list {
 		p, ok := byNum[cp.Num]
 		switch {
-		case i > 0 && cp.Num <= list[i-1].Num:
-			return Added{}, fmt.Errorf("%w: part %d after part %d: parts must be in ascending order", ErrBadPart, cp.Num, list[i-1].Num)
 		case !ok:
 			return Added{}, fmt.Errorf("%w: part %d was not uploaded", ErrBadPart, cp.Num)
 		case cp.ETag != p.ETag:

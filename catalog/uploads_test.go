@@ -100,8 +100,9 @@ func TestUploadLifecycle(t *testing.T) {
 		{[]CompletePart{{1, etag("one")}, {2, etag("two-old")}}, ErrBadPart},
 		{[]CompletePart{{1, etag("one")}, {7, etag("one")}}, ErrBadPart},
 		{[]CompletePart{{3, etag("three")}, {4, etag("unused")}}, ErrPartTooSmall},
+		{[]CompletePart{{3, etag("three")}, {1, etag("one")}}, ErrBadPart}, // out of order, not too small
 	} {
-		if _, err := complete(tc.list); !errors.Is(err, tc.want) {
+		if _, err := complete(tc.list); !errors.Is(err, tc.want) || errors.Is(err, ErrPartTooSmall) && tc.want != ErrPartTooSmall {
 			t.Fatalf("complete %v: %v, want %v", tc.list, err, tc.want)
 		}
 	}

@@ -296,6 +296,14 @@ func TestListing(t *testing.T) {
 	if len(v1.Contents) != 1 || aws.ToString(v1.Contents[0].Key) != "b.txt" || len(v1.CommonPrefixes) != 1 || aws.ToString(v1.CommonPrefixes[0].Prefix) != "b/" {
 		t.Fatalf("prefix b: %d keys, %d prefixes", len(v1.Contents), len(v1.CommonPrefixes))
 	}
+	// A prefix that is a folder key lists the folder too.
+	fo, err := c.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: aws.String("docs"), Prefix: aws.String("dir/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fo.Contents) != 2 || aws.ToString(fo.Contents[0].Key) != "dir/" || aws.ToString(fo.Contents[1].Key) != "dir/x" {
+		t.Fatalf("prefix dir/: %d keys", len(fo.Contents))
+	}
 	// What the command line puts is in the bucket too.
 	if _, err := e.n.Put(ctx, []string{"-"}, node.PutOptions{As: names.Must("docs/from-cli"), Stdin: strings.NewReader("cli")}); err != nil {
 		t.Fatal(err)

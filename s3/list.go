@@ -72,6 +72,12 @@ func (g *Gateway) list(ctx context.Context, bucket string, l listing) (listed, e
 	base := bucket + "/"
 	lo := base + l.prefix
 	hi := catalog.PrefixEnd(lo)
+	if strings.HasSuffix(l.prefix, "/") {
+		// The folder the prefix names is stored without its slash, before
+		// what lies below it: the range starts there, and the names in
+		// between ("dir.txt" between "dir" and "dir/x") are passed over.
+		lo = strings.TrimSuffix(lo, "/")
+	}
 	at := cursor{name: lo, inclusive: true}
 	if l.from.name > lo || l.from.name == lo && !l.from.inclusive {
 		at = l.from
@@ -93,6 +99,10 @@ func (g *Gateway) list(ctx context.Context, bucket string, l listing) (listed, e
 				return nil
 			}
 			key := keyOf(bucket, v)
+			if !strings.HasPrefix(key, l.prefix) {
+				at = cursor{name: v.Name}
+				return nil
+			}
 			if l.delim != "" {
 				rest := key[len(l.prefix):]
 				if i := strings.Index(rest, l.delim); i >= 0 {

@@ -41,7 +41,26 @@ func serve(t *testing.T, repo string) *server { t.Helper(); return serveAt(t, re
 // address its peers know).
 func serveAt(t *testing.T, repo, addr string) *server {
 	t.Helper()
-	cmd := exec.Command("loft", "--repo", repo, "serve", "--listen", addr)
+	s, lines := startServe(t, repo, "--listen", addr)
+	select {
+	case l := <-lines:
+		// "serving ID on ADDR"
+		f := strings.Fields(l)
+		if len(f) != 4 {
+			t.Fatalf("serve printed %q", l)
+		}
+		s.id, s.addr = f[1], f[3]
+	case <-time.After(60 * time.Second):
+		t.Fatalf("serve on %s did not start", repo)
+	}
+	return s
+}
+
+// startServe starts `loft serve` with args on repo, its log in repo.log,
+// and returns the lines it prints (closed when it stops printing).
+func startServe(t *testing.T, repo string, args ...string) (*server, <-chan string) {
+	t.Helper()
+	cmd := exec.Command("loft", append([]string{"--repo", repo, "serve"}, args...)...)
 	cmd.Env = childEnv()
 	logf, err := os.OpenFile(repo+".log", os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -57,26 +76,18 @@ func serveAt(t *testing.T, repo, addr string) *server {
 	}
 	s := &server{repo: repo, cmd: cmd}
 	t.Cleanup(func() { s.stop() })
-	line := make(chan string, 1)
+	lines := make(chan string, 8)
 	go func() {
+		defer close(lines)
 		sc := bufio.NewScanner(out)
-		if sc.Scan() {
-			line <- sc.Text()
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default: // nobody reads past the first lines
+			}
 		}
-		close(line)
 	}()
-	select {
-	case l := <-line:
-		// "serving ID on ADDR"
-		f := strings.Fields(l)
-		if len(f) != 4 {
-			t.Fatalf("serve printed %q", l)
-		}
-		s.id, s.addr = f[1], f[3]
-	case <-time.After(60 * time.Second):
-		t.Fatalf("serve on %s did not start", repo)
-	}
-	return s
+	return s, lines
 }
 
 func (s *server) stop() {

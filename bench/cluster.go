@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -29,6 +30,7 @@ func phaseTimeout(n int64) time.Duration {
 type server struct {
 	name, repo string
 	id, addr   string
+	s3         string // the S3 gateway's address, with --s3
 	cmd        *exec.Cmd
 	done       chan struct{} // closed when the process has exited
 	log        string        // its standard error
@@ -68,15 +70,15 @@ func (b *bench) nodeID(ctx context.Context, repo string) (string, error) {
 	return strings.TrimSpace(string(out)), err
 }
 
-// serve starts `loft serve` on a free loopback port and waits for the line
-// that says where it listens.
-func (b *bench) serve(ctx context.Context, name, repo string) (*server, error) {
+// serve starts `loft serve` on a free loopback port (with extra flags,
+// such as --s3) and waits for the lines that say where it listens.
+func (b *bench) serve(ctx context.Context, name, repo string, extra ...string) (*server, error) {
 	s := &server{name: name, repo: repo, done: make(chan struct{}), log: repo + ".serve.log"}
 	logf, err := os.Create(s.log)
 	if err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(b.loft, "--repo", repo, "serve", "--listen", "127.0.0.1:0")
+	s.cmd = exec.Command(b.loft, append([]string{"--repo", repo, "serve", "--listen", "127.0.0.1:0"}, extra...)...)
 	s.cmd.Env = loftEnv()
 	s.cmd.Stderr = logf
 	// Should the bench die, the node goes too.
@@ -95,26 +97,39 @@ func (b *bench) serve(ctx context.Context, name, repo string) (*server, error) {
 		logf.Close()
 		close(s.done)
 	}()
-	first := make(chan string, 1)
+	lines := make(chan string, 2)
 	go func() {
 		r := bufio.NewReader(stdout)
-		line, _ := r.ReadString('\n')
-		first <- line
+		for range 2 {
+			line, err := r.ReadString('\n')
+			lines <- line
+			if err != nil {
+				break
+			}
+		}
 		io.Copy(io.Discard, r)
 	}()
-	var line string
-	select {
-	case line = <-first:
-	case <-time.After(30 * time.Second):
-	case <-ctx.Done():
+	wantS3 := slices.Contains(extra, "--s3")
+	timeout := time.After(30 * time.Second)
+	for s.addr == "" || wantS3 && s.s3 == "" {
+		var line string
+		select {
+		case line = <-lines:
+		case <-timeout:
+		case <-ctx.Done():
+		}
+		// "serving ID on ADDR" or "serving S3 on ADDR"
+		f := strings.Fields(line)
+		if len(f) != 4 || f[0] != "serving" || f[2] != "on" {
+			s.stop()
+			return nil, fmt.Errorf("loft serve on %s: printed %q\n%s", name, line, s.logTail())
+		}
+		if f[1] == "S3" {
+			s.s3 = f[3]
+		} else {
+			s.id, s.addr = f[1], f[3]
+		}
 	}
-	// "serving ID on ADDR"
-	f := strings.Fields(line)
-	if len(f) != 4 || f[0] != "serving" || f[2] != "on" {
-		s.stop()
-		return nil, fmt.Errorf("loft serve on %s: first line %q\n%s", name, line, s.logTail())
-	}
-	s.id, s.addr = f[1], f[3]
 	return s, nil
 }
 

@@ -38,7 +38,7 @@ func main() {
 	flag.StringVar(&b.loft, "loft", "bin/loft", "loft binary to measure")
 	flag.StringVar(&b.dir, "dir", ".bench", "scratch directory (several GiB)")
 	flag.BoolVar(&b.quick, "quick", false, "smaller sizes, for trying the harness")
-	only := flag.String("only", "", "comma-separated sections to run (limits,params,put,small,edit,get,rss,million,trees,peers,idle,tui); the limits always run")
+	only := flag.String("only", "", "comma-separated sections to run (limits,params,put,small,edit,get,rss,million,trees,s3,peers,idle,tui); the limits always run")
 	size := flag.String("size", "", "size of the big file, the \"1 GiB\" of the figures (e.g. 128MiB); for trying a section")
 	flag.Parse()
 	if *size != "" {
@@ -88,7 +88,7 @@ func (b *bench) run(only string) error {
 		fn   func(context.Context, sizes, *limits, *e2eState) error
 	}{
 		{"put", b.putNew}, {"small", b.putSmall}, {"edit", b.putEdited}, {"get", b.get},
-		{"rss", b.rss}, {"million", b.million}, {"trees", b.trees}, {"peers", b.peers}, {"idle", b.idle}, {"tui", b.tui},
+		{"rss", b.rss}, {"million", b.million}, {"trees", b.trees}, {"s3", b.s3}, {"peers", b.peers}, {"idle", b.idle}, {"tui", b.tui},
 	}
 	for _, s := range steps {
 		if !want(s.name) {

@@ -76,6 +76,11 @@ type Node struct {
 	filterOnce sync.Once
 	filter     *catalog.Filter
 	filterErr  error
+	// filterMu guards when the filter was last saved, and whether puts
+	// since then left it unsaved.
+	filterMu    sync.Mutex
+	filterSaved time.Time
+	filterDirty bool
 
 	bufs store.Buffers
 	hub  hub      // a serving node's event stream
@@ -260,6 +265,13 @@ func (n *Node) loadParams(ctx context.Context) error {
 // Closing it again does nothing.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
+		n.filterMu.Lock()
+		dirty := n.filterDirty
+		n.filterSaved = time.Time{}
+		n.filterMu.Unlock()
+		if dirty {
+			n.saveFilter(context.Background())
+		}
 		n.cl.Close()
 		err := n.disk.Close()
 		n.codecs.Close()
@@ -293,10 +305,24 @@ func (n *Node) saveFilter(ctx context.Context) {
 	if n.filter == nil {
 		return
 	}
+	n.filterMu.Lock()
+	defer n.filterMu.Unlock()
+	// A command saves after its one put; a serving process that puts many
+	// (the S3 gateway's requests) saves at most every filterSaveEvery, and
+	// once more as it closes. A filter saved before the newest chunks is
+	// only older: the catalog catches it up when it is loaded.
+	if !n.filterSaved.IsZero() && time.Since(n.filterSaved) < filterSaveEvery {
+		n.filterDirty = true
+		return
+	}
+	n.filterSaved, n.filterDirty = time.Now(), false
 	if err := n.cat.SaveFilter(ctx, n.filter, filepath.Join(n.dir, filterFile)); err != nil {
 		n.log.Warn("chunk filter not saved; it will be rebuilt", "err", err)
 	}
 }
+
+// filterSaveEvery bounds how often a process saves the chunk filter.
+const filterSaveEvery = 30 * time.Second
 
 // Info describes the repository for `loft version` and `loft stat`.
 type Info struct {

@@ -27,6 +27,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/loftstore/loft/catalog"
 	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/names"
@@ -56,12 +58,21 @@ type Options struct {
 	// BodyIdle is how long a request body may send nothing before the
 	// request fails (a client that stopped mid-body); 0 means a minute.
 	BodyIdle time.Duration
-	Log      *slog.Logger
-	Now      func() time.Time
+	// Ingest bounds the request bodies stored at once (PutObject,
+	// UploadPart): each holds a put pipeline's buffers (~14 MiB), so the
+	// gateway's memory does not grow with the uploads in flight; the
+	// others wait, reading nothing. 0 means DefaultIngest.
+	Ingest int
+	Log    *slog.Logger
+	Now    func() time.Time
 }
 
 // DefaultMaxObject is S3's own cap on a single PUT.
 const DefaultMaxObject = 5 << 30
+
+// DefaultIngest is how many request bodies are stored at once: enough to
+// keep two cores busy, few enough for serve to stay under 128 MiB.
+const DefaultIngest = 4
 
 // Gateway serves S3 requests on a node's repository.
 type Gateway struct {
@@ -69,6 +80,7 @@ type Gateway struct {
 	cat    *catalog.Catalog
 	opts   Options
 	verify *sigv4.Verifier
+	ingest *semaphore.Weighted // Options.Ingest
 	stats  struct{ requests, failed, in, out atomic.Int64 }
 }
 
@@ -89,7 +101,10 @@ func New(n Node, opts Options) *Gateway {
 	if opts.BodyIdle <= 0 {
 		opts.BodyIdle = time.Minute
 	}
-	g := &Gateway{n: n, cat: n.Catalog(), opts: opts}
+	if opts.Ingest <= 0 {
+		opts.Ingest = DefaultIngest
+	}
+	g := &Gateway{n: n, cat: n.Catalog(), opts: opts, ingest: semaphore.NewWeighted(int64(opts.Ingest))}
 	g.verify = &sigv4.Verifier{Keys: keys{g.cat}, Now: opts.Now}
 	return g
 }

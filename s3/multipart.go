@@ -2,9 +2,7 @@ package s3
 
 import (
 	"context"
-	"crypto/md5"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -114,9 +112,9 @@ func (g *Gateway) uploadPart(w http.ResponseWriter, req *request, id string, cop
 	} else if req.length > g.opts.MaxObject {
 		return s3err.New(s3err.EntityTooLarge, "a part of %d bytes: over %d", req.length, g.opts.MaxObject)
 	}
-	body := &md5Reader{r: src, h: md5.New(), limit: g.opts.MaxObject}
+	body := newMD5Reader(req, src, g.opts.MaxObject)
 	v, err := g.store(req, name, body, node.PutOptions{
-		Meta: func() catalog.Meta { return catalog.Meta{ETag: hex.EncodeToString(body.h.Sum(nil))} },
+		Meta: func() catalog.Meta { return catalog.Meta{ETag: body.etag()} },
 		Commit: func(ctx context.Context, tx *catalog.Tx, nv catalog.NewVersion) (catalog.Added, error) {
 			return tx.AddPart(ctx, id, num, nv)
 		}})

@@ -2,6 +2,7 @@ package s3
 
 import (
 	"crypto/md5"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -65,17 +66,41 @@ func etag(v catalog.Version) string {
 	return `"` + hex.EncodeToString(v.SHA256[:16]) + `-1"`
 }
 
-// md5Reader hashes what it reads and caps its size.
+// md5Reader hashes what it reads (when the verifier does not already:
+// see newMD5Reader) and caps its size.
 type md5Reader struct {
-	r     io.Reader
-	h     hash.Hash
-	n     int64
-	limit int64
+	r      io.Reader
+	h      hash.Hash // nil: the verifier checks Content-MD5 and has the sum
+	signed *sigv4.Request
+	n      int64
+	limit  int64
+}
+
+// newMD5Reader reads the request's verified body, limit bytes at most.
+func newMD5Reader(req *request, body io.Reader, limit int64) *md5Reader {
+	m := &md5Reader{r: body, signed: req.signed, limit: limit}
+	if req.Header.Get("Content-MD5") == "" || body != req.body {
+		m.h = md5.New()
+	}
+	return m
+}
+
+// etag returns the hex MD5 of what was read, once it was read to its end.
+func (m *md5Reader) etag() string {
+	if m.h == nil {
+		if sum, err := base64.StdEncoding.DecodeString(m.signed.MD5); err == nil {
+			return hex.EncodeToString(sum)
+		}
+		return "" // not reached: the verifier refused a malformed Content-MD5
+	}
+	return hex.EncodeToString(m.h.Sum(nil))
 }
 
 func (m *md5Reader) Read(p []byte) (int, error) {
 	n, err := m.r.Read(p)
-	m.h.Write(p[:n])
+	if m.h != nil {
+		m.h.Write(p[:n])
+	}
 	m.n += int64(n)
 	if m.n > m.limit {
 		return n, s3err.New(s3err.EntityTooLarge, "the body is larger than %d bytes", m.limit)
@@ -102,7 +127,7 @@ func (g *Gateway) putObject(w http.ResponseWriter, req *request) error {
 		return err
 	}
 	ctx := req.Context()
-	body := &md5Reader{r: req.body, h: md5.New(), limit: g.opts.MaxObject}
+	body := newMD5Reader(req, req.body, g.opts.MaxObject)
 	if dir {
 		// A "folder": only an empty one is a directory entry.
 		if n, err := io.Copy(io.Discard, io.LimitReader(body, 1)); err != nil {
@@ -123,7 +148,7 @@ func (g *Gateway) putObject(w http.ResponseWriter, req *request) error {
 		ctype = "binary/octet-stream" // S3's default
 	}
 	v, err := g.store(req, name, body, node.PutOptions{ContentType: ctype, Meta: func() catalog.Meta {
-		meta.ETag = hex.EncodeToString(body.h.Sum(nil))
+		meta.ETag = body.etag()
 		return meta
 	}})
 	if err != nil {
@@ -140,6 +165,10 @@ func (g *Gateway) putObject(w http.ResponseWriter, req *request) error {
 // caused it: the verifying reader's, or IncompleteBody.
 func (g *Gateway) store(req *request, name names.Name, body io.Reader, opts node.PutOptions) (catalog.Version, error) {
 	opts.As, opts.Stdin = name, body
+	if err := g.ingest.Acquire(req.Context(), 1); err != nil {
+		return catalog.Version{}, s3err.Wrap(s3err.IncompleteBody, err, "the client went away while its upload waited")
+	}
+	defer g.ingest.Release(1)
 	res, err := g.n.Put(req.Context(), []string{"-"}, opts)
 	if err != nil && req.Context().Err() != nil {
 		// The server cancels a request whose client stopped sending (the

@@ -25,8 +25,55 @@ type Meta struct {
 	// after the prefix.
 	User map[string]string `json:"user,omitempty"`
 	// Parts are the sizes of a multipart upload's parts, in order, for
-	// GetObject's partNumber.
-	Parts []int64 `json:"parts,omitempty"`
+	// GetObject's partNumber, as runs of equal sizes ([size, count]
+	// pairs): an upload's parts are mostly of one size, and 10,000 of
+	// them fit in a few bytes.
+	Parts [][2]int64 `json:"parts,omitempty"`
+}
+
+// AddPart appends a part of size bytes to m.Parts.
+func (m *Meta) AddPart(size int64) {
+	if n := len(m.Parts); n > 0 && m.Parts[n-1][0] == size {
+		m.Parts[n-1][1]++
+		return
+	}
+	m.Parts = append(m.Parts, [2]int64{size, 1})
+}
+
+// PartCount returns the number of parts.
+func (m Meta) PartCount() int {
+	n := 0
+	for _, r := range m.Parts {
+		n += int(r[1])
+	}
+	return n
+}
+
+// PartSpan returns the offset and size of part num (from 1).
+func (m Meta) PartSpan(num int) (off, size int64, ok bool) {
+	for _, r := range m.Parts {
+		if num <= int(r[1]) {
+			return off + int64(num-1)*r[0], r[0], true
+		}
+		num -= int(r[1])
+		off += r[0] * r[1]
+	}
+	return 0, 0, false
+}
+
+// checkSize refuses parts that do not add up to the version's size.
+func (m Meta) checkSize(size int64) error {
+	if len(m.Parts) == 0 {
+		return nil
+	}
+	var sum int64
+	for _, r := range m.Parts {
+		sum += r[0] * r[1]
+	}
+	if sum != size {
+		return fault.E(fault.Invalid, "object metadata: parts of %d bytes in all for an object of %d", sum, size)
+	}
+	return nil
 }
 
 // MaxMeta bounds a version's encoded Meta (S3 allows 2 KB of user
@@ -81,19 +128,39 @@ func (m Meta) Check() error {
 		}
 	}
 	for k, v := range m.User {
-		if k == "" || k != strings.ToLower(k) || strings.ContainsAny(k, " \t\r\n:") {
+		if !headerName(k) {
 			return fault.E(fault.Invalid, "object metadata name %q: not a lower-case header name", k)
 		}
 		if err := headerValue(v); err != nil {
 			return fmt.Errorf("object metadata %q: %w", k, err)
 		}
 	}
-	for _, p := range m.Parts {
-		if p < 0 {
-			return fault.E(fault.Invalid, "object metadata: part of %d bytes", p)
+	count := int64(0)
+	for _, r := range m.Parts {
+		if r[0] < 0 || r[1] < 1 || r[1] > MaxParts {
+			return fault.E(fault.Invalid, "object metadata: %d parts of %d bytes", r[1], r[0])
 		}
+		count += r[1]
+	}
+	if count > MaxParts {
+		return fault.E(fault.Invalid, "object metadata: %d parts, over %d", count, MaxParts)
 	}
 	return nil
+}
+
+// headerName reports whether k is a lower-case HTTP header name (RFC
+// 9110's token), which a metadata name must be to be sent back.
+func headerName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 func headerValue(v string) error {

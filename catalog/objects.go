@@ -167,6 +167,12 @@ type NewVersion struct {
 	Kind        Kind
 	Target      string // a symbolic link's
 	Meta        Meta
+	// Shared says the chunks are another version's, referenced already:
+	// the version takes references on them without saying this node
+	// holds their files (a copy of a version whose chunks are on peers).
+	// Without it, AddVersion records the chunks as held here, as the put
+	// that wrote them would.
+	Shared bool
 }
 
 // Added reports what AddVersion did.
@@ -219,9 +225,9 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 	for i, ref := range nv.Chunks {
 		var refs int64
 		err := tx.QueryRowContext(ctx, `INSERT INTO chunks(hash, refs, plain_size, stored_size)
-			VALUES (?, 1, ?, ?)
-			ON CONFLICT(hash) DO UPDATE SET refs = refs + 1, held = 1, zero_at = NULL, zero_seq = NULL
-			RETURNING id, refs`, ref.ID[:], ref.Plain, ref.Stored).Scan(&ids[i], &refs)
+			VALUES (?1, 1, ?2, ?3)
+			ON CONFLICT(hash) DO UPDATE SET refs = refs + 1, held = CASE WHEN ?4 THEN held ELSE 1 END, zero_at = NULL, zero_seq = NULL
+			RETURNING id, refs`, ref.ID[:], ref.Plain, ref.Stored, nv.Shared).Scan(&ids[i], &refs)
 		if err != nil {
 			return Added{}, fmt.Errorf("reference chunk %s: %w", ref.ID, err)
 		}
@@ -261,6 +267,9 @@ func (nv NewVersion) check() error {
 		return fault.E(fault.Invalid, "add %s: %w", nv.Name, err)
 	}
 	if err := nv.Meta.Check(); err != nil {
+		return fmt.Errorf("add %s: %w", nv.Name, err)
+	}
+	if err := nv.Meta.checkSize(nv.Size); err != nil {
 		return fmt.Errorf("add %s: %w", nv.Name, err)
 	}
 	for _, ref := range nv.Chunks {

@@ -299,7 +299,7 @@ func (tx *Tx) CopyVersion(ctx context.Context, from names.Name, num int64, to na
 		return Added{}, err
 	}
 	nv := NewVersion{Name: to, Size: src.Size, Mode: src.Mode, MTime: tx.now, ContentType: src.ContentType,
-		SHA256: src.SHA256, Chunks: refs, Meta: src.Meta}
+		SHA256: src.SHA256, Chunks: refs, Meta: src.Meta, Shared: true}
 	if replace {
 		nv.ContentType, nv.Meta = ctype, meta
 	}

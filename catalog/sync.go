@@ -122,6 +122,8 @@ func (rv RemoteVersion) check() error {
 		return bad("%v", err)
 	} else if m.Encode() != rv.Meta {
 		return bad("object metadata not in its canonical form")
+	} else if err := m.checkSize(rv.Size); err != nil {
+		return bad("%v", err)
 	}
 	if err := checkEntry(rv.Kind, rv.Target, rv.Size, rv.Chunks); err != nil {
 		return bad("%v", err)

@@ -1116,6 +1116,8 @@ func TestApplyRemoteRefusals(t *testing.T) {
 		{"metadata not canonical", func(rv *RemoteVersion) { rv.Meta = `{ "etag":"x"}` }, goodChunks, ""},
 		{"metadata with a control character", func(rv *RemoteVersion) { rv.Meta = `{"user":{"a":"b\r\nc"}}` }, goodChunks, ""},
 		{"metadata with an upper-case name", func(rv *RemoteVersion) { rv.Meta = `{"user":{"A":"b"}}` }, goodChunks, ""},
+		{"metadata name not a token", func(rv *RemoteVersion) { rv.Meta = `{"user":{"a\u0001b":"c"}}` }, goodChunks, ""},
+		{"parts that do not add up", func(rv *RemoteVersion) { rv.Meta = `{"parts":[[1000,2]]}` }, goodChunks, ""},
 		{"metadata too large", func(rv *RemoteVersion) { rv.Meta = `{"etag":"` + strings.Repeat("e", MaxMeta) + `"}` }, goodChunks, ""},
 		{"too few chunks", func(rv *RemoteVersion) {}, refs(1), ""},
 		{"too many chunks", func(rv *RemoteVersion) {}, refs(1, 1, 2), ""},
@@ -1345,7 +1347,7 @@ func TestSyncMetaTravels(t *testing.T) {
 	ctx := context.Background()
 	nodes := newCluster(t, 2)
 	a, b := nodes[0], nodes[1]
-	meta := Meta{ETag: "0123abcd", CacheControl: "max-age=5", User: map[string]string{"camera": "x100", "lens": "23mm"}, Parts: []int64{5, 3}}
+	meta := Meta{ETag: "0123abcd", CacheControl: "max-age=5", User: map[string]string{"camera": "x100", "lens": "23mm"}, Parts: [][2]int64{{1001, 1}, {1002, 1}}}
 	v := nv("bucket/key", "one", 1, 2)
 	v.Meta = meta
 	got := add(t, a.c, v).Version
@@ -1377,6 +1379,32 @@ func TestSyncMetaTravels(t *testing.T) {
 	for _, name := range []string{"bucket/key", "bucket/copy"} {
 		if h := mustHead(t, a, name); !reflect.DeepEqual(h.Meta, meta) || h.Size != mustHead(t, a, "bucket/key").Size {
 			t.Fatalf("%s after restore and copy has meta %+v", name, h.Meta)
+		}
+	}
+}
+
+// TestCopyKeepsHeld: a copy of a version whose chunks only a peer holds
+// takes references without claiming the files are here.
+func TestCopyKeepsHeld(t *testing.T) {
+	ctx := context.Background()
+	nodes := newCluster(t, 2)
+	a, b := nodes[0], nodes[1]
+	a.put(t, t0.Add(time.Second), "bucket/src", "one", 1, 2)
+	syncOnce(t, a.c, b.c)
+	err := b.c.Tx(ctx, func(tx *Tx) error {
+		_, err := tx.CopyVersion(ctx, names.Must("bucket/src"), 0, names.Must("bucket/dst"), false, "", Meta{})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{1, 2} {
+		st, err := b.c.Lookup(ctx, cid(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Held || st.Refs != 2 {
+			t.Fatalf("chunk %d on B after the copy: %+v, want not held with 2 references", i, st)
 		}
 	}
 }

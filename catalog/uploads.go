@@ -88,11 +88,11 @@ func upload(ctx context.Context, q querier, id string) (Upload, error) {
 }
 
 // Uploads returns up to limit uploads whose names lie in [lo, hi) (hi ""
-// for no bound), by name and then creation, starting after (name, id).
+// for no bound), by name and then ID, starting after (name, id).
 func (c *Catalog) Uploads(ctx context.Context, lo, hi, afterName, afterID string, limit int) ([]Upload, error) {
 	rows, err := c.r.QueryContext(ctx, `SELECT id FROM uploads
 		WHERE name >= ?1 AND (?2 = '' OR name < ?2) AND (name > ?3 OR name = ?3 AND id > ?4)
-		ORDER BY name, created, id LIMIT ?5`, lo, hi, afterName, afterID, limit)
+		ORDER BY name, id LIMIT ?5`, lo, hi, afterName, afterID, limit)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -312,7 +312,7 @@ func (tx *Tx) CompleteUpload(ctx context.Context, id string, list []CompletePart
 		}
 		md.Write(b)
 		size += p.Size
-		meta.Parts = append(meta.Parts, p.Size)
+		meta.AddPart(p.Size)
 		rs, err := partChunks(ctx, tx, id, cp.Num)
 		if err != nil {
 			return Added{}, err

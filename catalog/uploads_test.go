@@ -119,7 +119,7 @@ func TestUploadLifecycle(t *testing.T) {
 	if want := fmt.Sprintf("%x-3", h.Sum(nil)); v.Meta.ETag != want {
 		t.Fatalf("ETag %s, want %s", v.Meta.ETag, want)
 	}
-	if v.Size != 2*MinPart+ref(5).Plain || len(v.Meta.Parts) != 3 || v.Meta.User["k"] != "v" || v.ContentType != "text/x" || v.Chunks != 5 {
+	if v.Size != 2*MinPart+ref(5).Plain || v.Meta.PartCount() != 3 || v.Meta.User["k"] != "v" || v.ContentType != "text/x" || v.Chunks != 5 {
 		t.Fatalf("completed version %+v", v)
 	}
 	noDrift(t, c, "after completion")

@@ -118,7 +118,7 @@ func (g *Gateway) deleteBucket(w http.ResponseWriter, req *request) error {
 		return s3err.New(s3err.BucketNotEmpty, "bucket %s is not empty", req.bucket)
 	}
 	n, _ := names.Parse(req.bucket)
-	if _, err := g.deleteName(req, n); err != nil {
+	if _, err := g.deleteName(req, n, true); err != nil {
 		return err
 	}
 	if err := g.cat.DropBucket(ctx, req.bucket); err != nil {

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -82,6 +83,9 @@ type Gateway struct {
 	verify *sigv4.Verifier
 	ingest *semaphore.Weighted // Options.Ingest
 	stats  struct{ requests, failed, in, out atomic.Int64 }
+	// inflight counts the requests being served, which Serve waits for
+	// before it returns (and the node may close).
+	inflight sync.WaitGroup
 }
 
 // New returns a gateway for n.
@@ -147,6 +151,8 @@ type request struct {
 }
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.inflight.Add(1)
+	defer g.inflight.Done()
 	g.stats.requests.Add(1)
 	cw := &countingWriter{ResponseWriter: w, n: &g.stats.out}
 	req := &request{Request: r, id: requestID()}
@@ -350,6 +356,13 @@ type countingReader struct {
 func (c *countingReader) Read(p []byte) (int, error) {
 	_ = c.rc.SetReadDeadline(time.Now().Add(c.idle)) // not every writer supports it (tests' recorders)
 	n, err := c.r.Read(p)
+	if err != nil {
+		// The body is over: a deadline left behind would end the request
+		// (net/http reads on in the background, and cancels it when that
+		// read times out) while a long operation on the body, a multipart
+		// completion, still runs.
+		_ = c.rc.SetReadDeadline(time.Time{})
+	}
 	c.n.Add(int64(n))
 	return n, err
 }

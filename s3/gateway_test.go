@@ -511,3 +511,93 @@ func TestMultipart(t *testing.T) {
 		t.Fatalf("check: %+v, %v", rep.Findings, err)
 	}
 }
+
+// TestPagingAroundFolders: a folder's entry (key "b/") is stored as the
+// name "b", which sorts before "b.txt" while the key sorts after it;
+// listings still come in key order, and pages of one key each give every
+// key and common prefix exactly once, in V1 (NextMarker), V2 (tokens) and
+// the listing of versions. Deleting "b.txt/" does not delete the file
+// "b.txt".
+func TestPagingAroundFolders(t *testing.T) {
+	e := newEnv(t)
+	c := e.client(e.admin)
+	ctx := context.Background()
+	mustBucket(t, c, "paging")
+	for _, k := range []string{"a", "b/", "b.txt", "b/x", "b/y/z", "c"} {
+		if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("paging"), Key: aws.String(k), Body: strings.NewReader("")}); err != nil {
+			t.Fatalf("put %q: %v", k, err)
+		}
+	}
+	const want = "a,b.txt,b/,c" // S3's order: "." sorts before "/"
+	var v1 []string
+	marker := ""
+	for range 20 {
+		out, err := c.ListObjects(ctx, &awss3.ListObjectsInput{Bucket: aws.String("paging"), Delimiter: aws.String("/"), MaxKeys: aws.Int32(1), Marker: aws.String(marker)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range out.Contents {
+			v1 = append(v1, aws.ToString(o.Key))
+		}
+		for _, p := range out.CommonPrefixes {
+			v1 = append(v1, aws.ToString(p.Prefix))
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			break
+		}
+		marker = aws.ToString(out.NextMarker)
+	}
+	if got := strings.Join(v1, ","); got != want {
+		t.Fatalf("V1 pages of one: %s, want %s", got, want)
+	}
+	var v2 []string
+	var token *string
+	for range 20 {
+		out, err := c.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: aws.String("paging"), Delimiter: aws.String("/"), MaxKeys: aws.Int32(1), ContinuationToken: token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range out.Contents {
+			v2 = append(v2, aws.ToString(o.Key))
+		}
+		for _, p := range out.CommonPrefixes {
+			v2 = append(v2, aws.ToString(p.Prefix))
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			break
+		}
+		token = out.NextContinuationToken
+	}
+	if got := strings.Join(v2, ","); got != want {
+		t.Fatalf("V2 pages of one: %s, want %s", got, want)
+	}
+	var vs []string
+	keyMarker := ""
+	for i := 0; ; i++ {
+		if i == 20 {
+			t.Fatalf("versions listing did not end: %v", vs)
+		}
+		out, err := c.ListObjectVersions(ctx, &awss3.ListObjectVersionsInput{Bucket: aws.String("paging"), Delimiter: aws.String("/"), MaxKeys: aws.Int32(1), KeyMarker: aws.String(keyMarker)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range out.Versions {
+			vs = append(vs, aws.ToString(v.Key))
+		}
+		for _, p := range out.CommonPrefixes {
+			vs = append(vs, aws.ToString(p.Prefix))
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			break
+		}
+		keyMarker = aws.ToString(out.NextKeyMarker)
+	}
+	if got := strings.Join(vs, ","); got != want {
+		t.Fatalf("versions, pages of one: %s, want %s", got, want)
+	}
+
+	if _, err := c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("paging"), Key: aws.String("b.txt/")}); err != nil {
+		t.Fatal(err)
+	}
+	get(t, c, "paging", "b.txt") // still there
+}

@@ -1,6 +1,7 @@
 package s3
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/loftstore/loft/catalog"
 	"github.com/loftstore/loft/names"
@@ -17,33 +19,28 @@ import (
 // maxListKeys is S3's cap on the keys of one listing page.
 const maxListKeys = 1000
 
-// cursor is where a listing goes on: at a name (inclusive) or after it.
-type cursor struct {
-	name      string
-	inclusive bool
-}
+// A listing returns keys in S3's order, the byte order of keys. Names sort
+// the same way but for a folder: its entry is stored as "b" and its key is
+// "b/", which sorts after "b.txt" (whose name sorts after "b"). The scan
+// of names holds a folder's key back until the first key after it, so
+// that what a page gives, and where the next page starts (a key: V1's
+// marker, V2's token, start-after), are all in key order.
 
-// token encodes a cursor as a continuation token.
-func (c cursor) token() string {
-	flag := "x"
-	if c.inclusive {
-		flag = "i"
-	}
-	return base64.RawURLEncoding.EncodeToString([]byte(flag + c.name))
-}
+// token encodes the key a listing goes on after as a continuation token.
+func token(after string) string { return base64.RawURLEncoding.EncodeToString([]byte("k" + after)) }
 
-func parseToken(t, base string) (cursor, error) {
+func parseToken(t string) (string, error) {
 	b, err := base64.RawURLEncoding.DecodeString(t)
-	if err != nil || len(b) == 0 || b[0] != 'i' && b[0] != 'x' || !strings.HasPrefix(string(b[1:]), base) {
-		return cursor{}, s3err.New(s3err.InvalidArgument, "the continuation token is not one this gateway gave")
+	if err != nil || len(b) == 0 || b[0] != 'k' || bytes.IndexByte(b, 0) >= 0 || !utf8.Valid(b) {
+		return "", s3err.New(s3err.InvalidArgument, "the continuation token is not one this gateway gave")
 	}
-	return cursor{name: string(b[1:]), inclusive: b[0] == 'i'}, nil
+	return string(b[1:]), nil
 }
 
 // listing is a ListObjects request, and listed its page.
 type listing struct {
 	prefix, delim string
-	from          cursor
+	after         string // the key (or common prefix) the listing goes on after
 	max           int
 	deleted       bool // deleted objects too (for their delete markers)
 }
@@ -52,16 +49,30 @@ type listed struct {
 	objects   []catalog.Version
 	prefixes  []string
 	truncated bool
-	next      cursor // where the next page starts, when truncated
-	last      string // the last key or common prefix of the page
+	last      string // the last key or common prefix of the page: where the next goes on
 }
 
-var errPageFull = errors.New("page full")
+var (
+	errPageFull = errors.New("page full")
+	errPageDone = errors.New("listing done")
+)
 
 // jump restarts a Range at another name.
 type jump struct{ to string }
 
 func (j *jump) Error() string { return "jump to " + j.to }
+
+// scanStart is the first name whose key can lie after key: a folder "b"
+// holds the key "b/", after "b.txt", so the scan after "b.txt" starts at
+// "b" (the key cut before its first byte that sorts below the slash).
+func scanStart(key string) string {
+	for i := 0; i < len(key); i++ {
+		if key[i] < '/' {
+			return key[:i]
+		}
+	}
+	return key
+}
 
 // list reads one page of a bucket's keys. With a delimiter, every key
 // with the delimiter after the prefix counts once, as its common prefix,
@@ -70,87 +81,98 @@ func (j *jump) Error() string { return "jump to " + j.to }
 func (g *Gateway) list(ctx context.Context, bucket string, l listing) (listed, error) {
 	var out listed
 	base := bucket + "/"
-	lo := base + l.prefix
-	hi := catalog.PrefixEnd(lo)
-	if strings.HasSuffix(l.prefix, "/") {
-		// The folder the prefix names is stored without its slash, before
-		// what lies below it: the range starts there, and the names in
-		// between ("dir.txt" between "dir" and "dir/x") are passed over.
-		lo = strings.TrimSuffix(lo, "/")
-	}
-	at := cursor{name: lo, inclusive: true}
-	if l.from.name > lo || l.from.name == lo && !l.from.inclusive {
-		at = l.from
+	lo := base + strings.TrimSuffix(l.prefix, "/") // a folder the prefix names is stored without its slash
+	hi := catalog.PrefixEnd(base + l.prefix)
+	if l.after > l.prefix {
+		lo = max(lo, base+scanStart(l.after))
 	}
 	seen := make(map[string]bool)
+	var pending []catalog.Version // folders held back, the smallest key on top
 	count := 0
-	full := func(c cursor) error {
-		if count == l.max {
-			out.truncated, out.next = true, c
-			return errPageFull
+	// give considers one key; a jump error restarts the scan.
+	give := func(key string, v catalog.Version) error {
+		if !strings.HasPrefix(key, l.prefix) || l.after != "" && key <= l.after {
+			return nil
 		}
-		count++
-		return nil
-	}
-	for {
-		start := at
-		err := g.cat.Range(ctx, start.name, hi, l.deleted, func(v catalog.Version) error {
-			if v.Name == start.name && !start.inclusive {
-				return nil
-			}
-			key := keyOf(bucket, v)
-			if !strings.HasPrefix(key, l.prefix) {
-				at = cursor{name: v.Name}
-				return nil
-			}
-			if l.delim != "" {
-				rest := key[len(l.prefix):]
-				if i := strings.Index(rest, l.delim); i >= 0 {
-					cp := l.prefix + rest[:i+len(l.delim)]
-					if seen[cp] {
-						return nil
+		if l.delim != "" {
+			rest := key[len(l.prefix):]
+			if i := strings.Index(rest, l.delim); i >= 0 {
+				cp := l.prefix + rest[:i+len(l.delim)]
+				if !seen[cp] && (l.after == "" || cp > l.after) {
+					if count == l.max {
+						out.truncated = true
+						return errPageFull
 					}
-					if err := full(cursor{name: v.Name, inclusive: true}); err != nil {
-						return err
-					}
+					count++
 					seen[cp] = true
 					out.prefixes = append(out.prefixes, cp)
 					out.last = cp
-					if v.Kind == catalog.KindDir && i+len(l.delim) == len(rest) {
-						// The directory entry itself: names between it and
-						// what lies below it ("a.txt" between "a" and "a/x")
-						// come next, so no jump.
-						at = cursor{name: v.Name}
-						return nil
-					}
-					end := catalog.PrefixEnd(base + cp)
-					if end == "" || hi != "" && end >= hi {
-						return errPageDone
-					}
-					return &jump{to: end}
 				}
+				if v.Kind == catalog.KindDir && i+len(l.delim) == len(rest) {
+					return nil // the folder itself: its keys come next, in the scan
+				}
+				end := catalog.PrefixEnd(base + cp)
+				if end == "" || hi != "" && end >= hi {
+					return errPageDone
+				}
+				return &jump{to: end}
 			}
-			if err := full(cursor{name: v.Name, inclusive: true}); err != nil {
+		}
+		if count == l.max {
+			out.truncated = true
+			return errPageFull
+		}
+		count++
+		out.objects = append(out.objects, v)
+		out.last = key
+		return nil
+	}
+	// flush gives the folders held back whose keys sort before key ("":
+	// all of them).
+	flush := func(key string) error {
+		for len(pending) > 0 {
+			top := pending[len(pending)-1]
+			k := keyOf(bucket, top)
+			if key != "" && k >= key {
+				return nil
+			}
+			pending = pending[:len(pending)-1]
+			var j *jump
+			if err := give(k, top); errors.As(err, &j) && key == "" {
+				continue // the scan is over: nothing to jump over
+			} else if err != nil {
 				return err
 			}
-			out.objects = append(out.objects, v)
-			out.last = key
-			at = cursor{name: v.Name}
-			return nil
+		}
+		return nil
+	}
+	at := lo
+	for {
+		err := g.cat.Range(ctx, at, hi, l.deleted, func(v catalog.Version) error {
+			key := keyOf(bucket, v)
+			if err := flush(key); err != nil {
+				return err
+			}
+			if v.Kind == catalog.KindDir {
+				pending = append(pending, v)
+				return nil
+			}
+			return give(key, v)
 		})
 		var j *jump
-		switch {
-		case errors.As(err, &j):
-			at = cursor{name: j.to, inclusive: true}
+		if errors.As(err, &j) {
+			at = j.to
 			continue
-		case errors.Is(err, errPageFull), errors.Is(err, errPageDone):
+		}
+		if err == nil {
+			err = flush("")
+		}
+		if errors.Is(err, errPageFull) || errors.Is(err, errPageDone) {
 			return out, nil
 		}
 		return out, err
 	}
 }
-
-var errPageDone = errors.New("listing done")
 
 func (g *Gateway) listObjects(w http.ResponseWriter, req *request, v2 bool) error {
 	if err := g.allow(req, catalog.AccessRead); err != nil {
@@ -164,29 +186,24 @@ func (g *Gateway) listObjects(w http.ResponseWriter, req *request, v2 bool) erro
 	if err != nil {
 		return err
 	}
-	base := req.bucket + "/"
 	res := listBucketResult{Xmlns: xmlns, Name: req.bucket, Prefix: encode(l.prefix, enc), MaxKeys: l.max,
 		Delimiter: encode(l.delim, enc), EncodingType: enc}
 	if v2 {
 		if t := q.Get("continuation-token"); t != "" {
-			c, err := parseToken(t, base)
+			after, err := parseToken(t)
 			if err != nil {
 				return err
 			}
-			l.from, res.Token = c, t
+			l.after, res.Token = after, t
 		} else if s := q.Get("start-after"); s != "" {
-			l.from = cursor{name: base + strings.TrimSuffix(s, "/")}
+			l.after = s
 			res.StartAfter = encode(s, enc)
 		}
 	} else {
 		marker := q.Get("marker")
 		res.Marker = new(encode(marker, enc))
 		if marker != "" {
-			l.from = cursor{name: base + strings.TrimSuffix(marker, "/")}
-			if l.delim != "" && strings.HasSuffix(marker, l.delim) {
-				// A common prefix of an earlier page: go on after all of it.
-				l.from = cursor{name: catalog.PrefixEnd(base + marker), inclusive: true}
-			}
+			l.after = marker
 		}
 	}
 	page, err := g.list(req.Context(), req.bucket, l)
@@ -211,7 +228,7 @@ func (g *Gateway) listObjects(w http.ResponseWriter, req *request, v2 bool) erro
 		n := len(page.objects) + len(page.prefixes)
 		res.KeyCount = &n
 		if page.truncated {
-			res.NextToken = page.next.token()
+			res.NextToken = token(page.last)
 		}
 	} else if page.truncated && l.delim != "" {
 		res.NextMarker = encode(page.last, enc)
@@ -267,11 +284,10 @@ func (g *Gateway) listVersions(w http.ResponseWriter, req *request) error {
 		return err
 	}
 	l.deleted = true
-	base := req.bucket + "/"
 	res := listVersionsResult{Xmlns: xmlns, Name: req.bucket, Prefix: encode(l.prefix, enc), MaxKeys: l.max,
 		Delimiter: encode(l.delim, enc), EncodingType: enc, KeyMarker: q.Get("key-marker"), VersionIDMarker: q.Get("version-id-marker")}
 	if m := q.Get("key-marker"); m != "" {
-		l.from = cursor{name: base + strings.TrimSuffix(m, "/")}
+		l.after = m
 	}
 	b, err := g.cat.Bucket(ctx, req.bucket)
 	if err != nil {

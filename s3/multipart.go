@@ -160,6 +160,9 @@ func (g *Gateway) completeUpload(w http.ResponseWriter, req *request, id string)
 	if err := g.allow(req, catalog.AccessWrite); err != nil {
 		return err
 	}
+	if err := noConditionalWrite(req); err != nil {
+		return err
+	}
 	_, name, err := g.theUpload(req, id)
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
@@ -108,8 +109,23 @@ func (m *md5Reader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// noConditionalWrite refuses the conditions S3 takes on writes (If-Match,
+// If-None-Match), which loft does not evaluate yet: a lock a client
+// builds on them must not seem to hold.
+func noConditionalWrite(req *request) error {
+	for _, h := range []string{"If-Match", "If-None-Match"} {
+		if req.Header.Get(h) != "" {
+			return s3err.New(s3err.NotImplemented, "conditional writes (%s) are not implemented by loft", h)
+		}
+	}
+	return nil
+}
+
 func (g *Gateway) putObject(w http.ResponseWriter, req *request) error {
 	if err := g.allow(req, catalog.AccessWrite); err != nil {
+		return err
+	}
+	if err := noConditionalWrite(req); err != nil {
 		return err
 	}
 	name, dir, err := objectName(req.bucket, req.key)
@@ -247,10 +263,22 @@ func (g *Gateway) getObject(w http.ResponseWriter, req *request, head bool) erro
 		w.Header().Set("x-amz-version-id", versionID(v))
 		return s3err.New(s3err.MethodNotAllowed, "version %d of %s is a delete marker", v.Num, clip(req.key))
 	}
-	h := w.Header()
+	q := req.URL.Query()
+	if req.who == nil {
+		for param := range q {
+			if strings.HasPrefix(param, "response-") {
+				return s3err.New(s3err.InvalidRequest, "request specific response headers cannot be used for anonymous GET requests")
+			}
+		}
+	}
+	// The object's headers go out with the object only, not with an error.
+	h := http.Header{}
 	g.objectHeaders(h, v)
 	if err := conditions(req.Header, etag(v), v.Created); err != nil {
 		if e, ok := s3err.As(err); ok && e.Code == s3err.NotModified {
+			for _, k := range []string{"ETag", "Last-Modified", "x-amz-version-id"} {
+				w.Header().Set(k, h.Get(k))
+			}
 			w.WriteHeader(http.StatusNotModified)
 			return nil
 		}
@@ -258,9 +286,11 @@ func (g *Gateway) getObject(w http.ResponseWriter, req *request, head bool) erro
 	}
 	off, n, status, err := g.span(req, h, v)
 	if err != nil {
+		if cr := h.Get("Content-Range"); cr != "" {
+			w.Header().Set("Content-Range", cr) // the size, for a range past the end
+		}
 		return err
 	}
-	q := req.URL.Query()
 	for param, header := range map[string]string{"response-content-type": "Content-Type", "response-content-language": "Content-Language",
 		"response-expires": "Expires", "response-cache-control": "Cache-Control",
 		"response-content-disposition": "Content-Disposition", "response-content-encoding": "Content-Encoding"} {
@@ -270,15 +300,14 @@ func (g *Gateway) getObject(w http.ResponseWriter, req *request, head bool) erro
 	}
 	h.Set("Content-Length", strconv.FormatInt(n, 10))
 	if head || n == 0 {
+		maps.Copy(w.Header(), h)
 		w.WriteHeader(status)
 		return nil
 	}
-	lw := &lazyWriter{w: w, status: status}
+	lw := &lazyWriter{w: w, h: h, status: status}
 	if err := g.n.ReadVersion(req.Context(), v, off, n, lw); err != nil {
 		if !lw.wrote {
-			h.Del("Content-Length")
-			h.Del("Content-Range")
-			return err
+			return err // nothing of the object was sent: the error can be
 		}
 		// The status is sent: the only way left to say the body is bad is
 		// to break the connection before its declared length.
@@ -288,10 +317,12 @@ func (g *Gateway) getObject(w http.ResponseWriter, req *request, head bool) erro
 	return nil
 }
 
-// lazyWriter sends the status with the first bytes of the body, so that a
-// read that fails before it produced any can still answer with an error.
+// lazyWriter sends the object's headers and status with the first bytes
+// of the body, so that a read that fails before it produced any can still
+// answer with an error.
 type lazyWriter struct {
 	w      http.ResponseWriter
+	h      http.Header
 	status int
 	wrote  bool
 }
@@ -299,6 +330,7 @@ type lazyWriter struct {
 func (l *lazyWriter) Write(p []byte) (int, error) {
 	if !l.wrote {
 		l.wrote = true
+		maps.Copy(l.w.Header(), l.h)
 		l.w.WriteHeader(l.status)
 	}
 	return l.w.Write(p)
@@ -328,7 +360,7 @@ func (g *Gateway) objectHeaders(h http.Header, v catalog.Version) {
 		h["X-Amz-Meta-"+k] = []string{val} // as stored: lower case, as S3 returns it
 	}
 	if len(v.Meta.Parts) > 0 {
-		h.Set("x-amz-mp-parts-count", strconv.Itoa(len(v.Meta.Parts)))
+		h.Set("x-amz-mp-parts-count", strconv.Itoa(v.Meta.PartCount()))
 	}
 }
 
@@ -373,18 +405,18 @@ func (g *Gateway) span(req *request, h http.Header, v catalog.Version) (off, n i
 	size := v.Size
 	if pn := req.URL.Query().Get("partNumber"); pn != "" {
 		num, err := strconv.Atoi(pn)
-		parts := v.Meta.Parts
-		if len(parts) == 0 {
-			parts = []int64{size} // a single put is its own one part
+		meta := v.Meta
+		if len(meta.Parts) == 0 {
+			meta.AddPart(size) // a single put is its own one part
 		}
-		if err != nil || num < 1 || num > len(parts) {
-			return 0, 0, 0, s3err.New(s3err.InvalidArgument, "part number %q: the object has %d parts", clip(pn), len(parts))
+		var ok bool
+		if err == nil {
+			off, n, ok = meta.PartSpan(num)
 		}
-		for _, p := range parts[:num-1] {
-			off += p
+		if !ok || off+n > size {
+			return 0, 0, 0, s3err.New(s3err.InvalidArgument, "part number %q: the object has %d parts", clip(pn), meta.PartCount())
 		}
-		n = parts[num-1]
-		h.Set("x-amz-mp-parts-count", strconv.Itoa(len(parts)))
+		h.Set("x-amz-mp-parts-count", strconv.Itoa(meta.PartCount()))
 		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", off, off+n-1, size))
 		return off, n, http.StatusPartialContent, nil
 	}
@@ -450,7 +482,7 @@ func (g *Gateway) deleteObject(w http.ResponseWriter, req *request) error {
 	if err := g.allow(req, catalog.AccessWrite); err != nil {
 		return err
 	}
-	name, _, err := objectName(req.bucket, req.key)
+	name, dir, err := objectName(req.bucket, req.key)
 	if err != nil {
 		return err
 	}
@@ -460,7 +492,7 @@ func (g *Gateway) deleteObject(w http.ResponseWriter, req *request) error {
 	if err := g.needBucket(req); err != nil {
 		return err
 	}
-	v, err := g.deleteName(req, name)
+	v, err := g.deleteName(req, name, dir)
 	if err != nil {
 		return err
 	}
@@ -472,9 +504,18 @@ func (g *Gateway) deleteObject(w http.ResponseWriter, req *request) error {
 	return nil
 }
 
-// deleteName tombstones an object; one that does not exist, or is
-// deleted already, is no error (S3 answers the same either way).
-func (g *Gateway) deleteName(req *request, name names.Name) (*catalog.Version, error) {
+// deleteName tombstones the object a key names: a directory entry when
+// dir (the key ended with a slash), else a file. One that does not exist,
+// is deleted already or is of the other kind is no error, and is left
+// alone (S3 answers the same either way).
+func (g *Gateway) deleteName(req *request, name names.Name, dir bool) (*catalog.Version, error) {
+	hv, err := g.cat.Head(req.Context(), name)
+	if errors.Is(err, catalog.ErrNotFound) || err == nil && (hv.Deleted || (hv.Kind == catalog.KindDir) != dir) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
 	v, err := g.n.Delete(req.Context(), name)
 	if errors.Is(err, catalog.ErrNotFound) || errors.Is(err, catalog.ErrDeleted) {
 		return nil, nil
@@ -512,12 +553,12 @@ func (g *Gateway) deleteObjects(w http.ResponseWriter, req *request) error {
 			fail(s3err.New(s3err.NotImplemented, "deleting one version is not implemented by loft"))
 			continue
 		}
-		name, _, err := objectName(req.bucket, o.Key)
+		name, dir, err := objectName(req.bucket, o.Key)
 		if err != nil {
 			fail(err)
 			continue
 		}
-		if _, err := g.deleteName(req, name); err != nil {
+		if _, err := g.deleteName(req, name, dir); err != nil {
 			fail(err)
 			continue
 		}
@@ -531,6 +572,9 @@ func (g *Gateway) deleteObjects(w http.ResponseWriter, req *request) error {
 
 func (g *Gateway) copyObject(w http.ResponseWriter, req *request) error {
 	if err := g.allow(req, catalog.AccessWrite); err != nil {
+		return err
+	}
+	if err := noConditionalWrite(req); err != nil {
 		return err
 	}
 	to, dir, err := objectName(req.bucket, req.key)

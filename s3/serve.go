@@ -65,9 +65,13 @@ func (g *Gateway) Serve(ctx context.Context, opts ServeOptions) error {
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
+		// Requests still running see their context end (BaseContext is
+		// ctx) and their connections closed; they return soon, and the
+		// node must not close under them.
 		srv.Close()
 	}
 	<-done
+	g.inflight.Wait()
 	return nil
 }
 

@@ -169,6 +169,10 @@ func (c *chunkReader) finish() error {
 				"The trailer signature we calculated does not match the x-amz-trailer-signature you provided.")
 		}
 		c.values = t.values
+		// Another empty line may follow (minio-go's "\r\n\r\n").
+		if rest, _ := c.br.Peek(2); string(rest) == "\r\n" {
+			c.br.Discard(2)
+		}
 	} else if err := readFinalLine(c.br); err != nil {
 		return err
 	}
@@ -235,7 +239,9 @@ func readTrailer(br *bufio.Reader, declared []string, signed bool) (trailerSet, 
 		if _, err := br.Peek(1); errors.Is(err, io.EOF) {
 			break
 		}
-		line, err := readLine(br, "trailer", s3err.MalformedTrailer)
+		// minio-go ends a trailer line with a bare LF (and the section with
+		// two CRLFs), as MinIO's server accepts: so does this.
+		line, err := readLineLF(br, "trailer", s3err.MalformedTrailer)
 		if err != nil {
 			return trailerSet{}, err
 		}
@@ -323,6 +329,19 @@ func readLine(br *bufio.Reader, what string, code s3err.Code) ([]byte, error) {
 		return nil, s3err.New(code, "A %s line does not end in CRLF.", what)
 	}
 	return line[:len(line)-2], nil
+}
+
+// readLineLF is readLine for lines that may end in a bare LF.
+func readLineLF(br *bufio.Reader, what string, code s3err.Code) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
+	switch {
+	case errors.Is(err, bufio.ErrBufferFull):
+		return nil, s3err.New(code, "A %s line is longer than %d bytes.", what, maxChunkLine)
+	case err != nil:
+		return nil, readError(err, what)
+	}
+	line = line[:len(line)-1]
+	return bytes.TrimSuffix(line, []byte("\r")), nil
 }
 
 // sortedTrailerNames returns the names of an X-Amz-Trailer header's values,

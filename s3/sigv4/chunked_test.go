@@ -248,6 +248,17 @@ func TestStreamingUnsignedTrailer(t *testing.T) {
 		{name: "trailer signature in unsigned mode", trailers: []string{good[0], "x-amz-trailer-signature:" + strings.Repeat("0", 64)},
 			code: s3err.MalformedTrailer},
 		{name: "no final CRLF", trailers: good, tamper: func(b []byte) []byte { return b[:len(b)-2] }},
+		// minio-go writes "0\r\n" + "name:value\n" + "\r\n\r\n".
+		{name: "minio-go's framing", trailers: good, tamper: func(b []byte) []byte {
+			i := bytes.LastIndex(b, []byte(good[0]))
+			return append(b[:i:i], good[0]+"\n\r\n\r\n"...)
+		}},
+		{name: "minio-go's framing, wrong checksum", trailers: []string{crc32Trailer([]byte("other"))}, tamper: func(b []byte) []byte {
+			bad := crc32Trailer([]byte("other"))
+			i := bytes.LastIndex(b, []byte(bad))
+			return append(b[:i:i], bad+"\n\r\n\r\n"...)
+		}, code: s3err.BadDigest},
+		{name: "garbage after the trailer", trailers: good, tamper: func(b []byte) []byte { return append(b, "xx"...) }, code: s3err.InvalidRequest},
 		{name: "chunk signature in unsigned mode", trailers: good, tamper: replace("40\r\n", "40;chunk-signature="+strings.Repeat("0", 64)+"\r\n"),
 			code: s3err.InvalidRequest},
 		{name: "unsupported trailer", trailers: good, headers: map[string]string{"X-Amz-Trailer": "x-amz-checksum-xxhash64"},

@@ -68,6 +68,9 @@ func (g *Gateway) createBucket(w http.ResponseWriter, req *request) error {
 	if err := g.allow(req, catalog.AccessAdmin); err != nil {
 		return err
 	}
+	if strings.EqualFold(req.Header.Get("x-amz-bucket-object-lock-enabled"), "true") {
+		return s3err.New(s3err.NotImplemented, "object lock is not implemented by loft")
+	}
 	var conf struct {
 		XMLName  xml.Name `xml:"CreateBucketConfiguration"`
 		Location string   `xml:"LocationConstraint"`

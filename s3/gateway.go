@@ -228,6 +228,8 @@ func (g *Gateway) route(w http.ResponseWriter, req *request) error {
 			return g.listObjects(w, req, q.Get("list-type") == "2")
 		case m == http.MethodPost && has("delete"):
 			return g.deleteObjects(w, req)
+		case m == http.MethodPost:
+			return s3err.New(s3err.NotImplemented, "browser uploads (POST Object with a form) are not implemented by loft")
 		}
 	default:
 		for _, sub := range []string{"acl", "tagging", "retention", "legal-hold", "torrent", "restore", "select", "attributes"} {
@@ -356,11 +358,13 @@ type countingReader struct {
 func (c *countingReader) Read(p []byte) (int, error) {
 	_ = c.rc.SetReadDeadline(time.Now().Add(c.idle)) // not every writer supports it (tests' recorders)
 	n, err := c.r.Read(p)
-	if err != nil {
+	if err == io.EOF {
 		// The body is over: a deadline left behind would end the request
 		// (net/http reads on in the background, and cancels it when that
 		// read times out) while a long operation on the body, a multipart
-		// completion, still runs.
+		// completion, still runs. (After a failed read it stays: net/http
+		// reads what is left of a body before it answers, and a client
+		// that stopped sending would hold the answer for ever.)
 		_ = c.rc.SetReadDeadline(time.Time{})
 	}
 	c.n.Add(int64(n))

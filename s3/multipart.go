@@ -281,7 +281,10 @@ func (g *Gateway) listUploads(w http.ResponseWriter, req *request) error {
 		return err
 	}
 	q := req.URL.Query()
-	prefix, delim := q.Get("prefix"), q.Get("delimiter")
+	prefix, delim, enc := q.Get("prefix"), q.Get("delimiter"), q.Get("encoding-type")
+	if enc != "" && enc != "url" {
+		return s3err.New(s3err.InvalidArgument, "encoding-type %q: want url", clip(enc))
+	}
 	max := 1000
 	if s := q.Get("max-uploads"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -303,8 +306,8 @@ func (g *Gateway) listUploads(w http.ResponseWriter, req *request) error {
 	if err != nil {
 		return err
 	}
-	res := listMultipartUploadsResult{Xmlns: xmlns, Bucket: req.bucket, KeyMarker: q.Get("key-marker"),
-		UploadIDMarker: q.Get("upload-id-marker"), Prefix: prefix, MaxUploads: max}
+	res := listMultipartUploadsResult{Xmlns: xmlns, Bucket: req.bucket, KeyMarker: encode(q.Get("key-marker"), enc),
+		UploadIDMarker: q.Get("upload-id-marker"), Prefix: encode(prefix, enc), Delimiter: encode(delim, enc), EncodingType: enc, MaxUploads: max}
 	if len(us) > max {
 		us, res.IsTruncated = us[:max], true
 	}
@@ -316,14 +319,14 @@ func (g *Gateway) listUploads(w http.ResponseWriter, req *request) error {
 				cp := key[:len(prefix)+i+len(delim)]
 				if !seen[cp] {
 					seen[cp] = true
-					res.CommonPrefixes = append(res.CommonPrefixes, commonPrefix{Prefix: cp})
+					res.CommonPrefixes = append(res.CommonPrefixes, commonPrefix{Prefix: encode(cp, enc)})
 				}
 				continue
 			}
 		}
-		res.Uploads = append(res.Uploads, uploadInfo{Key: key, UploadID: u.ID, Initiator: g.owner(), Owner: g.owner(),
+		res.Uploads = append(res.Uploads, uploadInfo{Key: encode(key, enc), UploadID: u.ID, Initiator: g.owner(), Owner: g.owner(),
 			StorageClass: "STANDARD", Initiated: xmlTime(u.Created)})
-		res.NextKeyMarker, res.NextUploadIDMarker = key, u.ID
+		res.NextKeyMarker, res.NextUploadIDMarker = encode(key, enc), u.ID
 	}
 	writeXML(w, res)
 	return nil

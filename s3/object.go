@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,7 +26,15 @@ import (
 
 // metaFrom reads the object headers a PUT (or a copy that replaces them)
 // gives: the content type and what a version's Meta keeps.
+// storageClasses are S3's. loft keeps every object one way; a request
+// may name any of them, and listings say STANDARD.
+var storageClasses = []string{"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
+	"GLACIER", "DEEP_ARCHIVE", "OUTPOSTS", "GLACIER_IR", "SNOW", "EXPRESS_ONEZONE"}
+
 func metaFrom(h http.Header) (string, catalog.Meta, error) {
+	if sc := h.Get("x-amz-storage-class"); sc != "" && !slices.Contains(storageClasses, sc) {
+		return "", catalog.Meta{}, s3err.New(s3err.InvalidStorageClass, "storage class %q is not one of S3's", clip(sc))
+	}
 	m := catalog.Meta{
 		ContentEncoding:    sigv4.StripAWSChunked(h.Get("Content-Encoding")),
 		ContentDisposition: h.Get("Content-Disposition"),

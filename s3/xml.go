@@ -223,6 +223,8 @@ type listMultipartUploadsResult struct {
 	NextKeyMarker      string         `xml:"NextKeyMarker,omitempty"`
 	NextUploadIDMarker string         `xml:"NextUploadIdMarker,omitempty"`
 	Prefix             string         `xml:"Prefix"`
+	Delimiter          string         `xml:"Delimiter,omitempty"`
+	EncodingType       string         `xml:"EncodingType,omitempty"`
 	MaxUploads         int            `xml:"MaxUploads"`
 	IsTruncated        bool           `xml:"IsTruncated"`
 	Uploads            []uploadInfo   `xml:"Upload"`

@@ -34,6 +34,7 @@ const (
 	InvalidPartOrder                  Code = "InvalidPartOrder"
 	InvalidRange                      Code = "InvalidRange"
 	InvalidRequest                    Code = "InvalidRequest"
+	InvalidStorageClass               Code = "InvalidStorageClass"
 	KeyTooLong                        Code = "KeyTooLongError"
 	MalformedXML                      Code = "MalformedXML"
 	MalformedTrailer                  Code = "MalformedTrailerError"

@@ -246,6 +246,11 @@ func readTrailer(br *bufio.Reader, declared []string, signed bool) (trailerSet, 
 			return trailerSet{}, err
 		}
 		if len(line) == 0 {
+			if signed && t.signature == nil && len(t.values) > 0 {
+				// minio-go puts an empty line between the checksum and
+				// the trailer's signature: the section goes on.
+				continue
+			}
 			break
 		}
 		if lines == maxTrailerLines {

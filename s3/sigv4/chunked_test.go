@@ -218,6 +218,8 @@ func TestStreamingSignedTrailer(t *testing.T) {
 			return append(b[:i:i], "\r\n"...)
 		}, code: s3err.MalformedTrailer},
 		{name: "trailer missing", trailers: []string{}, code: s3err.MalformedTrailer},
+		// minio-go: "name:value\n", an empty line, then the signature.
+		{name: "minio-go's framing", trailers: good, tamper: replace(good[0]+"\r\n", good[0]+"\n\r\n")},
 		{name: "tampered data", trailers: good, tamper: replace("world", "World"), code: s3err.SignatureDoesNotMatch},
 		{name: "tampered final signature", trailers: good, tamper: flipSignature(4), code: s3err.SignatureDoesNotMatch},
 		{name: "no x-amz-trailer", trailers: good, headers: map[string]string{"X-Amz-Trailer": ""},

@@ -62,16 +62,29 @@ type jump struct{ to string }
 
 func (j *jump) Error() string { return "jump to " + j.to }
 
-// scanStart is the first name whose key can lie after key: a folder "b"
-// holds the key "b/", after "b.txt", so the scan after "b.txt" starts at
-// "b" (the key cut before its first byte that sorts below the slash).
-func scanStart(key string) string {
-	for i := 0; i < len(key); i++ {
-		if key[i] < '/' {
-			return key[:i]
+// scanFrom is the first name whose key can lie after key: key itself,
+// unless a folder's name is a prefix of it followed by a byte that sorts
+// below the slash ("b" for "b.txt": the folder's key "b/" comes after
+// "b.txt"). Only such folders are looked up, one query each, so a page
+// never reads again what earlier pages gave.
+func (g *Gateway) scanFrom(ctx context.Context, base, key string, deleted bool) (string, error) {
+	for i := 1; i < len(key); i++ {
+		if key[i] >= '/' {
+			continue
+		}
+		n, err := names.Parse(base + key[:i])
+		if err != nil {
+			continue
+		}
+		hv, err := g.cat.Head(ctx, n)
+		switch {
+		case err == nil && hv.Kind == catalog.KindDir && (deleted || !hv.Deleted):
+			return n.String(), nil
+		case err != nil && !errors.Is(err, catalog.ErrNotFound):
+			return "", err
 		}
 	}
-	return key
+	return base + key, nil
 }
 
 // list reads one page of a bucket's keys. With a delimiter, every key
@@ -84,7 +97,11 @@ func (g *Gateway) list(ctx context.Context, bucket string, l listing) (listed, e
 	lo := base + strings.TrimSuffix(l.prefix, "/") // a folder the prefix names is stored without its slash
 	hi := catalog.PrefixEnd(base + l.prefix)
 	if l.after > l.prefix {
-		lo = max(lo, base+scanStart(l.after))
+		from, err := g.scanFrom(ctx, base, l.after, l.deleted)
+		if err != nil {
+			return out, err
+		}
+		lo = max(lo, from)
 	}
 	seen := make(map[string]bool)
 	var pending []catalog.Version // folders held back, the smallest key on top

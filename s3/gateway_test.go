@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -209,6 +210,18 @@ func TestObjectsRoundTrip(t *testing.T) {
 	}
 	if len(vs.Versions) != 2 || len(vs.DeleteMarkers) != 2 {
 		t.Fatalf("versions: %d versions, %d delete markers, want 2 and 2", len(vs.Versions), len(vs.DeleteMarkers))
+	}
+	// An old version is restored by copying it onto its own key.
+	first := vs.Versions[len(vs.Versions)-1]
+	if _, err := c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: aws.String("photos"), Key: first.Key,
+		CopySource: aws.String("photos/" + url.PathEscape(aws.ToString(first.Key)) + "?versionId=" + aws.ToString(first.VersionId))}); err != nil {
+		t.Fatalf("restore by copy: %v", err)
+	}
+	if got, _ := get(t, c, "photos", aws.ToString(first.Key)); !bytes.Equal(got, data) {
+		t.Fatalf("restored %s: %d bytes", aws.ToString(first.Key), len(got))
+	}
+	if _, err := c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("photos"), Key: first.Key}); err != nil {
+		t.Fatal(err)
 	}
 	// An old version reads back by its ID.
 	old := vs.Versions[0]

@@ -24,13 +24,13 @@ import (
 	"github.com/loftstore/loft/s3/sigv4"
 )
 
-// metaFrom reads the object headers a PUT (or a copy that replaces them)
-// gives: the content type and what a version's Meta keeps.
 // storageClasses are S3's. loft keeps every object one way; a request
 // may name any of them, and listings say STANDARD.
 var storageClasses = []string{"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA", "INTELLIGENT_TIERING",
 	"GLACIER", "DEEP_ARCHIVE", "OUTPOSTS", "GLACIER_IR", "SNOW", "EXPRESS_ONEZONE"}
 
+// metaFrom reads the object headers a PUT (or a copy that replaces them)
+// gives: the content type and what a version's Meta keeps.
 func metaFrom(h http.Header) (string, catalog.Meta, error) {
 	if sc := h.Get("x-amz-storage-class"); sc != "" && !slices.Contains(storageClasses, sc) {
 		return "", catalog.Meta{}, s3err.New(s3err.InvalidStorageClass, "storage class %q is not one of S3's", clip(sc))
@@ -603,7 +603,8 @@ func (g *Gateway) copyObject(w http.ResponseWriter, req *request) error {
 	opts := node.CopyOptions{}
 	switch d := req.Header.Get("x-amz-metadata-directive"); d {
 	case "", "COPY":
-		if v.Name == to.String() {
+		// Onto itself only from another version: how S3 clients restore one.
+		if _, q, _ := strings.Cut(req.Header.Get("x-amz-copy-source"), "?"); v.Name == to.String() && !strings.Contains(q, "versionId=") {
 			return s3err.New(s3err.InvalidRequest, "this copy request is illegal because it is trying to copy an object to itself without changing the object's metadata")
 		}
 	case "REPLACE":

@@ -12,7 +12,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -141,15 +140,8 @@ func TestBadRequests(t *testing.T) {
 // the gateway meanwhile answers others.
 func TestBodyLimits(t *testing.T) {
 	ctx := context.Background()
-	n, err := node.Init(ctx, t.TempDir(), node.InitOptions{}, node.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	e := &env{n: n}
-	e.admin = e.key(t, "admin", catalog.Grant{Bucket: "*", Access: catalog.AccessAdmin})
-	e.srv = httptest.NewServer(s3.New(n, s3.Options{MaxObject: 1 << 20, BodyIdle: 300 * time.Millisecond}))
-	t.Cleanup(e.srv.Close)
+	e := newEnvWith(t, node.Options{}, s3.Options{MaxObject: 1 << 20, BodyIdle: 300 * time.Millisecond})
+	n := e.n
 	c := e.client(e.admin)
 	mustBucket(t, c, "limits")
 
@@ -254,15 +246,8 @@ func (d *fullDisk) create(dir, pattern string) (store.TempFile, error) {
 func TestFullDisk(t *testing.T) {
 	ctx := context.Background()
 	full := &fullDisk{left: 1 << 40}
-	n, err := node.Init(ctx, t.TempDir(), node.InitOptions{}, node.Options{CreateTemp: full.create, SmallMax: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	e := &env{n: n}
-	e.admin = e.key(t, "admin", catalog.Grant{Bucket: "*", Access: catalog.AccessAdmin})
-	e.srv = httptest.NewServer(s3.New(n, s3.Options{}))
-	t.Cleanup(e.srv.Close)
+	e := newEnvWith(t, node.Options{CreateTemp: full.create, SmallMax: -1}, s3.Options{})
+	n := e.n
 	c := e.client(e.admin)
 	mustBucket(t, c, "disk")
 	full.mu.Lock()
@@ -270,7 +255,7 @@ func TestFullDisk(t *testing.T) {
 	full.mu.Unlock()
 	data := make([]byte, 3<<20) // several chunks, incompressible
 	rand.NewChaCha8([32]byte{1}).Read(data)
-	_, err = c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("disk"), Key: aws.String("f"), Body: bytes.NewReader(data)})
+	_, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("disk"), Key: aws.String("f"), Body: bytes.NewReader(data)})
 	wantCode(t, "put on a full disk", err, "InsufficientStorage")
 	absent(t, n, "disk/f")
 	rep, err := n.Check(ctx, gc.CheckOptions{ReadData: true})

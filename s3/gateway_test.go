@@ -31,21 +31,25 @@ import (
 // env is a gateway on a real repository, served on 127.0.0.1.
 type env struct {
 	n     *node.Node
+	dir   string // the repository
 	srv   *httptest.Server
 	admin catalog.AccessKey
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { t.Helper(); return newEnvWith(t, node.Options{}, s3.Options{}) }
+
+// newEnvWith is newEnv with options for the node and the gateway.
+func newEnvWith(t *testing.T, nopts node.Options, gopts s3.Options) *env {
 	t.Helper()
-	ctx := context.Background()
-	n, err := node.Init(ctx, t.TempDir(), node.InitOptions{}, node.Options{})
+	dir := t.TempDir()
+	n, err := node.Init(context.Background(), dir, node.InitOptions{}, nopts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
-	e := &env{n: n}
+	e := &env{n: n, dir: dir}
 	e.admin = e.key(t, "admin", catalog.Grant{Bucket: "*", Access: catalog.AccessAdmin})
-	e.srv = httptest.NewServer(s3.New(n, s3.Options{}))
+	e.srv = httptest.NewServer(s3.New(n, gopts))
 	t.Cleanup(e.srv.Close)
 	return e
 }
@@ -413,14 +417,8 @@ func TestAccess(t *testing.T) {
 // number; an idle upload is aborted and gc takes its data.
 func TestMultipart(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	n, err := node.Init(ctx, dir, node.InitOptions{}, node.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{n: n}
-	e.admin = e.key(t, "admin", catalog.Grant{Bucket: "*", Access: catalog.AccessAdmin})
-	e.srv = httptest.NewServer(s3.New(n, s3.Options{}))
+	e := newEnvWith(t, node.Options{}, s3.Options{})
+	n, dir := e.n, e.dir
 	c := e.client(e.admin)
 	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("big")}); err != nil {
 		t.Fatal(err)
@@ -446,7 +444,8 @@ func TestMultipart(t *testing.T) {
 	// The node stops and starts again: the parts are still there.
 	e.srv.Close()
 	n.Close()
-	if n, err = node.Open(ctx, dir, node.Options{}); err != nil {
+	n, err = node.Open(ctx, dir, node.Options{})
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })

@@ -324,26 +324,23 @@ func readFinalLine(br *bufio.Reader) error {
 // readLine reads a line ending in CRLF of at most maxChunkLine bytes and
 // returns it without the CRLF, valid until the next read of br.
 func readLine(br *bufio.Reader, what string, code s3err.Code) ([]byte, error) {
-	line, err := br.ReadSlice('\n')
-	switch {
-	case errors.Is(err, bufio.ErrBufferFull):
-		return nil, s3err.New(code, "A %s line is longer than %d bytes.", what, maxChunkLine)
-	case err != nil:
-		return nil, readError(err, what)
-	case !bytes.HasSuffix(line, []byte("\r\n")):
-		return nil, s3err.New(code, "A %s line does not end in CRLF.", what)
-	}
-	return line[:len(line)-2], nil
+	return readLineEnd(br, what, code, false)
 }
 
 // readLineLF is readLine for lines that may end in a bare LF.
 func readLineLF(br *bufio.Reader, what string, code s3err.Code) ([]byte, error) {
+	return readLineEnd(br, what, code, true)
+}
+
+func readLineEnd(br *bufio.Reader, what string, code s3err.Code, bareLF bool) ([]byte, error) {
 	line, err := br.ReadSlice('\n')
 	switch {
 	case errors.Is(err, bufio.ErrBufferFull):
 		return nil, s3err.New(code, "A %s line is longer than %d bytes.", what, maxChunkLine)
 	case err != nil:
 		return nil, readError(err, what)
+	case !bareLF && !bytes.HasSuffix(line, []byte("\r\n")):
+		return nil, s3err.New(code, "A %s line does not end in CRLF.", what)
 	}
 	line = line[:len(line)-1]
 	return bytes.TrimSuffix(line, []byte("\r")), nil

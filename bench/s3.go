@@ -237,7 +237,9 @@ func manyRequests(ctx context.Context, n int, fn func(context.Context, int) erro
 				t := time.Now()
 				if err := fn(ctx, i); err != nil {
 					mu.Lock()
-					first = cmpErr(first, err)
+					if first == nil {
+						first = err
+					}
 					mu.Unlock()
 				}
 				lat[i] = time.Since(t)
@@ -250,13 +252,6 @@ func manyRequests(ctx context.Context, n int, fn func(context.Context, int) erro
 	close(next)
 	wg.Wait()
 	return lat, time.Since(start), first
-}
-
-func cmpErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
 
 // pct returns the p-th percentile of lat.

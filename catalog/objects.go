@@ -220,25 +220,11 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 		return Added{}, err
 	}
 	var added Added
-	ids := make([]int64, len(nv.Chunks))
-	seen := make(store.IDSet)
-	for i, ref := range nv.Chunks {
-		var refs int64
-		err := tx.QueryRowContext(ctx, `INSERT INTO chunks(hash, refs, plain_size, stored_size)
-			VALUES (?1, 1, ?2, ?3)
-			ON CONFLICT(hash) DO UPDATE SET refs = refs + 1, held = CASE WHEN ?4 THEN held ELSE 1 END, zero_at = NULL, zero_seq = NULL
-			RETURNING id, refs`, ref.ID[:], ref.Plain, ref.Stored, nv.Shared).Scan(&ids[i], &refs)
-		if err != nil {
-			return Added{}, fmt.Errorf("reference chunk %s: %w", ref.ID, err)
-		}
-		if refs == 1 && !seen.Has(ref.ID) {
-			added.Revived = append(added.Revived, ref.ID)
-			if err := tx.forgetReplicas(ctx, ids[i]); err != nil {
-				return Added{}, err
-			}
-		}
-		seen.Add(ref.ID)
+	ids, revived, err := tx.reference(ctx, nv.Chunks, nv.Shared)
+	if err != nil {
+		return Added{}, err
 	}
+	added.Revived = revived
 	vv, err := tx.localWrite(ctx, &obj, nv.Name, front, false, num)
 	if err != nil {
 		return Added{}, err
@@ -258,6 +244,35 @@ func (tx *Tx) AddVersion(ctx context.Context, nv NewVersion) (Added, error) {
 	}
 	added.Version = tx.added(nv, num, vid)
 	return added, nil
+}
+
+// reference takes one reference on each chunk of a list (a version's, a
+// part's) and returns the chunks' row ids in order, and the chunks that
+// had no reference before (see Added.Revived), whose replicas it forgets.
+// With shared the chunks are another version's: the rows say held as
+// they did.
+func (tx *Tx) reference(ctx context.Context, chunks []ChunkRef, shared bool) ([]int64, []store.ID, error) {
+	ids := make([]int64, len(chunks))
+	var revived []store.ID
+	seen := make(store.IDSet)
+	for i, ref := range chunks {
+		var refs int64
+		err := tx.QueryRowContext(ctx, `INSERT INTO chunks(hash, refs, plain_size, stored_size)
+			VALUES (?1, 1, ?2, ?3)
+			ON CONFLICT(hash) DO UPDATE SET refs = refs + 1, held = CASE WHEN ?4 THEN held ELSE 1 END, zero_at = NULL, zero_seq = NULL
+			RETURNING id, refs`, ref.ID[:], ref.Plain, ref.Stored, shared).Scan(&ids[i], &refs)
+		if err != nil {
+			return nil, nil, fmt.Errorf("reference chunk %s: %w", ref.ID, err)
+		}
+		if refs == 1 && !seen.Has(ref.ID) {
+			revived = append(revived, ref.ID)
+			if err := tx.forgetReplicas(ctx, ids[i]); err != nil {
+				return nil, nil, err
+			}
+		}
+		seen.Add(ref.ID)
+	}
+	return ids, revived, nil
 }
 
 // check reports what makes nv no version to add: an entry its kind cannot

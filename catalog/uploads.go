@@ -11,7 +11,6 @@ import (
 
 	"github.com/loftstore/loft/fault"
 	"github.com/loftstore/loft/names"
-	"github.com/loftstore/loft/store"
 )
 
 // Upload is a multipart upload in progress: parts stored as chunks as
@@ -175,24 +174,12 @@ func (tx *Tx) AddPart(ctx context.Context, id string, num int, nv NewVersion) (A
 	if err := tx.dropParts(ctx, id, "num = ?", num); err != nil {
 		return Added{}, err
 	}
-	var added Added
-	seen := make(store.IDSet)
-	for i, ref := range nv.Chunks {
-		var cid, refs int64
-		err := tx.QueryRowContext(ctx, `INSERT INTO chunks(hash, refs, plain_size, stored_size)
-			VALUES (?, 1, ?, ?)
-			ON CONFLICT(hash) DO UPDATE SET refs = refs + 1, held = 1, zero_at = NULL, zero_seq = NULL
-			RETURNING id, refs`, ref.ID[:], ref.Plain, ref.Stored).Scan(&cid, &refs)
-		if err != nil {
-			return Added{}, fmt.Errorf("reference chunk %s: %w", ref.ID, err)
-		}
-		if refs == 1 && !seen.Has(ref.ID) {
-			added.Revived = append(added.Revived, ref.ID)
-			if err := tx.forgetReplicas(ctx, cid); err != nil {
-				return Added{}, err
-			}
-		}
-		seen.Add(ref.ID)
+	ids, revived, err := tx.reference(ctx, nv.Chunks, false)
+	if err != nil {
+		return Added{}, err
+	}
+	added := Added{Revived: revived}
+	for i, cid := range ids {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO upload_chunks(upload_id, num, idx, chunk_id) VALUES (?, ?, ?, ?)`,
 			id, num, i, cid); err != nil {
 			return Added{}, fmt.Errorf("add part chunks: %w", err)

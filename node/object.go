@@ -25,8 +25,7 @@ const objectBudget = 8 << 20
 // size and SHA-256. Chunks this node does not hold are fetched from peers.
 // An error after w was written to leaves w with a prefix of the bytes.
 func (n *Node) ReadVersion(ctx context.Context, v catalog.Version, off, length int64, w io.Writer) error {
-	g := &getter{n: n, src: localSource{n.cat, n},
-		budget: semaphore.NewWeighted(max(objectBudget, store.BufferSize(store.MaxStoredSize)))}
+	g := n.objectGetter(localSource{n.cat, n})
 	sp := span{off, length}
 	if off == 0 && (length < 0 || length >= v.Size) {
 		sp = whole
@@ -39,6 +38,11 @@ func (n *Node) ReadVersion(ctx context.Context, v catalog.Version, off, length i
 		return g.prunedMeanwhile(ctx, v, err)
 	}
 	return nil
+}
+
+// objectGetter reads one object from src with objectBudget of buffers.
+func (n *Node) objectGetter(src getSource) *getter {
+	return &getter{n: n, src: src, budget: semaphore.NewWeighted(max(objectBudget, store.BufferSize(store.MaxStoredSize)))}
 }
 
 // CopyOptions configure Copy.
@@ -97,8 +101,7 @@ func (n *Node) Delete(ctx context.Context, name names.Name) (catalog.Version, er
 // the parts of a multipart upload, read back to hash the object they make.
 // label names what the chunks are in errors.
 func (n *Node) ReadChunks(ctx context.Context, label string, refs []catalog.ChunkRef, w io.Writer) error {
-	g := &getter{n: n, src: refSource{localSource{n.cat, n}, refs},
-		budget: semaphore.NewWeighted(max(objectBudget, store.BufferSize(store.MaxStoredSize)))}
+	g := n.objectGetter(refSource{localSource{n.cat, n}, refs})
 	var size int64
 	for _, r := range refs {
 		size += r.Plain

@@ -262,12 +262,8 @@ func (g *Gateway) writeError(w http.ResponseWriter, req *request, err error) {
 		g.opts.Log.Debug("s3 request refused", "method", req.Method, "path", req.URL.Path, "err", err, "request", req.id)
 	}
 	status := e.Code.Status()
-	if status == http.StatusNotModified {
-		w.WriteHeader(status)
-		return
-	}
-	if req.Method == http.MethodHead {
-		w.WriteHeader(status)
+	if status == http.StatusNotModified || req.Method == http.MethodHead {
+		w.WriteHeader(status) // no body
 		return
 	}
 	body := errorBody{Code: string(e.Code), Message: e.Message, Resource: req.URL.Path, RequestID: req.id}

@@ -70,7 +70,10 @@ type PutOptions struct {
 	// a version: it is given the version that would be added, inside the
 	// transaction, after its chunks were made durable (a multipart
 	// upload's part is stored this way). What it reports as Revived is
-	// checked as a version's would be.
+	// checked as a version's would be. The whole SHA-256 is not summed
+	// for it (nv.SHA256 is zero): what a hook stores is a piece of
+	// something summed as a whole later, as a part is when its upload
+	// completes.
 	Commit func(ctx context.Context, tx *catalog.Tx, nv catalog.NewVersion) (catalog.Added, error)
 	// Progress, when set, is called from one goroutine every 100ms and once
 	// at the end.
@@ -790,11 +793,16 @@ func (p *putter) read(s *source, ch *store.Chunker) error {
 // each chunk is stored and passes the finished file to the committer.
 func (p *putter) assemble(ft *fileTask, label string) {
 	defer p.files.Release(1)
-	h := sha256.New()
+	var h hash.Hash
+	if !p.hooked(ft) {
+		h = sha256.New()
+	}
 	var size int64
 	var tasks []*chunkTask
 	for t := range ft.order {
-		h.Write(t.data)
+		if h != nil {
+			h.Write(t.data)
+		}
 		size += t.size
 		tasks = append(tasks, t)
 		p.drop(t)
@@ -834,7 +842,9 @@ func (p *putter) assemble(ft *fileTask, label string) {
 			ft.nv.Meta = p.opts.Meta()
 		}
 	}
-	ft.nv.SHA256 = catalog.Digest(sumOf(h))
+	if h != nil {
+		ft.nv.SHA256 = catalog.Digest(sumOf(h))
+	}
 	ft.nv.Chunks = refs
 	if ft.changed {
 		p.resMu.Lock()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/md5"
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 // limits are the ceilings measured in this run.
 type limits struct {
 	sha      float64 // MB/s, one core
+	md5      float64 // MB/s, one core: an S3 ETag's hash
 	chunker  float64 // MB/s, one core
 	pipeline float64 // MB/s: read + chunk + hash each chunk + hash the whole, all cores
 	cpu      float64 // MB/s: the CPU ceiling of any put of new data, derived from sha and chunker
@@ -36,6 +38,8 @@ func (b *bench) limits(ctx context.Context, sz sizes) (*limits, error) {
 	buf := randomBytes(64<<20, 2)
 	l.sha = measure(func() int64 { sha256.Sum256(buf); return int64(len(buf)) })
 	b.add(row{name: "limit: SHA-256, one core", value: fmt.Sprintf("%.0f MB/s", l.sha)})
+	l.md5 = measure(func() int64 { md5.Sum(buf); return int64(len(buf)) })
+	b.add(row{name: "limit: MD5, one core", value: fmt.Sprintf("%.0f MB/s", l.md5)})
 	p := store.DefaultParams()
 	ch := store.NewChunker(nil, p)
 	l.chunker = measure(func() int64 {

@@ -26,6 +26,9 @@ type bench struct {
 	quick bool
 	size  int64 // the big file's size when not 0
 	rows  []row
+	// cpu is the user and system CPU time of the last runLoft, for the
+	// figures whose bound is the machine's CPU.
+	cpu time.Duration
 }
 
 // row is one printed figure.
@@ -171,10 +174,19 @@ func (b *bench) runLoft(ctx context.Context, repo string, args ...string) (time.
 	err := cmd.Wait()
 	el := time.Since(start)
 	rss := peak()
+	b.cpu = cpuOf(cmd.ProcessState)
 	if err != nil {
 		return el, rss, []byte(out.String()), fmt.Errorf("loft %s: %w\n%s", strings.Join(args, " "), err, out.String())
 	}
 	return el, rss, []byte(out.String()), nil
+}
+
+// cpuOf is the user and system CPU time a finished process used.
+func cpuOf(ps *os.ProcessState) time.Duration {
+	if ps == nil {
+		return 0
+	}
+	return ps.UserTime() + ps.SystemTime()
 }
 
 // settle flushes dirty data, so that one measurement does not pay for the

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +12,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -49,11 +52,13 @@ func (b *bench) s3(ctx context.Context, sz sizes, l *limits, st *e2eState) error
 	if err != nil {
 		return err
 	}
+	loftPutCPU := b.cpu
 	dst := filepath.Join(b.dir, "s3-got.bin")
 	el, _, _, err := b.runLoft(ctx, base, "get", "big.bin", dst)
 	if err != nil {
 		return err
 	}
+	loftGetCPU := b.cpu
 	loftGet := mbps(sz.big, el)
 	os.Remove(dst)
 	os.RemoveAll(base)
@@ -81,6 +86,7 @@ func (b *bench) s3(ctx context.Context, sz sizes, l *limits, st *e2eState) error
 	if err != nil {
 		return err
 	}
+	var awsCPU time.Duration // the last runAWS's
 	runAWS := func(args ...string) (time.Duration, error) {
 		settle()
 		cmd := exec.CommandContext(ctx, awscli, append([]string{"--endpoint-url", endpoint}, args...)...)
@@ -92,47 +98,74 @@ func (b *bench) s3(ctx context.Context, sz sizes, l *limits, st *e2eState) error
 		if err != nil {
 			return 0, fmt.Errorf("aws %s: %w\n%s", strings.Join(args, " "), err, errb.String())
 		}
+		awsCPU = cpuOf(cmd.ProcessState)
 		return time.Since(start), nil
 	}
 	if _, err := runAWS("s3", "mb", "s3://bench"); err != nil {
 		return err
 	}
+	serveCPU := procCPU(srv.cmd.Process.Pid)
 	el, err = runAWS("s3", "cp", "--only-show-errors", l.bigFile, "s3://bench/big.bin")
 	if err != nil {
 		return err
 	}
+	serveCPU = procCPU(srv.cmd.Process.Pid) - serveCPU
+	awsPutCPU := awsCPU
 	awsPut := mbps(sz.big, el)
+	serveGetCPU := procCPU(srv.cmd.Process.Pid)
 	el, err = runAWS("s3", "cp", "--only-show-errors", "s3://bench/big.bin", dst)
 	if err != nil {
 		return err
 	}
+	serveGetCPU = procCPU(srv.cmd.Process.Pid) - serveGetCPU
+	awsGetCPU := awsCPU
 	awsGet := mbps(sz.big, el)
 	os.Remove(dst)
-	cput, cget, err := awsCeiling(ctx, awscli, env, l.bigFile, b.dir)
+	null, err := awsCeiling(ctx, awscli, env, l.bigFile, b.dir)
 	if err != nil {
 		return err
 	}
-	ceilPut, ceilGet := mbps(sz.big, cput), mbps(sz.big, cget)
+	ceilPut, ceilGet := mbps(sz.big, null.put), mbps(sz.big, null.get)
 	fmt.Printf("  loft put %.0f MB/s, get %.0f MB/s; awscli PUT %.0f MB/s, GET %.0f MB/s; awscli against a null server PUT %.0f, GET %.0f MB/s\n",
 		loftPut, loftGet, awsPut, awsGet, ceilPut, ceilGet)
-	// The target is a ratio to loft's own put and get; when awscli cannot
-	// reach it even against a server that does nothing, the client is the
-	// bound, and the row says so.
-	s3row := func(name string, got, loft, ceil float64) row {
+	// The machine's CPU bounds both too: the client and the gateway share
+	// its cores. A PUT's gateway does what loft put does plus what S3 asks
+	// of every byte (the payload's SHA-256 that the signature covers, the
+	// MD5 that is its ETag); a GET's does what loft get does, with a socket
+	// in place of the file. Each CPU time is measured in this run, apart;
+	// their sum over the cores is about the least time a transfer takes.
+	procs := float64(runtime.GOMAXPROCS(0))
+	mb := float64(sz.big) / 1e6
+	leastPut := (loftPutCPU + null.putCPU).Seconds() + mb/l.sha + mb/l.md5
+	leastGet := (loftGetCPU + null.getCPU).Seconds()
+	cpuPut, cpuGet := mb/(leastPut/procs), mb/(leastGet/procs)
+	fmt.Printf("  CPU, PUT: serve %.1f s, awscli %.1f s; least: loft put %.1f s + awscli vs null %.1f s + SHA-256 and MD5 of the payload %.1f s = %.1f s on %d cores: %.0f MB/s\n",
+		serveCPU.Seconds(), awsPutCPU.Seconds(), loftPutCPU.Seconds(), null.putCPU.Seconds(), mb/l.sha+mb/l.md5, leastPut, int(procs), cpuPut)
+	fmt.Printf("  CPU, GET: serve %.1f s, awscli %.1f s; least: loft get %.1f s + awscli vs null %.1f s = %.1f s on %d cores: %.0f MB/s\n",
+		serveGetCPU.Seconds(), awsGetCPU.Seconds(), loftGetCPU.Seconds(), null.getCPU.Seconds(), leastGet, int(procs), cpuGet)
+	// The target is a ratio to loft's own put and get; when it is above
+	// what awscli reaches against a server that does nothing, or above the
+	// CPU ceiling, it is out of reach here, and the row names the lower.
+	s3row := func(name string, got, loft, client, cpu float64) row {
 		r := row{name: name, value: fmt.Sprintf("%.0f MB/s (%.2fx loft)", got, got/loft),
-			limit: fmt.Sprintf("loft %.0f MB/s; awscli vs a null server %.0f MB/s", loft, ceil), target: ">= 0.8x loft"}
+			limit:  fmt.Sprintf("loft %.0f MB/s; awscli vs a null server %.0f MB/s; CPU ceiling %.0f MB/s", loft, client, cpu),
+			target: ">= 0.8x loft"}
+		bound, which := client, "awscli's own ceiling"
+		if cpu < client {
+			bound, which = cpu, "the CPU ceiling"
+		}
 		switch {
 		case got >= 0.8*loft:
 			r.verdict = verdict(true, fmt.Sprintf("%.2fx", got/loft))
-		case ceil < 0.8*loft:
-			r.verdict = fmt.Sprintf("out of reach: awscli's own ceiling is %.2fx loft; reached %.0f%% of it", ceil/loft, 100*got/ceil)
+		case bound < 0.8*loft:
+			r.verdict = fmt.Sprintf("out of reach: %s is %.2fx loft; reached %.0f%% of it", which, bound/loft, 100*got/bound)
 		default:
 			r.verdict = verdict(false, fmt.Sprintf("%.2fx", got/loft))
 		}
 		return r
 	}
-	b.add(s3row(fmt.Sprintf("awscli PUT of %s (multipart, 8 MiB parts)", human(sz.big)), awsPut, loftPut, ceilPut))
-	b.add(s3row(fmt.Sprintf("awscli GET of %s", human(sz.big)), awsGet, loftGet, ceilGet))
+	b.add(s3row(fmt.Sprintf("awscli PUT of %s (multipart, 8 MiB parts)", human(sz.big)), awsPut, loftPut, ceilPut, cpuPut))
+	b.add(s3row(fmt.Sprintf("awscli GET of %s", human(sz.big)), awsGet, loftGet, ceilGet, cpuGet))
 
 	c := awss3.New(awss3.Options{BaseEndpoint: aws.String(endpoint), UsePathStyle: true, Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider(k.ID, k.Secret, ""), Retryer: aws.NopRetryer{}, // a failed request is a failed figure
@@ -319,16 +352,20 @@ func (s nullS3) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// nullRun is what awscli's cp of a file to and from nullS3 took: wall
+// times, and the CPU awscli used.
+type nullRun struct{ put, get, putCPU, getCPU time.Duration }
+
 // awsCeiling times awscli's cp of file to and from nullS3.
-func awsCeiling(ctx context.Context, awscli string, env []string, file, dir string) (put, get time.Duration, err error) {
+func awsCeiling(ctx context.Context, awscli string, env []string, file, dir string) (nullRun, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return 0, 0, err
+		return nullRun{}, err
 	}
 	srv := &http.Server{Handler: nullS3{file: file}}
 	go srv.Serve(ln)
 	defer srv.Close()
-	run := func(args ...string) (time.Duration, error) {
+	run := func(args ...string) (time.Duration, time.Duration, error) {
 		settle()
 		cmd := exec.CommandContext(ctx, awscli, append([]string{"--endpoint-url", "http://" + ln.Addr().String()}, args...)...)
 		cmd.Env = env
@@ -336,15 +373,41 @@ func awsCeiling(ctx context.Context, awscli string, env []string, file, dir stri
 		cmd.Stderr = &errb
 		start := time.Now()
 		if err := cmd.Run(); err != nil {
-			return 0, fmt.Errorf("aws %s (null server): %w\n%s", strings.Join(args, " "), err, errb.String())
+			return 0, 0, fmt.Errorf("aws %s (null server): %w\n%s", strings.Join(args, " "), err, errb.String())
 		}
-		return time.Since(start), nil
+		return time.Since(start), cpuOf(cmd.ProcessState), nil
 	}
-	if put, err = run("s3", "cp", "--only-show-errors", file, "s3://null/big.bin"); err != nil {
-		return 0, 0, err
+	var r nullRun
+	if r.put, r.putCPU, err = run("s3", "cp", "--only-show-errors", file, "s3://null/big.bin"); err != nil {
+		return r, err
 	}
 	dst := filepath.Join(dir, "null-got.bin")
 	defer os.Remove(dst)
-	get, err = run("s3", "cp", "--only-show-errors", "s3://null/big.bin", dst)
-	return put, get, err
+	r.get, r.getCPU, err = run("s3", "cp", "--only-show-errors", "s3://null/big.bin", dst)
+	return r, err
 }
+
+// procCPU is the user and system CPU time process pid has used so far
+// (0 when /proc cannot tell).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces; count from its ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / clockTicks
+}
+
+// clockTicks is the kernel's USER_HZ, the unit of /proc's CPU times: 100
+// on every Linux architecture Go builds for.
+const clockTicks = 100

@@ -1,8 +1,10 @@
 package catalog
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -29,6 +31,22 @@ type Meta struct {
 	// pairs): an upload's parts are mostly of one size, and 10,000 of
 	// them fit in a few bytes.
 	Parts [][2]int64 `json:"parts,omitempty"`
+	// Checksum is the checksum of the content the client declared (an
+	// x-amz-checksum-* header or trailer) and loft verified, as
+	// "ALGORITHM:VALUE" with S3's spelling of both ("CRC32C:yZRlqg==");
+	// a multipart upload's composite of N parts' checksums ends in "-N".
+	Checksum string `json:"checksum,omitempty"`
+}
+
+// maxChecksum bounds Meta.Checksum: the longest algorithm name and a
+// base64 SHA-512 (88 characters) with a part count.
+const maxChecksum = 128
+
+// ChecksumOf splits m.Checksum into its algorithm and value ("" and ""
+// when there is none).
+func (m Meta) ChecksumOf() (alg, value string) {
+	alg, value, _ = strings.Cut(m.Checksum, ":")
+	return alg, value
 }
 
 // AddPart appends a part of size bytes to m.Parts.
@@ -83,7 +101,7 @@ const MaxMeta = 64 << 10
 // IsZero reports whether m holds nothing.
 func (m Meta) IsZero() bool {
 	return m.ETag == "" && m.ContentEncoding == "" && m.ContentDisposition == "" && m.ContentLanguage == "" &&
-		m.CacheControl == "" && m.Expires == "" && len(m.User) == 0 && len(m.Parts) == 0
+		m.CacheControl == "" && m.Expires == "" && len(m.User) == 0 && len(m.Parts) == 0 && m.Checksum == ""
 }
 
 // Encode returns m's stored and wire form: "" for the zero Meta, else JSON
@@ -135,6 +153,9 @@ func (m Meta) Check() error {
 			return fmt.Errorf("object metadata %q: %w", k, err)
 		}
 	}
+	if err := checkChecksum(m.Checksum); err != nil {
+		return err
+	}
 	count := int64(0)
 	for _, r := range m.Parts {
 		if r[0] < 0 || r[1] < 1 || r[1] > MaxParts {
@@ -144,6 +165,36 @@ func (m Meta) Check() error {
 	}
 	if count > MaxParts {
 		return fault.E(fault.Invalid, "object metadata: %d parts, over %d", count, MaxParts)
+	}
+	return nil
+}
+
+// checkChecksum refuses a Meta.Checksum that is not an algorithm name
+// (upper-case letters and digits), a colon and a base64 value, optionally
+// with a part count: the form a header carries back.
+func checkChecksum(c string) error {
+	if c == "" {
+		return nil
+	}
+	bad := fault.E(fault.Invalid, "object metadata: checksum %.40q: want ALGORITHM:BASE64[-PARTS]", c)
+	alg, value, ok := strings.Cut(c, ":")
+	if !ok || len(c) > maxChecksum || alg == "" || value == "" {
+		return bad
+	}
+	for i := 0; i < len(alg); i++ {
+		if !(alg[i] >= 'A' && alg[i] <= 'Z' || alg[i] >= '0' && alg[i] <= '9') {
+			return bad
+		}
+	}
+	value, parts, composite := strings.Cut(value, "-")
+	if composite {
+		n, err := strconv.Atoi(parts)
+		if err != nil || n < 1 || n > MaxParts || strconv.Itoa(n) != parts {
+			return bad
+		}
+	}
+	if _, err := base64.StdEncoding.DecodeString(value); err != nil {
+		return bad
 	}
 	return nil
 }

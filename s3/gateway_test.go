@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/md5"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -612,4 +616,79 @@ func TestPagingAroundFolders(t *testing.T) {
 		t.Fatal(err)
 	}
 	get(t, c, "paging", "b.txt") // still there
+}
+
+// TestChecksums: the checksum a client sends with a PUT is kept and sent
+// back (on the PUT, and on a GET or HEAD that asks for it, of the whole
+// object only); a copy keeps it, as the content is the same.
+func TestChecksums(t *testing.T) {
+	e := newEnv(t)
+	c := e.client(e.admin)
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("sums")}); err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("checksummed "), 1000)
+	sum := sha256.Sum256(data)
+	want := base64.StdEncoding.EncodeToString(sum[:])
+	put, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("sums"), Key: aws.String("a.txt"),
+		Body: bytes.NewReader(data), ChecksumAlgorithm: types.ChecksumAlgorithmSha256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(put.ChecksumSHA256) != want {
+		t.Errorf("PUT answered SHA-256 %q, want %q", aws.ToString(put.ChecksumSHA256), want)
+	}
+	head := func(key string, mode bool) *awss3.HeadObjectOutput {
+		t.Helper()
+		in := &awss3.HeadObjectInput{Bucket: aws.String("sums"), Key: aws.String(key)}
+		if mode {
+			in.ChecksumMode = types.ChecksumModeEnabled
+		}
+		out, err := c.HeadObject(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if h := head("a.txt", true); aws.ToString(h.ChecksumSHA256) != want || h.ChecksumType != types.ChecksumTypeFullObject {
+		t.Errorf("HEAD asking for the checksum: %q (%s), want %q (FULL_OBJECT)", aws.ToString(h.ChecksumSHA256), h.ChecksumType, want)
+	}
+	if h := head("a.txt", false); h.ChecksumSHA256 != nil {
+		t.Errorf("HEAD not asking for the checksum got %q", aws.ToString(h.ChecksumSHA256))
+	}
+	got, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("sums"), Key: aws.String("a.txt"), ChecksumMode: types.ChecksumModeEnabled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(got.Body) // the SDK checks the body against the checksum as it reads
+	got.Body.Close()
+	if err != nil || !bytes.Equal(body, data) || aws.ToString(got.ChecksumSHA256) != want {
+		t.Errorf("GET asking for the checksum: %d bytes, checksum %q, err %v", len(body), aws.ToString(got.ChecksumSHA256), err)
+	}
+	ranged, err := c.GetObject(ctx, &awss3.GetObjectInput{Bucket: aws.String("sums"), Key: aws.String("a.txt"),
+		Range: aws.String("bytes=0-9"), ChecksumMode: types.ChecksumModeEnabled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ranged.Body.Close()
+	if ranged.ChecksumSHA256 != nil {
+		t.Errorf("a ranged GET got the whole object's checksum %q", aws.ToString(ranged.ChecksumSHA256))
+	}
+	if _, err := c.CopyObject(ctx, &awss3.CopyObjectInput{Bucket: aws.String("sums"), Key: aws.String("copy.txt"), CopySource: aws.String("sums/a.txt"),
+		MetadataDirective: types.MetadataDirectiveReplace, ContentType: aws.String("text/plain")}); err != nil {
+		t.Fatal(err)
+	}
+	if h := head("copy.txt", true); aws.ToString(h.ChecksumSHA256) != want {
+		t.Errorf("a copy with new metadata has checksum %q, want the source's %q", aws.ToString(h.ChecksumSHA256), want)
+	}
+	if _, err := c.PutObject(ctx, &awss3.PutObjectInput{Bucket: aws.String("sums"), Key: aws.String("crc.txt"), Body: bytes.NewReader(data),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32}); err != nil {
+		t.Fatal(err)
+	}
+	crc := make([]byte, 4)
+	binary.BigEndian.PutUint32(crc, crc32.ChecksumIEEE(data))
+	if h := head("crc.txt", true); aws.ToString(h.ChecksumCRC32) != base64.StdEncoding.EncodeToString(crc) {
+		t.Errorf("CRC32 kept as %q, want %q", aws.ToString(h.ChecksumCRC32), base64.StdEncoding.EncodeToString(crc))
+	}
 }

@@ -125,6 +125,7 @@ func (g *Gateway) uploadPart(w http.ResponseWriter, req *request, id string, cop
 		return err
 	}
 	tag := `"` + v.Meta.ETag + `"`
+	checksumHeaders(w.Header(), declaredChecksum(req))
 	if copying {
 		writeXML(w, copyPartResult{Xmlns: xmlns, LastModified: xmlTime(v.Created), ETag: tag})
 		return nil

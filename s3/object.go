@@ -118,6 +118,35 @@ func (m *md5Reader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// declaredChecksum is the x-amz-checksum-* a request declared for its
+// body and the verifier found true, as Meta.Checksum keeps it; "" when
+// there is none. Call it once the body was read to its end.
+func declaredChecksum(req *request) string {
+	if req.signed == nil {
+		return ""
+	}
+	for alg, value := range req.signed.Checksums { // one at most: the verifier refuses more
+		return alg + ":" + value
+	}
+	return ""
+}
+
+// checksumHeaders sets the headers S3 sends back for a checksum as
+// Meta.Checksum keeps it: x-amz-checksum-ALGORITHM and its type, COMPOSITE
+// for a multipart upload's checksum of its parts' checksums.
+func checksumHeaders(h http.Header, sum string) {
+	alg, value, ok := strings.Cut(sum, ":")
+	if !ok {
+		return
+	}
+	h.Set("x-amz-checksum-"+strings.ToLower(alg), value)
+	typ := "FULL_OBJECT"
+	if strings.Contains(value, "-") {
+		typ = "COMPOSITE"
+	}
+	h.Set("x-amz-checksum-type", typ)
+}
+
 // noConditionalWrite refuses the conditions S3 takes on writes (If-Match,
 // If-None-Match), which loft does not evaluate yet: a lock a client
 // builds on them must not seem to hold.
@@ -173,12 +202,13 @@ func (g *Gateway) putObject(w http.ResponseWriter, req *request) error {
 		ctype = "binary/octet-stream" // S3's default
 	}
 	v, err := g.store(req, name, body, node.PutOptions{ContentType: ctype, Meta: func() catalog.Meta {
-		meta.ETag = body.etag()
+		meta.ETag, meta.Checksum = body.etag(), declaredChecksum(req)
 		return meta
 	}})
 	if err != nil {
 		return err
 	}
+	checksumHeaders(w.Header(), v.Meta.Checksum)
 	w.Header().Set("ETag", etag(v))
 	w.Header().Set("x-amz-version-id", versionID(v))
 	w.WriteHeader(http.StatusOK)
@@ -308,6 +338,11 @@ func (g *Gateway) getObject(w http.ResponseWriter, req *request, head bool) erro
 		}
 	}
 	h.Set("Content-Length", strconv.FormatInt(n, 10))
+	// The checksum describes the whole object: sent when asked for, and
+	// not with a range or a part of it.
+	if strings.EqualFold(req.Header.Get("x-amz-checksum-mode"), "ENABLED") && req.Header.Get("Range") == "" && !q.Has("partNumber") {
+		checksumHeaders(h, v.Meta.Checksum)
+	}
 	if head || n == 0 {
 		maps.Copy(w.Header(), h)
 		w.WriteHeader(status)
@@ -612,7 +647,7 @@ func (g *Gateway) copyObject(w http.ResponseWriter, req *request) error {
 		if err != nil {
 			return err
 		}
-		meta.ETag, meta.Parts = v.Meta.ETag, v.Meta.Parts // the content is the same
+		meta.ETag, meta.Parts, meta.Checksum = v.Meta.ETag, v.Meta.Parts, v.Meta.Checksum // the content is the same
 		if ctype == "" {
 			ctype = "binary/octet-stream"
 		}

@@ -251,9 +251,10 @@ type CompletePart struct {
 
 // CompleteUpload makes the upload's listed parts, in order, the newest
 // version of its name, with sum as the SHA-256 of their concatenation
-// (the caller read them), and drops the upload. The version's ETag is
+// (the caller read them) and checksum as its Meta.Checksum (the caller
+// checked it; "" for none), and drops the upload. The version's ETag is
 // S3's multipart form: the MD5 of the parts' MD5s, a dash, the count.
-func (tx *Tx) CompleteUpload(ctx context.Context, id string, list []CompletePart, sum Digest) (Added, error) {
+func (tx *Tx) CompleteUpload(ctx context.Context, id string, list []CompletePart, sum Digest, checksum string) (Added, error) {
 	u, err := upload(ctx, tx, id)
 	if err != nil {
 		return Added{}, err
@@ -275,7 +276,7 @@ func (tx *Tx) CompleteUpload(ctx context.Context, id string, list []CompletePart
 	}
 	md := md5.New()
 	meta := u.Meta
-	meta.Parts = nil
+	meta.Parts, meta.Checksum = nil, checksum
 	var size int64
 	var refs []ChunkRef
 	for i := 1; i < len(list); i++ {

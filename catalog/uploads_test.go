@@ -86,7 +86,7 @@ func TestUploadLifecycle(t *testing.T) {
 		var a Added
 		err := c.Tx(ctx, func(tx *Tx) error {
 			var err error
-			a, err = tx.CompleteUpload(ctx, "u1", list, digest("whole"))
+			a, err = tx.CompleteUpload(ctx, "u1", list, digest("whole"), "")
 			return err
 		})
 		return a, err

@@ -3,9 +3,12 @@ package s3
 import (
 	"bytes"
 	"io"
+	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/loftstore/loft/catalog"
 	"github.com/loftstore/loft/names"
 	"github.com/loftstore/loft/s3/s3err"
 )
@@ -100,6 +103,40 @@ func FuzzDeleteXML(f *testing.F) {
 			if e, ok := s3err.As(err); !ok || e.Code != s3err.MalformedXML {
 				t.Fatalf("readXML: %v", err)
 			}
+		}
+	})
+}
+
+// FuzzObjectChecksum: a completion's checksum headers are refused with
+// InvalidRequest or give a checksum whose value, kept as a completion
+// keeps it, passes the catalog's check; never a panic.
+func FuzzObjectChecksum(f *testing.F) {
+	for _, c := range [][3]string{{"crc32c", "AAAAAA==", ""}, {"crc32c", "AAAAAA==-2", "COMPOSITE"}, {"sha256", "AAAA", "FULL_OBJECT"},
+		{"xxhash64", "AAAAAAAAAAA=", ""}, {"crc32", "AAAAAA==-0", ""}, {"type", "COMPOSITE", ""}, {"crc64nvme", "AAAAAAAAAAA=", "OTHER"}} {
+		f.Add(c[0], c[1], c[2], 2)
+	}
+	f.Fuzz(func(t *testing.T, suffix, value, typ string, parts int) {
+		h := http.Header{}
+		h.Set("x-amz-checksum-"+suffix, value)
+		if typ != "" {
+			h.Set("x-amz-checksum-type", typ)
+		}
+		c, err := declaredObjectChecksum(h, parts)
+		if err != nil {
+			if e, ok := s3err.As(err); !ok || e.Code != s3err.InvalidRequest {
+				t.Fatalf("error %v, want InvalidRequest", err)
+			}
+			return
+		}
+		if c == nil {
+			return
+		}
+		kept := c.alg + ":" + c.want
+		if c.composite && parts >= 1 && parts <= catalog.MaxParts {
+			kept += "-" + strconv.Itoa(parts)
+		}
+		if err := (catalog.Meta{Checksum: kept}).Check(); err != nil {
+			t.Fatalf("declared %+v keeps as %q, which the catalog refuses: %v", c, kept, err)
 		}
 	})
 }

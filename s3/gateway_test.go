@@ -692,3 +692,89 @@ func TestChecksums(t *testing.T) {
 		t.Errorf("CRC32 kept as %q, want %q", aws.ToString(h.ChecksumCRC32), base64.StdEncoding.EncodeToString(crc))
 	}
 }
+
+// TestMultipartChecksums: a completion's declared checksum, composite (of
+// the parts' checksums) or of the whole object, is checked against the
+// parts, kept, and sent back; a wrong one fails the completion and leaves
+// the upload to complete again.
+func TestMultipartChecksums(t *testing.T) {
+	e := newEnv(t)
+	c := e.client(e.admin)
+	ctx := context.Background()
+	if _, err := c.CreateBucket(ctx, &awss3.CreateBucketInput{Bucket: aws.String("sums")}); err != nil {
+		t.Fatal(err)
+	}
+	table := crc32.MakeTable(crc32.Castagnoli)
+	enc := func(v uint32) string {
+		b := make([]byte, 4)
+		binary.BigEndian.PutUint32(b, v)
+		return base64.StdEncoding.EncodeToString(b)
+	}
+	parts := [][]byte{bytes.Repeat([]byte("first part "), (5<<20)/11+1), []byte("the last part")}
+	upload := func(key string) (string, []types.CompletedPart) {
+		t.Helper()
+		mu, err := c.CreateMultipartUpload(ctx, &awss3.CreateMultipartUploadInput{Bucket: aws.String("sums"), Key: aws.String(key),
+			ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var done []types.CompletedPart
+		for i, p := range parts {
+			out, err := c.UploadPart(ctx, &awss3.UploadPartInput{Bucket: aws.String("sums"), Key: aws.String(key), UploadId: mu.UploadId,
+				PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(p), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if aws.ToString(out.ChecksumCRC32C) != enc(crc32.Checksum(p, table)) {
+				t.Errorf("part %d answered CRC32C %q", i+1, aws.ToString(out.ChecksumCRC32C))
+			}
+			done = append(done, types.CompletedPart{PartNumber: aws.Int32(int32(i + 1)), ETag: out.ETag, ChecksumCRC32C: out.ChecksumCRC32C})
+		}
+		return aws.ToString(mu.UploadId), done
+	}
+	complete := func(key, id string, done []types.CompletedPart, sum string, typ types.ChecksumType) error {
+		out, err := c.CompleteMultipartUpload(ctx, &awss3.CompleteMultipartUploadInput{Bucket: aws.String("sums"), Key: aws.String(key),
+			UploadId: aws.String(id), MultipartUpload: &types.CompletedMultipartUpload{Parts: done},
+			ChecksumCRC32C: aws.String(sum), ChecksumType: typ})
+		if err == nil && (aws.ToString(out.ChecksumCRC32C) != sum || out.ChecksumType != typ) {
+			t.Errorf("the completion's result says %q (%s), want %q (%s)", aws.ToString(out.ChecksumCRC32C), out.ChecksumType, sum, typ)
+		}
+		return err
+	}
+	headSum := func(key string) (string, types.ChecksumType) {
+		t.Helper()
+		h, err := c.HeadObject(ctx, &awss3.HeadObjectInput{Bucket: aws.String("sums"), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(h.ChecksumCRC32C), h.ChecksumType
+	}
+
+	var sums []byte
+	for _, p := range parts {
+		sums = binary.BigEndian.AppendUint32(sums, crc32.Checksum(p, table))
+	}
+	composite := enc(crc32.Checksum(sums, table)) + "-2"
+	id, done := upload("composite.bin")
+	if err := complete("composite.bin", id, done, composite, types.ChecksumTypeComposite); err != nil {
+		t.Fatal(err)
+	}
+	if got, typ := headSum("composite.bin"); got != composite || typ != types.ChecksumTypeComposite {
+		t.Errorf("composite checksum kept as %q (%s), want %q (COMPOSITE)", got, typ, composite)
+	}
+
+	whole := enc(crc32.Checksum(bytes.Join(parts, nil), table))
+	id, done = upload("whole.bin")
+	err := complete("whole.bin", id, done, enc(crc32.Checksum([]byte("something else"), table)), types.ChecksumTypeFullObject)
+	wantCode(t, "a completion with the wrong checksum", err, "BadDigest")
+	if err := complete("whole.bin", id, done, whole, types.ChecksumTypeFullObject); err != nil {
+		t.Fatalf("the upload after a refused completion: %v", err)
+	}
+	if got, typ := headSum("whole.bin"); got != whole || typ != types.ChecksumTypeFullObject {
+		t.Errorf("whole-object checksum kept as %q (%s), want %q (FULL_OBJECT)", got, typ, whole)
+	}
+	body, _ := get(t, c, "sums", "whole.bin")
+	if !bytes.Equal(body, bytes.Join(parts, nil)) {
+		t.Error("the object is not its parts")
+	}
+}

@@ -181,16 +181,30 @@ func (g *Gateway) completeUpload(w http.ResponseWriter, req *request, id string)
 		list[i] = catalog.CompletePart{Num: p.PartNumber, ETag: strings.Trim(p.ETag, `"`)}
 		nums[i] = p.PartNumber
 	}
-	// The object's SHA-256 is read back from the parts' chunks (parts come
-	// in any order and at once, so it cannot be summed as they arrive).
-	// The transaction checks each part's ETag again: a part replaced
-	// meanwhile with other content fails the completion, not the hash.
-	refs, err := g.cat.PartChunks(req.Context(), id, nums)
+	declared, err := declaredObjectChecksum(req.Header, len(nums))
 	if err != nil {
 		return err
 	}
+	// The object's SHA-256 is read back from the parts' chunks (parts come
+	// in any order and at once, so it cannot be summed as they arrive),
+	// and so is the checksum the client declared, in the same pass. The
+	// transaction checks each part's ETag again: a part replaced meanwhile
+	// with other content fails the completion, not the hash.
+	read := func(ctx context.Context, nums []int, w io.Writer) error {
+		refs, err := g.cat.PartChunks(ctx, id, nums)
+		if err != nil {
+			return err
+		}
+		return g.n.ReadChunks(ctx, "upload "+id, refs, w)
+	}
 	h := sha256.New()
-	if err := g.n.ReadChunks(req.Context(), "upload "+id, refs, h); err != nil {
+	var checksum string
+	if declared != nil {
+		checksum, err = declared.check(req.Context(), nums, read, h)
+	} else {
+		err = read(req.Context(), nums, h)
+	}
+	if err != nil {
 		return err
 	}
 	var sum catalog.Digest
@@ -198,7 +212,7 @@ func (g *Gateway) completeUpload(w http.ResponseWriter, req *request, id string)
 	var a catalog.Added
 	err = g.cat.Tx(req.Context(), func(tx *catalog.Tx) error {
 		var err error
-		a, err = tx.CompleteUpload(req.Context(), id, list, sum)
+		a, err = tx.CompleteUpload(req.Context(), id, list, sum, checksum)
 		return err
 	})
 	switch {
@@ -217,8 +231,9 @@ func (g *Gateway) completeUpload(w http.ResponseWriter, req *request, id string)
 		return fmt.Errorf("upload %s completed as %s, not %s", id, a.Version.Name, name)
 	}
 	w.Header().Set("x-amz-version-id", versionID(a.Version))
+	checksumHeaders(w.Header(), a.Version.Meta.Checksum)
 	writeXML(w, completeMultipartUploadResult{Xmlns: xmlns, Location: "/" + req.bucket + "/" + req.key,
-		Bucket: req.bucket, Key: req.key, ETag: etag(a.Version)})
+		Bucket: req.bucket, Key: req.key, ETag: etag(a.Version), checksumXML: checksumElements(a.Version.Meta.Checksum)})
 	return nil
 }
 

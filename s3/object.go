@@ -662,7 +662,7 @@ func (g *Gateway) copyObject(w http.ResponseWriter, req *request) error {
 	}
 	w.Header().Set("x-amz-version-id", versionID(nv))
 	w.Header().Set("x-amz-copy-source-version-id", versionID(v))
-	writeXML(w, copyObjectResult{Xmlns: xmlns, LastModified: xmlTime(nv.Created), ETag: etag(nv)})
+	writeXML(w, copyObjectResult{Xmlns: xmlns, LastModified: xmlTime(nv.Created), ETag: etag(nv), checksumXML: checksumElements(nv.Meta.Checksum)})
 	return nil
 }
 

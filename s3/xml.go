@@ -2,6 +2,7 @@ package s3
 
 import (
 	"encoding/xml"
+	"net/http"
 	"time"
 )
 
@@ -148,6 +149,7 @@ type copyObjectResult struct {
 	Xmlns        string   `xml:"xmlns,attr"`
 	LastModified string   `xml:"LastModified"`
 	ETag         string   `xml:"ETag"`
+	checksumXML
 }
 
 type initiateMultipartUploadResult struct {
@@ -173,6 +175,33 @@ type completeMultipartUploadResult struct {
 	Bucket   string   `xml:"Bucket"`
 	Key      string   `xml:"Key"`
 	ETag     string   `xml:"ETag"`
+	checksumXML
+}
+
+// checksumXML is how S3's results carry an object's checksum: an element
+// named after its algorithm, and its type.
+type checksumXML struct {
+	CRC32     string `xml:"ChecksumCRC32,omitempty"`
+	CRC32C    string `xml:"ChecksumCRC32C,omitempty"`
+	CRC64NVME string `xml:"ChecksumCRC64NVME,omitempty"`
+	SHA1      string `xml:"ChecksumSHA1,omitempty"`
+	SHA256    string `xml:"ChecksumSHA256,omitempty"`
+	SHA512    string `xml:"ChecksumSHA512,omitempty"`
+	MD5       string `xml:"ChecksumMD5,omitempty"`
+	Type      string `xml:"ChecksumType,omitempty"`
+}
+
+// checksumElements is checksumXML of a checksum as Meta.Checksum keeps it.
+func checksumElements(sum string) checksumXML {
+	h := http.Header{}
+	checksumHeaders(h, sum)
+	var c checksumXML
+	for alg, field := range map[string]*string{"crc32": &c.CRC32, "crc32c": &c.CRC32C, "crc64nvme": &c.CRC64NVME,
+		"sha1": &c.SHA1, "sha256": &c.SHA256, "sha512": &c.SHA512, "md5": &c.MD5} {
+		*field = h.Get("x-amz-checksum-" + alg)
+	}
+	c.Type = h.Get("x-amz-checksum-type") // "" with no checksum
+	return c
 }
 
 type copyPartResult struct {

@@ -57,7 +57,11 @@ const (
 type PutOptions struct {
 	// As names the object for a single path or for stdin.
 	As names.Name
-	// Stdin is read for the path "-".
+	// Stdin is read for the path "-". An *os.File (a terminal, a pipe)
+	// is read by a goroutine of its own, so that the end of ctx stops a
+	// read that blocks; any other reader is read directly, by the put's
+	// reader, and must return within a bounded time by itself (an HTTP
+	// request body with read deadlines, a buffer).
 	Stdin io.Reader
 	// ContentType, when set, is the content type of what the path "-"
 	// stores, instead of one detected from its name and first bytes.

@@ -35,12 +35,17 @@ type source struct {
 }
 
 // open opens the source. For a regular file it returns its stat too, for
-// changed after the read (nil for a stream). A stream (standard input, a
-// named pipe) reads through cancelable, so the end of ctx stops a read
-// that blocks.
+// changed after the read (nil for a stream). A stream of the system's
+// (standard input as a file, a named pipe) reads through cancelable, so
+// the end of ctx stops a read that blocks; another reader given as stdin
+// is read directly (see PutOptions.Stdin), which also keeps what it
+// records as it reads (an S3 body's digests) ordered before the commit.
 func (s *source) open(ctx context.Context, stdin io.Reader) (io.ReadCloser, fs.FileInfo, error) {
 	switch {
 	case s.path == "-":
+		if _, ok := stdin.(*os.File); !ok {
+			return io.NopCloser(stdin), nil, nil
+		}
 		return io.NopCloser(cancelable(ctx, func() (io.ReadCloser, error) { return io.NopCloser(stdin), nil })), nil, nil
 	case s.stream:
 		p := s.path

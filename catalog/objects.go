@@ -439,6 +439,13 @@ func (tx *Tx) Delete(ctx context.Context, n names.Name) (Version, error) {
 	if hv.Deleted {
 		return Version{}, fmt.Errorf("object %s: %w", name, ErrDeleted)
 	}
+	return tx.tombstone(ctx, n, obj, head, front)
+}
+
+// tombstone adds a tombstone version to object obj (named n, whose head
+// is version head and frontier front), deleted already or not.
+func (tx *Tx) tombstone(ctx context.Context, n names.Name, obj, head int64, front []sibling) (Version, error) {
+	name := n.String()
 	num := head + 1
 	seq, err := tx.logChange(ctx, "delete", name, num, "", contentHash("delete", name, true, 0, 0, 0, "", nil, nanos(tx.now), "", "", ""))
 	if err != nil {

@@ -329,6 +329,23 @@ func (tx *Tx) forgetVersions(ctx context.Context, obj int64, name string, policy
 		res.Dropped++
 		res.Versions = append(res.Versions, ForgotVersion{Name: name, Num: v.num, Created: v.created})
 	}
+	gone := make([]forgotten, len(drop))
+	for i, v := range drop {
+		gone[i] = forgotten{id: v.id, who: v.who}
+	}
+	return tx.forget(ctx, name, gone)
+}
+
+// forgotten is a version of an object that forget drops: its row, and its
+// identity (empty for a superseded version).
+type forgotten struct {
+	id  int64
+	who Identity
+}
+
+// forget drops versions of name, none of them its head, logging "forget"
+// changes that name them for peers, MaxDrop a change.
+func (tx *Tx) forget(ctx context.Context, name string, drop []forgotten) error {
 	for start := 0; start < len(drop); start += MaxDrop {
 		part := drop[start:min(start+MaxDrop, len(drop))]
 		var d dropDetail
@@ -361,6 +378,71 @@ func (tx *Tx) forgetVersions(ctx context.Context, obj int64, name string, policy
 		}
 	}
 	return nil
+}
+
+// ErrKept refuses to drop a version that a snapshot sees.
+var ErrKept = fault.New(fault.Conflict, "a snapshot keeps this version")
+
+// DropVersion drops version num of name for good, as S3's DeleteObject
+// with a version ID does, and returns it. A version before the newest
+// goes as forget drops one: a "forget" change names it, and peers drop it
+// too. The newest is first superseded by the version before it, restored
+// as a new version (or a new tombstone when that one was a deletion), so
+// that the name shows what it showed before num was written; with no
+// version before it, the object is purged. A version a snapshot sees is
+// kept (ErrKept), as forget keeps it; one that does not exist is
+// ErrNotFound. When the newest is a deletion and so is the one before it,
+// the object stays deleted and num is the version that goes as well.
+func (tx *Tx) DropVersion(ctx context.Context, n names.Name, num int64) (Version, error) {
+	name := n.String()
+	v, err := tx.version(ctx, name, num)
+	if err != nil {
+		return Version{}, err
+	}
+	var obj, head int64
+	var seen bool
+	err = tx.QueryRowContext(ctx, `SELECT o.id, o.head, `+seenBySnapshot+` FROM versions v JOIN objects o ON o.id = v.object_id
+		WHERE v.id = ?`, v.id).Scan(&obj, &head, &seen)
+	if err != nil {
+		return Version{}, err
+	}
+	if seen {
+		return Version{}, fmt.Errorf("%s version %d: %w (forget the snapshot first)", name, num, ErrKept)
+	}
+	if num == head {
+		var prev int64
+		var prevDeleted bool
+		err := tx.QueryRowContext(ctx, `SELECT num, deleted FROM versions WHERE object_id = ? AND num < ? ORDER BY num DESC LIMIT 1`,
+			obj, num).Scan(&prev, &prevDeleted)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			// The only version: the object goes.
+			if _, err := tx.Purge(ctx, n); err != nil {
+				return Version{}, err
+			}
+			return v, nil
+		case err != nil:
+			return Version{}, err
+		case prevDeleted:
+			// A tombstone supersedes num, whether num is one too.
+			_, _, front, _, err := tx.objectHead(ctx, name)
+			if err != nil {
+				return Version{}, err
+			}
+			if _, err := tx.tombstone(ctx, n, obj, head, front); err != nil {
+				return Version{}, err
+			}
+		default:
+			if _, _, err := tx.Restore(ctx, n, prev); err != nil {
+				return Version{}, err
+			}
+		}
+	}
+	var who Identity
+	if err := tx.QueryRowContext(ctx, `SELECT origin, origin_seq FROM versions WHERE id = ?`, v.id).Scan(&who.Origin, &who.Seq); err != nil {
+		return Version{}, err
+	}
+	return v, tx.forget(ctx, name, []forgotten{{id: v.id, who: who}})
 }
 
 // seenBySnapshot is the SQL condition that a snapshot sees version v of

@@ -96,6 +96,20 @@ func (n *Node) Delete(ctx context.Context, name names.Name) (catalog.Version, er
 	return v, err
 }
 
+// DropVersion drops version num of name for good, superseding it first
+// when it is the newest (catalog's Tx.DropVersion), and returns it.
+func (n *Node) DropVersion(ctx context.Context, name names.Name, num int64) (catalog.Version, error) {
+	var v catalog.Version
+	err := n.freeing(func() error {
+		return n.cat.Tx(ctx, func(tx *catalog.Tx) error {
+			var err error
+			v, err = tx.DropVersion(ctx, name, num)
+			return err
+		})
+	})
+	return v, err
+}
+
 // ReadChunks writes the content of a chunk list to w, in order, each chunk
 // verified against its ID, fetching a few ahead (as ReadVersion does):
 // the parts of a multipart upload, read back to hash the object they make.

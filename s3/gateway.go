@@ -46,6 +46,7 @@ type Node interface {
 	Copy(ctx context.Context, from names.Name, num int64, to names.Name, opts node.CopyOptions) (catalog.Version, error)
 	MakeDir(ctx context.Context, name names.Name) (catalog.Version, error)
 	Delete(ctx context.Context, name names.Name) (catalog.Version, error)
+	DropVersion(ctx context.Context, name names.Name, num int64) (catalog.Version, error)
 	ReadChunks(ctx context.Context, label string, refs []catalog.ChunkRef, w io.Writer) error
 }
 

@@ -530,11 +530,20 @@ func (g *Gateway) deleteObject(w http.ResponseWriter, req *request) error {
 	if err != nil {
 		return err
 	}
-	if req.URL.Query().Get("versionId") != "" {
-		return s3err.New(s3err.NotImplemented, "deleting one version is not implemented by loft: use `loft forget` or `loft rm --purge`")
-	}
 	if err := g.needBucket(req); err != nil {
 		return err
+	}
+	if id := req.URL.Query().Get("versionId"); id != "" {
+		v, err := g.dropVersion(req, name, id)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("x-amz-version-id", id)
+		if v != nil && v.Deleted {
+			w.Header().Set("x-amz-delete-marker", "true")
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
 	}
 	v, err := g.deleteName(req, name, dir)
 	if err != nil {
@@ -546,6 +555,40 @@ func (g *Gateway) deleteObject(w http.ResponseWriter, req *request) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// dropVersion drops the version of name that id names for good, as S3
+// deletes one version: the one before it becomes current when it was the
+// newest. A version that does not exist is no error (S3 answers the same)
+// and gives nil.
+func (g *Gateway) dropVersion(req *request, name names.Name, id string) (*catalog.Version, error) {
+	var num int64
+	if id == "null" {
+		// The version S3 would have kept without versioning: the newest.
+		hv, err := g.cat.Head(req.Context(), name)
+		if errors.Is(err, catalog.ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		num = hv.Num
+	} else {
+		var err error
+		if num, err = strconv.ParseInt(id, 10, 64); err != nil || num <= 0 {
+			return nil, s3err.New(s3err.InvalidArgument, "Invalid version id specified: %q", clip(id))
+		}
+	}
+	v, err := g.n.DropVersion(req.Context(), name, num)
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		return nil, nil
+	case errors.Is(err, catalog.ErrKept):
+		return nil, s3err.Wrap(s3err.InvalidRequest, err, "%s", oneLine(err))
+	case err != nil:
+		return nil, err
+	}
+	return &v, nil
 }
 
 // deleteName tombstones the object a key names: a directory entry when
@@ -593,21 +636,31 @@ func (g *Gateway) deleteObjects(w http.ResponseWriter, req *request) error {
 			e := toS3(err, true)
 			res.Errors = append(res.Errors, deleteError{Key: o.Key, Code: string(e.Code), Message: e.Message})
 		}
-		if o.VersionID != "" {
-			fail(s3err.New(s3err.NotImplemented, "deleting one version is not implemented by loft"))
-			continue
-		}
 		name, dir, err := objectName(req.bucket, o.Key)
 		if err != nil {
 			fail(err)
 			continue
 		}
-		if _, err := g.deleteName(req, name, dir); err != nil {
-			fail(err)
-			continue
+		done := deletedKey{Key: o.Key, VersionID: o.VersionID}
+		if o.VersionID != "" {
+			v, err := g.dropVersion(req, name, o.VersionID)
+			if err != nil {
+				fail(err)
+				continue
+			}
+			done.DeleteMarker = v != nil && v.Deleted
+		} else {
+			v, err := g.deleteName(req, name, dir)
+			if err != nil {
+				fail(err)
+				continue
+			}
+			if v != nil {
+				done.DeleteMarker, done.DeleteMarkerVersionID = true, versionID(*v)
+			}
 		}
 		if !del.Quiet {
-			res.Deleted = append(res.Deleted, deletedKey{Key: o.Key})
+			res.Deleted = append(res.Deleted, done)
 		}
 	}
 	writeXML(w, res)

@@ -405,11 +405,25 @@ def object_delete():
 
 
 @check
-def object_delete_version_not_implemented():
+def object_delete_version():
     b = bucket("objects")
-    v = put(b, "delver", b"v")["VersionId"]
-    expect_error("NotImplemented", 501, S3.delete_object, Bucket=b, Key="delver", VersionId=v)
-    eq(get_body(b, "delver"), b"v", "still there")
+    v1 = put(b, "delver", b"one")["VersionId"]
+    v2 = put(b, "delver", b"two")["VersionId"]
+    r = S3.delete_object(Bucket=b, Key="delver", VersionId=v2)
+    eq((status(r), r.get("VersionId")), (204, v2), "delete the newest version")
+    eq(get_body(b, "delver"), b"one", "the version before is current")
+    marker = S3.delete_object(Bucket=b, Key="delver")
+    eq(marker.get("DeleteMarker"), True, "delete marker")
+    r = S3.delete_object(Bucket=b, Key="delver", VersionId=marker["VersionId"])
+    eq(r.get("DeleteMarker"), True, "the dropped version was a delete marker")
+    eq(get_body(b, "delver"), b"one", "undeleted")
+    vs = S3.list_object_versions(Bucket=b, Prefix="delver")
+    ids = [v["VersionId"] for v in vs.get("Versions", [])]
+    if v2 in ids or v1 not in ids or vs.get("DeleteMarkers"):
+        raise AssertionError(f"versions after the deletes: {ids}, markers {vs.get('DeleteMarkers')}")
+    r = S3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "delver", "VersionId": v1}, {"Key": "delver", "VersionId": "999999"}]})
+    eq(sorted((d["Key"], d.get("VersionId")) for d in r.get("Deleted", [])), [("delver", v1), ("delver", "999999")], "DeleteObjects by version")
+    expect_error("InvalidArgument", 400, S3.delete_object, Bucket=b, Key="delver", VersionId="not-a-version")
 
 
 @check
@@ -813,6 +827,7 @@ def cleanup():
 def main():
     passed = failed = 0
     for f in CHECKS:
+        start = time.monotonic()
         try:
             f()
         except Exception as e:
@@ -821,7 +836,7 @@ def main():
             sys.stdout.flush()
             continue
         passed += 1
-        print("ok %s" % f.__name__)
+        print("ok %s (%.1f s)" % (f.__name__, time.monotonic() - start))
         sys.stdout.flush()
     cleanup()
     print("%d passed, %d failed" % (passed, failed))

@@ -152,6 +152,14 @@ type request struct {
 }
 
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.ContentLength == 0 && strings.EqualFold(r.Header.Get("Expect"), "100-continue") {
+		// net/http sends "100 Continue" on the first read of a body, and
+		// an empty one is never read. botocore (boto3 1.26), answered
+		// without it, stalled the next request on the connection for its
+		// 60-second read timeout: an empty PutObject made the next one
+		// take a minute.
+		w.WriteHeader(http.StatusContinue) // before the headers: a 1xx carries those set
+	}
 	g.inflight.Add(1)
 	defer g.inflight.Done()
 	g.stats.requests.Add(1)

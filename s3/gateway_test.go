@@ -1,6 +1,7 @@
 package s3_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/md5"
@@ -12,6 +13,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -776,5 +778,38 @@ func TestMultipartChecksums(t *testing.T) {
 	body, _ := get(t, c, "sums", "whole.bin")
 	if !bytes.Equal(body, bytes.Join(parts, nil)) {
 		t.Error("the object is not its parts")
+	}
+}
+
+// TestContinueForEmptyBody: a request with an empty body that expects
+// "100 Continue" gets it, as botocore needs (see ServeHTTP).
+func TestContinueForEmptyBody(t *testing.T) {
+	e := newEnv(t)
+	conn, err := net.Dial("tcp", strings.TrimPrefix(e.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Minute))
+	if _, err := io.WriteString(conn, "PUT /some-bucket/empty HTTP/1.1\r\nHost: loft\r\nExpect: 100-continue\r\nContent-Length: 0\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	r := bufio.NewReader(conn)
+	line, err := r.ReadString('\n')
+	if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+		t.Fatalf("first line %q (%v), want 100 Continue", line, err)
+	}
+	for line != "\r\n" { // to the blank line that ends it
+		if line, err = r.ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden { // anonymous: refused, after the 100
+		t.Errorf("final status %d, want 403", resp.StatusCode)
 	}
 }

@@ -128,30 +128,35 @@ func (b *bench) s3(ctx context.Context, sz sizes, l *limits, st *e2eState) error
 	ceilPut, ceilGet := mbps(sz.big, null.put), mbps(sz.big, null.get)
 	fmt.Printf("  loft put %.0f MB/s, get %.0f MB/s; awscli PUT %.0f MB/s, GET %.0f MB/s; awscli against a null server PUT %.0f, GET %.0f MB/s\n",
 		loftPut, loftGet, awsPut, awsGet, ceilPut, ceilGet)
-	// The machine's CPU bounds both too: the client and the gateway share
-	// its cores. A PUT's gateway does what loft put does plus what S3 asks
-	// of every byte (the payload's SHA-256 that the signature covers, the
-	// MD5 that is its ETag); a GET's does what loft get does, with a socket
-	// in place of the file. Each CPU time is measured in this run, apart;
-	// their sum over the cores is about the least time a transfer takes.
+	// The machine's CPU bounds a PUT too: awscli and the gateway share its
+	// cores, and the gateway does at least what loft put does with the same
+	// bytes plus what S3 asks of each (the payload's SHA-256 that the
+	// signature covers, the MD5 that is its ETag). awscli's CPU is what it
+	// used for this upload (against the null server it used more, being
+	// faster: the figure is the lower, so the ceiling the higher). Their
+	// sum over the cores is about the least time the upload takes. A GET
+	// has no such bound from loft get, whose file writes cost more than a
+	// socket's: its CPU times are printed, and awscli's own ceiling is the
+	// bound.
 	procs := float64(runtime.GOMAXPROCS(0))
 	mb := float64(sz.big) / 1e6
-	leastPut := (loftPutCPU + null.putCPU).Seconds() + mb/l.sha + mb/l.md5
-	leastGet := (loftGetCPU + null.getCPU).Seconds()
-	cpuPut, cpuGet := mb/(leastPut/procs), mb/(leastGet/procs)
-	fmt.Printf("  CPU, PUT: serve %.1f s, awscli %.1f s; least: loft put %.1f s + awscli vs null %.1f s + SHA-256 and MD5 of the payload %.1f s = %.1f s on %d cores: %.0f MB/s\n",
-		serveCPU.Seconds(), awsPutCPU.Seconds(), loftPutCPU.Seconds(), null.putCPU.Seconds(), mb/l.sha+mb/l.md5, leastPut, int(procs), cpuPut)
-	fmt.Printf("  CPU, GET: serve %.1f s, awscli %.1f s; least: loft get %.1f s + awscli vs null %.1f s = %.1f s on %d cores: %.0f MB/s\n",
-		serveGetCPU.Seconds(), awsGetCPU.Seconds(), loftGetCPU.Seconds(), null.getCPU.Seconds(), leastGet, int(procs), cpuGet)
+	leastPut := (loftPutCPU + awsPutCPU).Seconds() + mb/l.sha + mb/l.md5
+	cpuPut := mb / (leastPut / procs)
+	fmt.Printf("  CPU, PUT: serve %.1f s, awscli %.1f s (vs null %.1f s); least: loft put %.1f s + awscli %.1f s + SHA-256 and MD5 of the payload %.1f s = %.1f s on %d cores: %.0f MB/s\n",
+		serveCPU.Seconds(), awsPutCPU.Seconds(), null.putCPU.Seconds(), loftPutCPU.Seconds(), awsPutCPU.Seconds(), mb/l.sha+mb/l.md5, leastPut, int(procs), cpuPut)
+	fmt.Printf("  CPU, GET: serve %.1f s, awscli %.1f s (vs null %.1f s), loft get %.1f s\n",
+		serveGetCPU.Seconds(), awsGetCPU.Seconds(), null.getCPU.Seconds(), loftGetCPU.Seconds())
 	// The target is a ratio to loft's own put and get; when it is above
 	// what awscli reaches against a server that does nothing, or above the
 	// CPU ceiling, it is out of reach here, and the row names the lower.
 	s3row := func(name string, got, loft, client, cpu float64) row {
 		r := row{name: name, value: fmt.Sprintf("%.0f MB/s (%.2fx loft)", got, got/loft),
-			limit:  fmt.Sprintf("loft %.0f MB/s; awscli vs a null server %.0f MB/s; CPU ceiling %.0f MB/s", loft, client, cpu),
-			target: ">= 0.8x loft"}
+			limit: fmt.Sprintf("loft %.0f MB/s; awscli vs a null server %.0f MB/s", loft, client), target: ">= 0.8x loft"}
+		if cpu > 0 {
+			r.limit += fmt.Sprintf("; CPU ceiling %.0f MB/s", cpu)
+		}
 		bound, which := client, "awscli's own ceiling"
-		if cpu < client {
+		if cpu > 0 && cpu < client {
 			bound, which = cpu, "the CPU ceiling"
 		}
 		switch {
@@ -165,7 +170,7 @@ func (b *bench) s3(ctx context.Context, sz sizes, l *limits, st *e2eState) error
 		return r
 	}
 	b.add(s3row(fmt.Sprintf("awscli PUT of %s (multipart, 8 MiB parts)", human(sz.big)), awsPut, loftPut, ceilPut, cpuPut))
-	b.add(s3row(fmt.Sprintf("awscli GET of %s", human(sz.big)), awsGet, loftGet, ceilGet, cpuGet))
+	b.add(s3row(fmt.Sprintf("awscli GET of %s", human(sz.big)), awsGet, loftGet, ceilGet, 0))
 
 	c := awss3.New(awss3.Options{BaseEndpoint: aws.String(endpoint), UsePathStyle: true, Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider(k.ID, k.Secret, ""), Retryer: aws.NopRetryer{}, // a failed request is a failed figure

@@ -115,6 +115,19 @@ func TestDropVersion(t *testing.T) {
 		t.Errorf("dropping a version a snapshot sees: %v, want ErrKept", err)
 	}
 
+	// With keep-versions 1, superseding the newest prunes it at once; the
+	// drop still completes. A snapshot keeps the version before it.
+	setConfig(t, a.c, "keep-versions", "1")
+	a.put(t, t0.Add(8*hour), "k/f", "k1", 9)
+	mirror(t, a.c, "k", "k/f")
+	a.put(t, t0.Add(9*hour), "k/f", "k2", 10)
+	if _, err := dropVersion(a.c, "k/f", 2); err != nil {
+		t.Fatalf("dropping the newest under keep-versions 1: %v", err)
+	}
+	if h := head(a.c, "k/f"); h.SHA256 != digest("k1") {
+		t.Errorf("k/f shows %x, want k1's content", h.SHA256[:4])
+	}
+
 	for _, c := range []*Catalog{a.c, b.c} {
 		drift, err := c.RefDrift(ctx)
 		if err != nil || len(drift) > 0 {

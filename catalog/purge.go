@@ -401,8 +401,9 @@ func (tx *Tx) DropVersion(ctx context.Context, n names.Name, num int64) (Version
 	}
 	var obj, head int64
 	var seen bool
-	err = tx.QueryRowContext(ctx, `SELECT o.id, o.head, `+seenBySnapshot+` FROM versions v JOIN objects o ON o.id = v.object_id
-		WHERE v.id = ?`, v.id).Scan(&obj, &head, &seen)
+	var who Identity // read now: superseding num may prune it (keep-versions 1)
+	err = tx.QueryRowContext(ctx, `SELECT o.id, o.head, v.origin, v.origin_seq, `+seenBySnapshot+`
+		FROM versions v JOIN objects o ON o.id = v.object_id WHERE v.id = ?`, v.id).Scan(&obj, &head, &who.Origin, &who.Seq, &seen)
 	if err != nil {
 		return Version{}, err
 	}
@@ -437,10 +438,6 @@ func (tx *Tx) DropVersion(ctx context.Context, n names.Name, num int64) (Version
 				return Version{}, err
 			}
 		}
-	}
-	var who Identity
-	if err := tx.QueryRowContext(ctx, `SELECT origin, origin_seq FROM versions WHERE id = ?`, v.id).Scan(&who.Origin, &who.Seq); err != nil {
-		return Version{}, err
 	}
 	return v, tx.forget(ctx, name, []forgotten{{id: v.id, who: who}})
 }

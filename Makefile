@@ -9,7 +9,7 @@ PKGS     := ./...
 
 BENCHDIR ?= .bench
 
-.PHONY: all build test vet fuzz bench bench-tools s3-clients clean
+.PHONY: all build test vet fuzz bench bench-tools s3-clients minio-ft clean
 
 all: build
 
@@ -26,7 +26,7 @@ vet:
 # testscripts package (crash tests of the real binary) takes about 22
 # minutes on 2 cores, and this machine's disk speed drifts.
 test: vet s3-clients
-	LOFT_S3_CLIENTS=require CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 60m $(PKGS)
+	LOFT_S3_CLIENTS=require LOFT_MINIO_FT=$(MINIO_FT) CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 60m $(PKGS)
 	$(MAKE) fuzz
 
 # Runs every Fuzz* target of every package for FUZZTIME each. The budget is
@@ -58,10 +58,21 @@ bench-tools:
 # The S3 clients the gateway's tests run (testscripts/s3clients_test.go),
 # from Debian's packages; LOFT_S3_CLIENTS=require above makes a missing one
 # a failure rather than a skip.
-s3-clients:
+s3-clients: minio-ft
 	@test -x /usr/bin/aws -a -x /usr/bin/s3cmd -a -x /usr/bin/rclone -a -x /usr/bin/restic && \
 		/usr/bin/python3 -c 'import boto3' 2>/dev/null || \
 		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli s3cmd rclone restic python3-boto3; }
 
+# minio-go's functional test program, from its module at the version
+# testscripts/testdata/minio-go/go.mod pins (with go.sum, so the build is
+# the same everywhere): its file is built as a program of its own.
+MINIO_FT := $(CURDIR)/.minio-ft/ft
+minio-ft:
+	@test -x $(MINIO_FT) || { set -e; d=$(CURDIR)/.minio-ft; rm -rf $$d; mkdir -p $$d; \
+		cp testscripts/testdata/minio-go/go.mod testscripts/testdata/minio-go/go.sum $$d/; \
+		cd $$d; src=$$($(GO) mod download -json github.com/minio/minio-go/v7 | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$$/\1/p'); \
+		cp $$src/functional_tests.go .; chmod u+w functional_tests.go; \
+		CGO_ENABLED=0 $(GO) build -o ft functional_tests.go; }
+
 clean:
-	rm -rf bin $(BENCHDIR) $(FUZZLOG)
+	rm -rf bin $(BENCHDIR) $(FUZZLOG) .minio-ft

@@ -89,7 +89,7 @@ func client(t *testing.T, name string) string {
 // clientEnv is the environment of a client process: the key, no CA bundle
 // of the machine's (some tools refuse plain HTTP with one set) and a home
 // of its own, so no user configuration leaks in.
-func (s *s3server) clientEnv(t *testing.T, extra ...string) []string {
+func (s *s3server) clientEnv(t *testing.T) []string {
 	home := t.TempDir()
 	var env []string
 	for _, e := range os.Environ() {
@@ -455,4 +455,93 @@ func TestS3AcrossNodes(t *testing.T) {
 		t.Fatalf("the other node's headers: ETag %s (want %s), meta %v, type %s", aws.ToString(out.ETag), aws.ToString(put.ETag),
 			out.Metadata, aws.ToString(out.ContentType))
 	}
+}
+
+// TestS3MinioGo runs minio-go's functional test program (built by `make
+// minio-ft`, named by LOFT_MINIO_FT) against the gateway and compares
+// every result line with testdata/minio-go/expected.txt: a case that
+// passed must pass, and one that fails or is skipped (each with its reason
+// there) must do so as many times as listed, so that a fix shows too.
+func TestS3MinioGo(t *testing.T) {
+	ft := os.Getenv("LOFT_MINIO_FT")
+	if _, err := os.Stat(ft); ft == "" || err != nil {
+		if os.Getenv("LOFT_S3_CLIENTS") == "require" {
+			t.Fatalf("minio-go's functional test program %q is missing (make minio-ft builds it)", ft)
+		}
+		t.Skip("LOFT_MINIO_FT names no program (make minio-ft builds it)")
+	}
+	want, err := readExpected(filepath.Join("testdata", "minio-go", "expected.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := serveS3(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, ft)
+	cmd.Dir = dir
+	// SERVER_ENDPOINT must be set: without it the program goes to MinIO's
+	// public playground.
+	cmd.Env = append(s.clientEnv(t), "SERVER_ENDPOINT="+strings.TrimPrefix(s.endpoint, "http://"), "ACCESS_KEY="+s.key, "SECRET_KEY="+s.secret,
+		"ENABLE_HTTPS=0", "MINT_MODE=full", "RUN_ON_FAIL=1", "ENABLE_KMS=0")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	runErr := cmd.Run() // it exits non-zero when a case failed; the lines say which
+	if ctx.Err() != nil {
+		t.Fatalf("minio-go's tests did not end in 10 minutes: %v\n%s", runErr, errb.String())
+	}
+	got := map[[2]string]int{}
+	detail := map[[2]string]string{}
+	for line := range strings.Lines(out.String() + "\n" + errb.String()) {
+		i := strings.IndexByte(line, '{')
+		if i < 0 {
+			continue
+		}
+		var r struct{ Name, Status, Error, Alert string }
+		if json.Unmarshal([]byte(line[i:]), &r) != nil || r.Status == "" {
+			continue
+		}
+		k := [2]string{strings.TrimPrefix(r.Name, "minio-go: "), r.Status}
+		got[k]++
+		detail[k] = r.Error + r.Alert
+	}
+	if len(got) == 0 {
+		t.Fatalf("minio-go's tests printed no result (%v):\n%.2000s\n%.2000s", runErr, out.String(), errb.String())
+	}
+	for k, n := range got {
+		if want[k] != n {
+			t.Errorf("%s %s: %d lines, expected %d (%.200s)", k[0], k[1], n, want[k], detail[k])
+		}
+	}
+	for k, n := range want {
+		if got[k] == 0 {
+			t.Errorf("%s %s: no line, expected %d", k[0], k[1], n)
+		}
+	}
+	if t.Failed() {
+		t.Logf("minio-go exited with %v; update testdata/minio-go/expected.txt when loft changed on purpose", runErr)
+	}
+	must(t, s.repo, "check")
+}
+
+// readExpected reads lines "NAME STATUS COUNT  # why".
+func readExpected(path string) (map[[2]string]int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	want := map[[2]string]int{}
+	for i, line := range strings.Split(string(b), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		var n int
+		if len(f) != 3 || func() error { _, err := fmt.Sscanf(f[2], "%d", &n); return err }() != nil {
+			return nil, fmt.Errorf("%s:%d: want NAME STATUS COUNT", path, i+1)
+		}
+		want[[2]string{f[0], f[1]}] = n
+	}
+	return want, nil
 }

@@ -42,13 +42,6 @@ type Meta struct {
 // base64 SHA-512 (88 characters) with a part count.
 const maxChecksum = 128
 
-// ChecksumOf splits m.Checksum into its algorithm and value ("" and ""
-// when there is none).
-func (m Meta) ChecksumOf() (alg, value string) {
-	alg, value, _ = strings.Cut(m.Checksum, ":")
-	return alg, value
-}
-
 // AddPart appends a part of size bytes to m.Parts.
 func (m *Meta) AddPart(size int64) {
 	if n := len(m.Parts); n > 0 && m.Parts[n-1][0] == size {

@@ -547,71 +547,57 @@ func TestPagingAroundFolders(t *testing.T) {
 		}
 	}
 	const want = "a,b.txt,b/,c" // S3's order: "." sorts before "/"
-	var v1 []string
-	marker := ""
-	for range 20 {
-		out, err := c.ListObjects(ctx, &awss3.ListObjectsInput{Bucket: aws.String("paging"), Delimiter: aws.String("/"), MaxKeys: aws.Int32(1), Marker: aws.String(marker)})
+	one, slash := aws.Int32(1), aws.String("/")
+	names := func(prefixes []types.CommonPrefix, keys ...*string) []string {
+		var out []string
+		for _, k := range keys {
+			out = append(out, aws.ToString(k))
+		}
+		for _, p := range prefixes {
+			out = append(out, aws.ToString(p.Prefix))
+		}
+		return out
+	}
+	v1 := listPages(t, "V1", func(marker *string) ([]string, *string, bool) {
+		out, err := c.ListObjects(ctx, &awss3.ListObjectsInput{Bucket: aws.String("paging"), Delimiter: slash, MaxKeys: one, Marker: marker})
 		if err != nil {
 			t.Fatal(err)
 		}
+		var keys []*string
 		for _, o := range out.Contents {
-			v1 = append(v1, aws.ToString(o.Key))
+			keys = append(keys, o.Key)
 		}
-		for _, p := range out.CommonPrefixes {
-			v1 = append(v1, aws.ToString(p.Prefix))
-		}
-		if !aws.ToBool(out.IsTruncated) {
-			break
-		}
-		marker = aws.ToString(out.NextMarker)
-	}
-	if got := strings.Join(v1, ","); got != want {
-		t.Fatalf("V1 pages of one: %s, want %s", got, want)
-	}
-	var v2 []string
-	var token *string
-	for range 20 {
-		out, err := c.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: aws.String("paging"), Delimiter: aws.String("/"), MaxKeys: aws.Int32(1), ContinuationToken: token})
+		return names(out.CommonPrefixes, keys...), out.NextMarker, aws.ToBool(out.IsTruncated)
+	})
+	v2 := listPages(t, "V2", func(token *string) ([]string, *string, bool) {
+		out, err := c.ListObjectsV2(ctx, &awss3.ListObjectsV2Input{Bucket: aws.String("paging"), Delimiter: slash, MaxKeys: one, ContinuationToken: token})
 		if err != nil {
 			t.Fatal(err)
 		}
+		var keys []*string
 		for _, o := range out.Contents {
-			v2 = append(v2, aws.ToString(o.Key))
+			keys = append(keys, o.Key)
 		}
-		for _, p := range out.CommonPrefixes {
-			v2 = append(v2, aws.ToString(p.Prefix))
-		}
-		if !aws.ToBool(out.IsTruncated) {
-			break
-		}
-		token = out.NextContinuationToken
-	}
-	if got := strings.Join(v2, ","); got != want {
-		t.Fatalf("V2 pages of one: %s, want %s", got, want)
-	}
-	var vs []string
-	keyMarker := ""
-	for i := 0; ; i++ {
-		if i == 20 {
-			t.Fatalf("versions listing did not end: %v", vs)
-		}
-		out, err := c.ListObjectVersions(ctx, &awss3.ListObjectVersionsInput{Bucket: aws.String("paging"), Delimiter: aws.String("/"), MaxKeys: aws.Int32(1), KeyMarker: aws.String(keyMarker)})
+		return names(out.CommonPrefixes, keys...), out.NextContinuationToken, aws.ToBool(out.IsTruncated)
+	})
+	vs := listPages(t, "versions", func(keyMarker *string) ([]string, *string, bool) {
+		out, err := c.ListObjectVersions(ctx, &awss3.ListObjectVersionsInput{Bucket: aws.String("paging"), Delimiter: slash, MaxKeys: one, KeyMarker: keyMarker})
 		if err != nil {
 			t.Fatal(err)
 		}
+		var keys []*string
 		for _, v := range out.Versions {
-			vs = append(vs, aws.ToString(v.Key))
+			keys = append(keys, v.Key)
 		}
-		for _, p := range out.CommonPrefixes {
-			vs = append(vs, aws.ToString(p.Prefix))
+		return names(out.CommonPrefixes, keys...), out.NextKeyMarker, aws.ToBool(out.IsTruncated)
+	})
+	for _, l := range []struct {
+		what string
+		got  []string
+	}{{"V1", v1}, {"V2", v2}, {"versions", vs}} {
+		if got := strings.Join(l.got, ","); got != want {
+			t.Fatalf("%s, pages of one: %s, want %s", l.what, got, want)
 		}
-		if !aws.ToBool(out.IsTruncated) {
-			break
-		}
-		keyMarker = aws.ToString(out.NextKeyMarker)
-	}
-	if got := strings.Join(vs, ","); got != want {
-		t.Fatalf("versions, pages of one: %s, want %s", got, want)
 	}
 
 	if _, err := c.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: aws.String("paging"), Key: aws.String("b.txt/")}); err != nil {
@@ -812,4 +798,23 @@ func TestContinueForEmptyBody(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden { // anonymous: refused, after the 100
 		t.Errorf("final status %d, want 403", resp.StatusCode)
 	}
+}
+
+// listPages follows a listing page by page: page returns a page's names,
+// the marker of the next and whether there is one. A listing that does not
+// end within 20 pages fails the test.
+func listPages(t *testing.T, what string, page func(marker *string) ([]string, *string, bool)) []string {
+	t.Helper()
+	var all []string
+	var marker *string
+	for range 20 {
+		names, next, more := page(marker)
+		all = append(all, names...)
+		if !more {
+			return all
+		}
+		marker = next
+	}
+	t.Fatalf("%s listing did not end in 20 pages: %v", what, all)
+	return nil
 }

@@ -131,20 +131,27 @@ func declaredChecksum(req *request) string {
 	return ""
 }
 
-// checksumHeaders sets the headers S3 sends back for a checksum as
-// Meta.Checksum keeps it: x-amz-checksum-ALGORITHM and its type, COMPOSITE
-// for a multipart upload's checksum of its parts' checksums.
-func checksumHeaders(h http.Header, sum string) {
+// checksumOf splits a checksum as Meta.Checksum keeps it into its
+// algorithm, value and S3's type of it: COMPOSITE for a multipart upload's
+// checksum of its parts' checksums, else FULL_OBJECT ("" for none).
+func checksumOf(sum string) (alg, value, typ string) {
 	alg, value, ok := strings.Cut(sum, ":")
-	if !ok {
-		return
+	switch {
+	case !ok:
+		return "", "", ""
+	case strings.Contains(value, "-"):
+		return alg, value, "COMPOSITE"
 	}
-	h.Set("x-amz-checksum-"+strings.ToLower(alg), value)
-	typ := "FULL_OBJECT"
-	if strings.Contains(value, "-") {
-		typ = "COMPOSITE"
+	return alg, value, "FULL_OBJECT"
+}
+
+// checksumHeaders sets the headers S3 sends back for a checksum as
+// Meta.Checksum keeps it: x-amz-checksum-ALGORITHM and its type.
+func checksumHeaders(h http.Header, sum string) {
+	if alg, value, typ := checksumOf(sum); alg != "" {
+		h.Set("x-amz-checksum-"+strings.ToLower(alg), value)
+		h.Set("x-amz-checksum-type", typ)
 	}
-	h.Set("x-amz-checksum-type", typ)
 }
 
 // noConditionalWrite refuses the conditions S3 takes on writes (If-Match,

@@ -2,7 +2,6 @@ package s3
 
 import (
 	"encoding/xml"
-	"net/http"
 	"time"
 )
 
@@ -195,14 +194,24 @@ type checksumXML struct {
 
 // checksumElements is checksumXML of a checksum as Meta.Checksum keeps it.
 func checksumElements(sum string) checksumXML {
-	h := http.Header{}
-	checksumHeaders(h, sum)
-	var c checksumXML
-	for alg, field := range map[string]*string{"crc32": &c.CRC32, "crc32c": &c.CRC32C, "crc64nvme": &c.CRC64NVME,
-		"sha1": &c.SHA1, "sha256": &c.SHA256, "sha512": &c.SHA512, "md5": &c.MD5} {
-		*field = h.Get("x-amz-checksum-" + alg)
+	alg, value, typ := checksumOf(sum)
+	c := checksumXML{Type: typ}
+	switch alg {
+	case "CRC32":
+		c.CRC32 = value
+	case "CRC32C":
+		c.CRC32C = value
+	case "CRC64NVME":
+		c.CRC64NVME = value
+	case "SHA1":
+		c.SHA1 = value
+	case "SHA256":
+		c.SHA256 = value
+	case "SHA512":
+		c.SHA512 = value
+	case "MD5":
+		c.MD5 = value
 	}
-	c.Type = h.Get("x-amz-checksum-type") // "" with no checksum
 	return c
 }
 

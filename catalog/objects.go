@@ -594,6 +594,84 @@ func (c *Catalog) Versions(ctx context.Context, name names.Name) ([]Version, err
 	return out, nil
 }
 
+// ListedChunks is the most chunks a version may have for ChunkLists to
+// read its list; a larger one is read by Chunks, a page at a time.
+const ListedChunks = 16
+
+// ChunkLists reads the chunk lists of versions vs (as List, Walk or Head
+// returned them) in one query per hundred versions: a restore of a tree
+// asks for a batch of files at once, not once a file. The list of a
+// version with more than ListedChunks chunks, or whose rows do not match
+// its count (pruned meanwhile, or not from this catalog), is nil: the
+// caller reads it with Chunks, which reports such a version as it would.
+func (c *Catalog) ChunkLists(ctx context.Context, vs []Version) ([][]ChunkRef, error) {
+	out := make([][]ChunkRef, len(vs))
+	at := make(map[int64]int, len(vs))
+	bad := make(map[int]bool)
+	var ids []int64
+	for i, v := range vs {
+		if v.id == 0 || v.Chunks > ListedChunks || v.Deleted {
+			continue
+		}
+		if v.Chunks == 0 {
+			out[i] = []ChunkRef{}
+			continue
+		}
+		at[v.id] = i
+		ids = append(ids, v.id)
+	}
+	q := `SELECT vc.version_id, vc.idx, c.hash, c.plain_size, c.stored_size
+		FROM version_chunks vc JOIN chunks c ON c.id = vc.chunk_id
+		WHERE vc.version_id IN ` + inNames + ` ORDER BY vc.version_id, vc.idx`
+	args := make([]any, nameBatch)
+	for start := 0; start < len(ids); start += nameBatch {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		batch := ids[start:min(start+nameBatch, len(ids))]
+		for i := range args {
+			args[i] = int64(0) // no version has id 0
+			if i < len(batch) {
+				args[i] = batch[i]
+			}
+		}
+		// Short, as Chunks' pages: not cancellable, checked before.
+		rows, err := c.r.QueryContext(context.WithoutCancel(ctx), q, args...)
+		if err != nil {
+			return nil, classify(err)
+		}
+		for rows.Next() {
+			var vid, idx int64
+			var h []byte
+			var ref ChunkRef
+			if err := rows.Scan(&vid, &idx, &h, &ref.Plain, &ref.Stored); err != nil {
+				rows.Close()
+				return nil, classify(err)
+			}
+			i, ok := at[vid]
+			if !ok {
+				continue
+			}
+			if idx != int64(len(out[i])) || len(h) != store.IDSize {
+				bad[i] = true // Chunks reads it again, and says what is wrong
+				continue
+			}
+			copy(ref.ID[:], h)
+			out[i] = append(out[i], ref)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, classify(err)
+		}
+	}
+	for _, i := range at {
+		if bad[i] || int64(len(out[i])) != vs[i].Chunks {
+			out[i] = nil
+		}
+	}
+	return out, nil
+}
+
 // chunkPage is how many chunk references Chunks reads per query, which
 // bounds its memory whatever the size of the object.
 const chunkPage = 512

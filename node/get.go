@@ -225,7 +225,7 @@ func (g *getter) one(ctx context.Context, v catalog.Version, dest string) error 
 		if g.opts.Stdout == nil {
 			return fmt.Errorf("get %s: no standard output", v.Name)
 		}
-		sum, err := g.copyVersion(ctx, v, whole, g.opts.Stdout)
+		sum, err := g.copyVersion(ctx, v, nil, whole, g.opts.Stdout)
 		if err == nil {
 			err = checkWhole(v, sum)
 		}
@@ -259,11 +259,21 @@ func (g *getter) one(ctx context.Context, v catalog.Version, dest string) error 
 	if v.Kind == catalog.KindSymlink {
 		return g.writeLink(v, d, rel)
 	}
-	if err := g.writeFile(ctx, v, d, rel, true); err != nil {
+	if err := g.writeFile(ctx, v, nil, d, rel, true); err != nil {
 		return err
 	}
 	return d.Sync()
 }
+
+// chunkLister is a source that reads the chunk lists of many versions at
+// once (a catalog: see catalog.ChunkLists).
+type chunkLister interface {
+	ChunkLists(ctx context.Context, vs []catalog.Version) ([][]catalog.ChunkRef, error)
+}
+
+// listBatch is how many files of a tree restore have their chunk lists
+// read together.
+const listBatch = 100
 
 // restoreWorkers is how many files a tree restore writes at once: reading
 // a chunk, writing and closing a small file each wait on the disk, and
@@ -286,7 +296,8 @@ func (g *getter) tree(ctx context.Context, target names.Prefix, dest string) err
 		n, _ := target.Name()
 		dest = n.Base()
 	}
-	// Totals first, so progress can show them; the catalog walk is cheap.
+	// Totals first, so progress can show them; without progress, only
+	// whether there is anything.
 	var root *catalog.Version
 	if n, ok := target.Name(); ok {
 		if v, err := g.src.Head(ctx, n); err == nil && !v.Deleted && v.Kind == catalog.KindDir {
@@ -296,8 +307,11 @@ func (g *getter) tree(ctx context.Context, target names.Prefix, dest string) err
 	if err := g.src.Walk(ctx, target, func(v catalog.Version) error {
 		g.filesTotal.Add(1)
 		g.bytesTotal.Add(v.Size)
+		if g.opts.Progress == nil {
+			return errEnough
+		}
 		return nil
-	}); err != nil {
+	}); err != nil && !errors.Is(err, errEnough) {
 		return err
 	}
 	if g.filesTotal.Load() == 0 && root == nil {
@@ -325,14 +339,19 @@ func (g *getter) tree(ctx context.Context, target names.Prefix, dest string) err
 	if root != nil {
 		dirs = append(dirs, dirMeta{"", fs.FileMode(root.Mode), root.MTime})
 	}
-	work := make(chan catalog.Version)
+	type fileWork struct {
+		v    catalog.Version
+		refs []catalog.ChunkRef // nil: asked of the source by the worker
+	}
+	work := make(chan fileWork)
 	eg, ectx := errgroup.WithContext(ctx)
 	for range restoreWorkers {
 		eg.Go(func() error {
-			for v := range work {
+			for fw := range work {
+				v := fw.v
 				rel, err := relPath(target, v.Name)
 				if err == nil {
-					err = g.writeFile(ectx, v, d, rel, false) // unflushed: the end flushes all
+					err = g.writeFile(ectx, v, fw.refs, d, rel, false) // unflushed: the end flushes all
 				}
 				if err != nil {
 					if ectx.Err() != nil || errors.Is(err, syscall.ENOSPC) {
@@ -344,9 +363,35 @@ func (g *getter) tree(ctx context.Context, target names.Prefix, dest string) err
 			return nil
 		})
 	}
+	// Files go to the workers a batch at a time, with their chunk lists
+	// read in one query when the source can (its own catalog).
+	lister, _ := g.src.(chunkLister)
+	var files []catalog.Version
+	hand := func() error {
+		var lists [][]catalog.ChunkRef
+		if lister != nil && len(files) > 0 {
+			var err error
+			if lists, err = lister.ChunkLists(ectx, files); err != nil {
+				return err
+			}
+		}
+		for i, v := range files {
+			fw := fileWork{v: v}
+			if lists != nil {
+				fw.refs = lists[i]
+			}
+			select {
+			case work <- fw:
+			case <-ectx.Done():
+				return ectx.Err()
+			}
+		}
+		files = files[:0]
+		return nil
+	}
 	eg.Go(func() error {
 		defer close(work)
-		return g.src.Walk(ectx, target, func(v catalog.Version) error {
+		err := g.src.Walk(ectx, target, func(v catalog.Version) error {
 			if v.Kind == catalog.KindDir {
 				// Made now, so the files in it find it; finished last.
 				rel, err := relPath(target, v.Name)
@@ -367,13 +412,15 @@ func (g *getter) tree(ctx context.Context, target names.Prefix, dest string) err
 				links = append(links, v)
 				return nil
 			}
-			select {
-			case work <- v:
-				return nil
-			case <-ectx.Done():
-				return ectx.Err()
+			if files = append(files, v); len(files) == listBatch {
+				return hand()
 			}
+			return nil
 		})
+		if err == nil {
+			err = hand()
+		}
+		return err
 	})
 	if err := eg.Wait(); err != nil {
 		return err
@@ -433,7 +480,7 @@ func relPath(target names.Prefix, name string) (names.Name, error) {
 
 // writeFile restores one version to rel in d, through a temporary file,
 // flushed when sync is set.
-func (g *getter) writeFile(ctx context.Context, v catalog.Version, d *destdir.Dir, rel names.Name, sync bool) (err error) {
+func (g *getter) writeFile(ctx context.Context, v catalog.Version, refs []catalog.ChunkRef, d *destdir.Dir, rel names.Name, sync bool) (err error) {
 	if v.Kind != catalog.KindFile {
 		return fault.E(fault.Integrity, "get %s: a %q is not a file", v.Name, v.Kind)
 	}
@@ -442,7 +489,7 @@ func (g *getter) writeFile(ctx context.Context, v catalog.Version, d *destdir.Di
 		return fmt.Errorf("get %s: %w", v.Name, err)
 	}
 	defer f.Abort()
-	sum, err := g.copyVersion(ctx, v, whole, f)
+	sum, err := g.copyVersion(ctx, v, refs, whole, f)
 	if err == nil {
 		err = checkWhole(v, sum)
 	}
@@ -522,13 +569,17 @@ func (s span) end(size int64) int64 {
 	return s.off + s.n
 }
 
-// errEnough ends a walk of a version's chunks past the span it reads.
+// errEnough ends a walk early: of a version's chunks past the span it
+// reads, of a tree once it is known not to be empty.
 var errEnough = errors.New("span read")
 
 // copyVersion writes the bytes of span sp of v to w in order, fetching and
 // verifying several chunks at once (and none outside the span), and
 // returns the size and SHA-256 of what it wrote.
-func (g *getter) copyVersion(ctx context.Context, v catalog.Version, sp span, w io.Writer) (wholeSum, error) {
+func (g *getter) copyVersion(ctx context.Context, v catalog.Version, refs []catalog.ChunkRef, sp span, w io.Writer) (wholeSum, error) {
+	if sp == whole && len(refs) == 1 {
+		return g.copyOne(ctx, v, refs[0], w)
+	}
 	var out wholeSum
 	window := readAhead()
 	budget := g.budget
@@ -544,7 +595,11 @@ func (g *getter) copyVersion(ctx context.Context, v catalog.Version, sp span, w 
 		defer close(order)
 		end := sp.end(v.Size)
 		var pos int64
-		err := g.src.Chunks(ectx, v, 0, func(_ int64, ref catalog.ChunkRef) error {
+		chunks := g.src.Chunks
+		if refs != nil {
+			chunks = listed(refs)
+		}
+		err := chunks(ectx, v, 0, func(_ int64, ref catalog.ChunkRef) error {
 			if err := ref.Check(); err != nil {
 				return fault.E(fault.Integrity, "get %s: %w", v.Name, err)
 			}
@@ -625,6 +680,48 @@ func (g *getter) copyVersion(ctx context.Context, v catalog.Version, sp span, w 
 	}
 	h.Sum(out.sum[:0])
 	return out, nil
+}
+
+// copyOne writes the whole of a version of one chunk, ref, to w, without
+// the pipeline of copyVersion: most files of a tree are one chunk. The
+// source verified the chunk against its ID, the SHA-256 of these very
+// bytes, so that is the sum of the whole.
+func (g *getter) copyOne(ctx context.Context, v catalog.Version, ref catalog.ChunkRef, w io.Writer) (wholeSum, error) {
+	if err := ref.Check(); err != nil {
+		return wholeSum{}, fault.E(fault.Integrity, "get %s: %w", v.Name, err)
+	}
+	size := store.BufferSize(int(ref.Stored))
+	if err := g.budget.Acquire(ctx, size); err != nil {
+		return wholeSum{}, err
+	}
+	defer g.budget.Release(size)
+	buf := g.n.bufs.Get(int(ref.Stored))
+	defer g.n.bufs.Put(buf)
+	data, err := g.src.Read(ctx, ref.ID, *buf)
+	if err == nil && int64(len(data)) != ref.Plain {
+		err = &store.IntegrityError{ID: ref.ID, Object: v.Name, Reason: fmt.Sprintf(
+			"chunk holds %d bytes, the catalog says %d", len(data), ref.Plain)}
+	}
+	if err != nil {
+		return wholeSum{}, chunkError(v, ref.ID, err)
+	}
+	if _, err := w.Write(data); err != nil {
+		return wholeSum{}, fmt.Errorf("get %s: %w", v.Name, err)
+	}
+	g.bytes.Add(int64(len(data)))
+	return wholeSum{size: int64(len(data)), sum: ref.ID}, nil
+}
+
+// listed serves a chunk list already read as Chunks would from a source.
+func listed(refs []catalog.ChunkRef) func(context.Context, catalog.Version, int64, func(int64, catalog.ChunkRef) error) error {
+	return func(ctx context.Context, _ catalog.Version, from int64, fn func(int64, catalog.ChunkRef) error) error {
+		for i := from; i < int64(len(refs)); i++ {
+			if err := fn(i, refs[i]); err != nil {
+				return err
+			}
+		}
+		return ctx.Err()
+	}
 }
 
 // chunkError names the object in errors about its chunks.

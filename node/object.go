@@ -30,7 +30,7 @@ func (n *Node) ReadVersion(ctx context.Context, v catalog.Version, off, length i
 	if off == 0 && (length < 0 || length >= v.Size) {
 		sp = whole
 	}
-	sum, err := g.copyVersion(ctx, v, sp, w)
+	sum, err := g.copyVersion(ctx, v, nil, sp, w)
 	if err == nil && sp == whole {
 		err = checkWhole(v, sum)
 	}
@@ -120,7 +120,7 @@ func (n *Node) ReadChunks(ctx context.Context, label string, refs []catalog.Chun
 	for _, r := range refs {
 		size += r.Plain
 	}
-	_, err := g.copyVersion(ctx, catalog.Version{Name: label, Size: size}, whole, w)
+	_, err := g.copyVersion(ctx, catalog.Version{Name: label, Size: size}, nil, whole, w)
 	return err
 }
 

@@ -100,16 +100,19 @@ func (d *Disk) Get(ctx context.Context, id ID, buf []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	// The small-chunk database first: most chunks of a tree are rows, and
+	// a lookup that misses costs less than an open that misses (a file
+	// chunk is large, so one more query is small beside reading it).
+	stored, serr := d.small.get(ctx, id, buf)
+	if serr == nil {
+		return d.decode(id, stored)
+	}
 	f, err := os.Open(d.Path(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		stored, err := d.small.get(ctx, id, buf)
-		switch {
-		case errors.Is(err, ErrNotFound):
+		if errors.Is(serr, ErrNotFound) {
 			return nil, fmt.Errorf("chunk %s: %w", id, ErrNotFound)
-		case err != nil:
-			return nil, fmt.Errorf("read chunk %s: %w", id, err)
 		}
-		return d.decode(id, stored)
+		return nil, fmt.Errorf("read chunk %s: %w", id, serr)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read chunk %s: %w", id, err)
@@ -126,7 +129,7 @@ func (d *Disk) Get(ctx context.Context, id ID, buf []byte) ([]byte, error) {
 	if int64(cap(buf)) < size {
 		buf = make([]byte, size)
 	}
-	stored := buf[:size]
+	stored = buf[:size]
 	if _, err := io.ReadFull(f, stored); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, &IntegrityError{ID: id, Reason: "file shrank while it was read"}
@@ -170,16 +173,16 @@ const MaxStoredSize = MaxChunkSize + MaxChunkSize/64 + 4096
 
 // Stat reports a chunk's stored size and modification time.
 func (d *Disk) Stat(ctx context.Context, id ID) (Info, error) {
+	in, serr := d.small.stat(ctx, id) // first, as Get reads
+	if serr == nil {
+		return in, nil
+	}
 	fi, err := os.Stat(d.Path(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		in, err := d.small.stat(ctx, id)
-		switch {
-		case errors.Is(err, ErrNotFound):
+		if errors.Is(serr, ErrNotFound) {
 			return Info{}, fmt.Errorf("chunk %s: %w", id, ErrNotFound)
-		case err != nil:
-			return Info{}, fmt.Errorf("stat chunk %s: %w", id, err)
 		}
-		return in, nil
+		return Info{}, fmt.Errorf("stat chunk %s: %w", id, serr)
 	}
 	if err != nil {
 		return Info{}, fmt.Errorf("stat chunk %s: %w", id, err)

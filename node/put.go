@@ -227,11 +227,14 @@ type chunkTask struct {
 	buf     *[]byte
 	size    int64
 	holders atomic.Int32
-	id      store.ID
-	stored  int64
-	wrote   bool
-	done    chan struct{} // closed by the worker once id, stored and err are set
-	err     error
+	// whole is set by the reader before it sends the task when the task is
+	// the whole file: the file's SHA-256 is then the chunk's ID.
+	whole  bool
+	id     store.ID
+	stored int64
+	wrote  bool
+	done   chan struct{} // closed by the worker once id, stored and err are set
+	err    error
 }
 
 type fileTask struct {
@@ -740,6 +743,7 @@ func (p *putter) read(s *source, ch *store.Chunker) error {
 			return err
 		case t != nil:
 			ft.ctype = contentType(s.name.String(), t.data)
+			t.whole = rest == nil
 			if err := p.send(ctx, ft, t); err != nil {
 				return err
 			}
@@ -804,7 +808,7 @@ func (p *putter) assemble(ft *fileTask, label string) {
 	var size int64
 	var tasks []*chunkTask
 	for t := range ft.order {
-		if h != nil {
+		if h != nil && !t.whole {
 			h.Write(t.data)
 		}
 		size += t.size
@@ -846,7 +850,10 @@ func (p *putter) assemble(ft *fileTask, label string) {
 			ft.nv.Meta = p.opts.Meta()
 		}
 	}
-	if h != nil {
+	switch {
+	case h != nil && len(tasks) == 1 && tasks[0].whole:
+		ft.nv.SHA256 = catalog.Digest(tasks[0].id) // summed once, by the worker
+	case h != nil:
 		ft.nv.SHA256 = catalog.Digest(sumOf(h))
 	}
 	ft.nv.Chunks = refs

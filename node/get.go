@@ -372,7 +372,13 @@ func (g *getter) tree(ctx context.Context, target names.Prefix, dest string) err
 		if lister != nil && len(files) > 0 {
 			var err error
 			if lists, err = lister.ChunkLists(ectx, files); err != nil {
-				return err
+				if ectx.Err() != nil {
+					return ectx.Err()
+				}
+				// Each file asks for its own list, and fails alone if
+				// it must, as a file whose list is unreadable always did.
+				g.n.log.Debug("chunk lists of a batch of files", "err", err)
+				lists = nil
 			}
 		}
 		for i, v := range files {

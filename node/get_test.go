@@ -1,8 +1,12 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -54,6 +58,43 @@ func TestGetRefusesImpossibleChunkSizes(t *testing.T) {
 		}
 		if fault.Of(err) != fault.Integrity {
 			t.Errorf("stored %d: get = %v (kind %v); want an integrity error", stored, err, fault.Of(err))
+		}
+	}
+}
+
+// listsFail is this node's catalog as a source whose batched chunk lists
+// cannot be read (a damaged page, a read that failed).
+type listsFail struct{ localSource }
+
+func (listsFail) ChunkLists(context.Context, []catalog.Version) ([][]catalog.ChunkRef, error) {
+	return nil, fault.E(fault.Integrity, "chunk lists: damaged")
+}
+
+// A tree restore whose batched chunk lists cannot be read still restores
+// every file: each asks for its own list, as before batching.
+func TestTreeRestoreWithoutChunkLists(t *testing.T) {
+	ctx := context.Background()
+	n, dir := newRepo(t, Options{})
+	src := filepath.Join(dir, "src")
+	want := map[string][]byte{}
+	for i := range 150 { // two batches
+		data := randomData(uint64(100+i), 1+i*37)
+		name := fmt.Sprintf("f%03d", i)
+		writeFile(t, filepath.Join(src, name), data, 0o644)
+		want[name] = data
+	}
+	if _, err := n.Put(ctx, []string{src}, PutOptions{As: names.Must("t")}); err != nil {
+		t.Fatal(err)
+	}
+	dest := t.TempDir()
+	res, err := n.get(ctx, listsFail{localSource{n.cat, n}}, names.Must("t").AsPrefix(), dest, GetOptions{})
+	if err != nil || len(res.Failed) != 0 || res.Files != int64(len(want)) {
+		t.Fatalf("restore: %d files, failed %v, err %v", res.Files, res.Failed, err)
+	}
+	for name, data := range want {
+		got, err := os.ReadFile(filepath.Join(dest, name))
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("%s: %d bytes, %v; want the %d put", name, len(got), err, len(data))
 		}
 	}
 }

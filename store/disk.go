@@ -103,16 +103,25 @@ func (d *Disk) Get(ctx context.Context, id ID, buf []byte) ([]byte, error) {
 	// The small-chunk database first: most chunks of a tree are rows, and
 	// a lookup that misses costs less than an open that misses (a file
 	// chunk is large, so one more query is small beside reading it).
+	// A row that cannot be read or does not verify does not hide a file of
+	// the same chunk (one written when small-chunk-max was lower, or a
+	// repair): its error stands only when there is no file.
 	stored, serr := d.small.get(ctx, id, buf)
 	if serr == nil {
-		return d.decode(id, stored)
+		plain, err := d.decode(id, stored)
+		if err == nil {
+			return plain, nil
+		}
+		serr = err
+	} else if !errors.Is(serr, ErrNotFound) {
+		serr = fmt.Errorf("read chunk %s: %w", id, serr)
 	}
 	f, err := os.Open(d.Path(id))
 	if errors.Is(err, fs.ErrNotExist) {
 		if errors.Is(serr, ErrNotFound) {
 			return nil, fmt.Errorf("chunk %s: %w", id, ErrNotFound)
 		}
-		return nil, fmt.Errorf("read chunk %s: %w", id, serr)
+		return nil, serr
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read chunk %s: %w", id, err)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -67,4 +68,34 @@ func TestSmallStagingFailureSticks(t *testing.T) {
 		t.Fatal("Commit succeeded after a failed staging write")
 	}
 	b.Abort()
+}
+
+// A chunk can be a row and a file at once (a row from when small-chunk-max
+// was higher, a file written since). Get reads the row first; a row that
+// does not verify does not hide the file, and with no file its integrity
+// error is what Get reports.
+func TestSmallBadRowDoesNotHideFile(t *testing.T) {
+	root := t.TempDir()
+	data, id := chunk(77, 3000, false)
+	rows := openTestDisk(t, root, DiskOptions{SmallMax: MaxStoredSize})
+	put(t, rows, data)
+	w, _, err := rows.small.dbs(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same length, other bytes: decodes, and fails verification.
+	if res, err := w.Exec(`UPDATE chunks SET data = substr(data, 1, 12) || zeroblob(length(data) - 12) WHERE hash = ?`, id[:]); err != nil {
+		t.Fatal(err)
+	} else if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("damaged %d rows, want 1", n)
+	}
+	if _, err := rows.Get(t.Context(), id, nil); !errors.Is(err, ErrIntegrity) {
+		t.Fatalf("Get of a damaged row with no file: %v, want an integrity error", err)
+	}
+	files := openTestDisk(t, root, DiskOptions{SmallMax: -1})
+	put(t, files, data)
+	if _, err := os.Stat(files.Path(id)); err != nil {
+		t.Fatalf("no chunk file written: %v", err)
+	}
+	wantChunk(t, rows, id, data)
 }

@@ -92,9 +92,9 @@ func (c *Catalog) CachedFiles(ctx context.Context, ns []names.Name) (FilesCache,
 	q := `SELECT f.size, f.mtime, f.ctime, f.ino, f.dev, ` + versionCols + ` FROM files_cache f
 		JOIN objects o ON o.name = f.name AND o.head = f.num AND o.live = 1
 		JOIN versions v ON v.object_id = o.id AND v.num = o.head
-		WHERE f.name IN ` + inNames + ` AND v.kind = ''`
+		WHERE f.name IN ` + inList + ` AND v.kind = ''`
 	fc := make(FilesCache, len(ns))
-	err := inBatches(ns, func(_ []names.Name, args []any) error {
+	err := inBatches(ns, nameArg, "", func(_ []names.Name, args []any) error {
 		rows, err := c.r.QueryContext(ctx, q, args...)
 		if err != nil {
 			return err
@@ -137,9 +137,9 @@ type CachedStat struct {
 // CacheFiles records entries in the files cache, as CacheFile does each,
 // a hundred a statement.
 func (tx *Tx) CacheFiles(ctx context.Context, es []CachedStat) error {
-	for start := 0; start < len(es); start += nameBatch {
+	for start := 0; start < len(es); start += inBatch {
 		var rows rowsInsert
-		for _, e := range es[start:min(start+nameBatch, len(es))] {
+		for _, e := range es[start:min(start+inBatch, len(es))] {
 			rows.add(e.Name.String(), e.Stat.Size, e.Stat.MTime, e.Stat.CTime, int64(e.Stat.Ino), int64(e.Stat.Dev), e.Num)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO files_cache(name, size, mtime, ctime, ino, dev, num) VALUES `+rows.values()+`

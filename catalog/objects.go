@@ -622,31 +622,24 @@ func (c *Catalog) ChunkLists(ctx context.Context, vs []Version) ([][]ChunkRef, e
 	}
 	q := `SELECT vc.version_id, vc.idx, c.hash, c.plain_size, c.stored_size
 		FROM version_chunks vc JOIN chunks c ON c.id = vc.chunk_id
-		WHERE vc.version_id IN ` + inNames + ` ORDER BY vc.version_id, vc.idx`
-	args := make([]any, nameBatch)
-	for start := 0; start < len(ids); start += nameBatch {
+		WHERE vc.version_id IN ` + inList + ` ORDER BY vc.version_id, vc.idx`
+	// Short queries, as Chunks' pages: not cancellable, checked before each.
+	id := func(v int64) any { return v }
+	err := inBatches(ids, id, int64(0) /* no version has id 0 */, func(_ []int64, args []any) error {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
-		batch := ids[start:min(start+nameBatch, len(ids))]
-		for i := range args {
-			args[i] = int64(0) // no version has id 0
-			if i < len(batch) {
-				args[i] = batch[i]
-			}
-		}
-		// Short, as Chunks' pages: not cancellable, checked before.
 		rows, err := c.r.QueryContext(context.WithoutCancel(ctx), q, args...)
 		if err != nil {
-			return nil, classify(err)
+			return classify(err)
 		}
+		defer rows.Close()
 		for rows.Next() {
 			var vid, idx int64
 			var h []byte
 			var ref ChunkRef
 			if err := rows.Scan(&vid, &idx, &h, &ref.Plain, &ref.Stored); err != nil {
-				rows.Close()
-				return nil, classify(err)
+				return classify(err)
 			}
 			i, ok := at[vid]
 			if !ok {
@@ -659,10 +652,10 @@ func (c *Catalog) ChunkLists(ctx context.Context, vs []Version) ([][]ChunkRef, e
 			copy(ref.ID[:], h)
 			out[i] = append(out[i], ref)
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, classify(err)
-		}
+		return classify(rows.Err())
+	})
+	if err != nil {
+		return nil, err
 	}
 	for _, i := range at {
 		if bad[i] || int64(len(out[i])) != vs[i].Chunks {

@@ -293,23 +293,23 @@ type withPrefix struct {
 
 func (w withPrefix) Scan(dest ...any) error { return w.s.Scan(append(w.pre, dest...)...) }
 
-// nameBatch is how many names one query of Prefetch or CachedFiles asks
-// about, and inNames the parameters of its IN list.
-const nameBatch = 100
+// inBatch is how many names (or ids) one query of Prefetch, CachedFiles
+// or ChunkLists asks about, and inList the parameters of its IN list.
+const inBatch = 100
 
-var inNames = `(?` + strings.Repeat(`, ?`, nameBatch-1) + `)`
+var inList = `(?` + strings.Repeat(`, ?`, inBatch-1) + `)`
 
-// inBatches calls fn for each batch of up to nameBatch names with the
-// arguments of inNames: the names, then the empty name (which nothing has)
-// as often as needed, so that one prepared statement serves every batch.
-func inBatches(ns []names.Name, fn func(batch []names.Name, args []any) error) error {
-	args := make([]any, nameBatch)
-	for start := 0; start < len(ns); start += nameBatch {
-		batch := ns[start:min(start+nameBatch, len(ns))]
+// inBatches calls fn for each batch of up to inBatch of xs with the
+// arguments of inList: arg of each, then pad (which no row has) as often
+// as needed, so that one prepared statement serves every batch.
+func inBatches[T any](xs []T, arg func(T) any, pad any, fn func(batch []T, args []any) error) error {
+	args := make([]any, inBatch)
+	for start := 0; start < len(xs); start += inBatch {
+		batch := xs[start:min(start+inBatch, len(xs))]
 		for i := range args {
-			args[i] = ""
+			args[i] = pad
 			if i < len(batch) {
-				args[i] = batch[i].String()
+				args[i] = arg(batch[i])
 			}
 		}
 		if err := fn(batch, args); err != nil {
@@ -318,6 +318,10 @@ func inBatches(ns []names.Name, fn func(batch []names.Name, args []any) error) e
 	}
 	return nil
 }
+
+// nameArg is a name as inBatches passes it; the empty name, which no
+// object has, pads a batch.
+func nameArg(n names.Name) any { return n.String() }
 
 // Prefetch reads the objects of names, and finds out which have none, a
 // query per hundred names, so that adding a version of each in this
@@ -330,14 +334,14 @@ func (tx *Tx) Prefetch(ctx context.Context, ns []names.Name) (err error) {
 			tx.absent, tx.heads = nil, nil // marks of an unanswered query are guesses
 		}
 	}()
-	q := headQuery + ` WHERE o.name IN ` + inNames
+	q := headQuery + ` WHERE o.name IN ` + inList
 	if tx.absent == nil {
 		tx.absent = make(map[string]struct{})
 	}
 	if tx.heads == nil {
 		tx.heads = make(map[string]objectRow)
 	}
-	return inBatches(ns, func(batch []names.Name, args []any) error {
+	return inBatches(ns, nameArg, "", func(batch []names.Name, args []any) error {
 		for _, n := range batch {
 			tx.absent[n.String()] = struct{}{} // until the query finds it
 		}

@@ -660,9 +660,8 @@ func (g *getter) copyVersion(ctx context.Context, v catalog.Version, refs []cata
 			if f.err != nil {
 				return chunkError(v, f.ref.ID, f.err)
 			}
-			if int64(len(f.data)) != f.ref.Plain {
-				return &store.IntegrityError{ID: f.ref.ID, Object: v.Name, Reason: fmt.Sprintf(
-					"chunk holds %d bytes, the catalog says %d", len(f.data), f.ref.Plain)}
+			if err := plainSize(v, f.ref, f.data); err != nil {
+				return err
 			}
 			data := f.data
 			if sp != whole {
@@ -704,18 +703,27 @@ func (g *getter) copyOne(ctx context.Context, v catalog.Version, ref catalog.Chu
 	buf := g.n.bufs.Get(int(ref.Stored))
 	defer g.n.bufs.Put(buf)
 	data, err := g.src.Read(ctx, ref.ID, *buf)
-	if err == nil && int64(len(data)) != ref.Plain {
-		err = &store.IntegrityError{ID: ref.ID, Object: v.Name, Reason: fmt.Sprintf(
-			"chunk holds %d bytes, the catalog says %d", len(data), ref.Plain)}
-	}
 	if err != nil {
 		return wholeSum{}, chunkError(v, ref.ID, err)
+	}
+	if err := plainSize(v, ref, data); err != nil {
+		return wholeSum{}, err
 	}
 	if _, err := w.Write(data); err != nil {
 		return wholeSum{}, fmt.Errorf("get %s: %w", v.Name, err)
 	}
 	g.bytes.Add(int64(len(data)))
 	return wholeSum{size: int64(len(data)), sum: ref.ID}, nil
+}
+
+// plainSize checks that a chunk of v, as read, holds the bytes its
+// reference says.
+func plainSize(v catalog.Version, ref catalog.ChunkRef, data []byte) error {
+	if int64(len(data)) != ref.Plain {
+		return &store.IntegrityError{ID: ref.ID, Object: v.Name, Reason: fmt.Sprintf(
+			"chunk holds %d bytes, the catalog says %d", len(data), ref.Plain)}
+	}
+	return nil
 }
 
 // listed serves a chunk list already read as Chunks would from a source.
